@@ -1,0 +1,37 @@
+import { parseArgs } from 'node:util';
+import { resolveConfig } from '../config.js';
+import { serve } from '../daemon.js';
+
+export const SERVE_USAGE = `usage: loopvol serve [--socket PATH] [--data-root DIR] [--default-size SIZE] [--default-fs ext4|xfs] [--log-level LEVEL]
+
+  --socket PATH        Unix socket to serve (env LOOPVOL_SOCKET, default /run/docker/plugins/loopvol.sock)
+  --data-root DIR      where images, metadata and mountpoints live (env LOOPVOL_DATA_ROOT, default /var/lib/loopvol)
+  --default-size SIZE  size when Create names none (env LOOPVOL_DEFAULT_SIZE, default 1G)
+  --default-fs FS      ext4 or xfs (env LOOPVOL_DEFAULT_FS, default ext4)
+  --log-level LEVEL    fatal|error|warn|info|debug|trace|silent (env LOOPVOL_LOG_LEVEL, default info)`;
+
+export async function serveCommand(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      socket: { type: 'string' },
+      'data-root': { type: 'string' },
+      'default-size': { type: 'string' },
+      'default-fs': { type: 'string' },
+      'log-level': { type: 'string' },
+    },
+    strict: true,
+    allowPositionals: false,
+  });
+  const config = resolveConfig(
+    {
+      socket: values.socket,
+      dataRoot: values['data-root'],
+      defaultSize: values['default-size'],
+      defaultFs: values['default-fs'],
+      logLevel: values['log-level'],
+    },
+    process.env,
+  );
+  await serve(config);
+}

@@ -1,0 +1,71 @@
+import { z } from 'zod';
+import { parseSize } from './volume/size.js';
+
+/** Daemon settings after flags, environment and defaults are merged and validated. */
+export interface Config {
+  socket: string;
+  dataRoot: string;
+  defaultSizeBytes: number;
+  defaultFs: 'ext4' | 'xfs';
+  logLevel: string;
+}
+
+export const DEFAULTS = {
+  socket: '/run/docker/plugins/loopvol.sock',
+  dataRoot: '/var/lib/loopvol',
+  defaultSize: '1G',
+  defaultFs: 'ext4',
+  logLevel: 'info',
+} as const;
+
+/** Environment variables read when a flag is absent. */
+export const ENV = {
+  socket: 'LOOPVOL_SOCKET',
+  dataRoot: 'LOOPVOL_DATA_ROOT',
+  defaultSize: 'LOOPVOL_DEFAULT_SIZE',
+  defaultFs: 'LOOPVOL_DEFAULT_FS',
+  logLevel: 'LOOPVOL_LOG_LEVEL',
+} as const;
+
+const absolute = (what: string) =>
+  z.string().refine((p) => p.startsWith('/'), `${what} must be an absolute path`);
+
+const schema = z.object({
+  socket: absolute('--socket'),
+  dataRoot: absolute('--data-root').refine((p) => p !== '/', '--data-root must not be /'),
+  defaultSize: z.string().transform((s, ctx) => {
+    const size = parseSize(s);
+    if ('error' in size) {
+      ctx.addIssue({ code: 'custom', message: `--default-size: ${size.error}` });
+      return z.NEVER;
+    }
+    return size.bytes;
+  }),
+  defaultFs: z.enum(['ext4', 'xfs'], { error: '--default-fs must be ext4 or xfs' }),
+  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], {
+    error: '--log-level must be one of fatal, error, warn, info, debug, trace, silent',
+  }),
+});
+
+type Key = keyof typeof DEFAULTS;
+
+/** Merges flag values (undefined when not given), then the environment, then defaults. */
+export function resolveConfig(flags: Partial<Record<Key, string>>, env: NodeJS.ProcessEnv): Config {
+  const pick = (key: Key) => flags[key] ?? env[ENV[key]] ?? DEFAULTS[key];
+  const result = schema.safeParse({
+    socket: pick('socket'),
+    dataRoot: pick('dataRoot'),
+    defaultSize: pick('defaultSize'),
+    defaultFs: pick('defaultFs'),
+    logLevel: pick('logLevel'),
+  });
+  if (!result.success) throw new Error(result.error.issues.map((i) => i.message).join('; '));
+  const c = result.data;
+  return {
+    socket: c.socket,
+    dataRoot: c.dataRoot.replace(/\/+$/, ''),
+    defaultSizeBytes: c.defaultSize,
+    defaultFs: c.defaultFs,
+    logLevel: c.logLevel,
+  };
+}

@@ -1,0 +1,64 @@
+import { createServer } from 'node:http';
+import { pino } from 'pino';
+import { LoopBackend } from './backend/loop.js';
+import type { Config } from './config.js';
+import { createApp } from './protocol/routes.js';
+import { closeUnix, listenUnix } from './server/unix-socket.js';
+import { Layout } from './state/layout.js';
+import { Store } from './state/store.js';
+import { MIN_SIZE_BYTES } from './volume/options.js';
+import { VolumeService } from './volume/service.js';
+import { formatSize } from './volume/size.js';
+
+/**
+ * Runs the plugin until SIGTERM/SIGINT: listen first (dockerd dials a managed plugin within
+ * seconds), reconcile after; requests that arrive meanwhile wait for it.
+ */
+export async function serve(config: Config): Promise<void> {
+  const log = pino({ level: config.logLevel, base: { pid: process.pid } });
+  if (config.defaultSizeBytes < MIN_SIZE_BYTES[config.defaultFs]) {
+    throw new Error(
+      `--default-size ${formatSize(config.defaultSizeBytes)} is below the ${config.defaultFs} minimum of ${formatSize(MIN_SIZE_BYTES[config.defaultFs])}`,
+    );
+  }
+  const service = new VolumeService(
+    new Store(new Layout(config.dataRoot)),
+    new LoopBackend(),
+    { sizeBytes: config.defaultSizeBytes, fs: config.defaultFs },
+    log,
+  );
+  const server = createServer(createApp(service, log));
+  server.keepAliveTimeout = 60_000;
+  await listenUnix(server, config.socket);
+  log.info({ socket: config.socket, dataRoot: config.dataRoot }, 'listening');
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'stopping: finishing requests in flight; mounted volumes stay mounted');
+    closeUnix(server, config.socket).then(
+      () => {
+        log.info('stopped');
+        process.exit(0);
+      },
+      (err) => {
+        log.error({ err }, 'unclean stop');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+
+  try {
+    await service.start();
+  } catch (err) {
+    log.fatal(
+      { err, dataRoot: config.dataRoot },
+      'cannot start: check that the data root is writable by root',
+    );
+    await closeUnix(server, config.socket, 0);
+    process.exit(1);
+  }
+}

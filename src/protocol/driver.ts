@@ -1,0 +1,17 @@
+import type { Logger } from 'pino';
+
+/**
+ * What the protocol needs from a volume driver. Names arrive validated; `log` is bound to the
+ * request and volume. Errors thrown with an operator-facing message are sent as `Err`.
+ */
+export interface Driver {
+  create(name: string, opts: unknown, log: Logger): Promise<void>;
+  remove(name: string, log: Logger): Promise<void>;
+  mount(name: string, id: string | undefined, log: Logger): Promise<string>;
+  unmount(name: string, id: string | undefined, log: Logger): Promise<void>;
+  path(name: string): Promise<string>;
+  get(
+    name: string,
+  ): Promise<{ Name: string; Mountpoint: string; CreatedAt?: string; Status?: Record<string, unknown> }>;
+  list(): Promise<{ Name: string; Mountpoint: string }[]>;
+}

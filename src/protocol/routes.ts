@@ -1,0 +1,129 @@
+import { randomUUID } from 'node:crypto';
+import express, { type NextFunction, type Request, type Response } from 'express';
+import type { Logger } from 'pino';
+import type { z } from 'zod';
+import { VolumeError } from '../volume/errors.js';
+import type { Driver } from './driver.js';
+import { createRequest, describeIssue, mountRequest, nameRequest, parseBody } from './schemas.js';
+
+/** Largest request body accepted; real requests are a few hundred bytes. */
+export const MAX_BODY_BYTES = 1024 * 1024;
+
+/** A failure with a status and the message sent as `Err`. */
+class ProtocolError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+type Handler = (body: unknown, log: Logger) => Promise<object>;
+
+function parse<T extends z.ZodType>(schema: T, body: unknown): z.infer<T> {
+  const result = schema.safeParse(body);
+  if (!result.success) throw new ProtocolError(400, describeIssue(result.error));
+  return result.data;
+}
+
+/** The endpoints: each validates its body, calls the driver and shapes the answer. */
+function handlers(driver: Driver): Record<string, Handler> {
+  return {
+    'Plugin.Activate': async () => ({ Implements: ['VolumeDriver'] }),
+    'VolumeDriver.Capabilities': async () => ({ Capabilities: { Scope: 'local' } }),
+    'VolumeDriver.Create': async (body, log) => {
+      const { Name, Opts } = parse(createRequest, body);
+      await driver.create(Name, Opts, log);
+      return {};
+    },
+    'VolumeDriver.Remove': async (body, log) => {
+      await driver.remove(parse(nameRequest, body).Name, log);
+      return {};
+    },
+    'VolumeDriver.Mount': async (body, log) => {
+      const { Name, ID } = parse(mountRequest, body);
+      return { Mountpoint: await driver.mount(Name, ID, log) };
+    },
+    'VolumeDriver.Unmount': async (body, log) => {
+      const { Name, ID } = parse(mountRequest, body);
+      await driver.unmount(Name, ID, log);
+      return {};
+    },
+    'VolumeDriver.Path': async (body) => ({ Mountpoint: await driver.path(parse(nameRequest, body).Name) }),
+    'VolumeDriver.Get': async (body) => ({ Volume: await driver.get(parse(nameRequest, body).Name) }),
+    'VolumeDriver.List': async () => ({ Volumes: await driver.list() }),
+  };
+}
+
+/** The volume name a body mentions, for the log line, whatever else is wrong with it. */
+function nameOf(body: unknown): string | undefined {
+  const name = (body as { Name?: unknown } | null)?.Name;
+  return typeof name === 'string' ? name.slice(0, 300) : undefined;
+}
+
+/**
+ * The HTTP side of the VolumeDriver protocol: POST /<Method>, JSON in and out, `{"Err": ...}` on
+ * failure. Every answer carries a JSON body; internals (stacks, errno objects) never leave the process.
+ */
+export function createApp(driver: Driver, log: Logger): express.Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  const routes = handlers(driver);
+
+  app.use(express.raw({ type: () => true, limit: MAX_BODY_BYTES }));
+
+  app.post('/:method', async (req: Request, res: Response) => {
+    const method = String(req.params.method);
+    const started = process.hrtime.bigint();
+    const handler = Object.hasOwn(routes, method) ? routes[method] : undefined;
+    let reqLog = log.child({ req: randomUUID().slice(0, 8), method });
+    let status = 200;
+    let payload: object;
+    try {
+      if (!handler)
+        throw new ProtocolError(
+          404,
+          `unknown method ${method}: loopvol implements Plugin.Activate and VolumeDriver.*`,
+        );
+      let body: unknown;
+      try {
+        body = parseBody(Buffer.isBuffer(req.body) ? req.body : undefined);
+      } catch {
+        throw new ProtocolError(400, 'request body is not valid JSON');
+      }
+      const volume = nameOf(body);
+      if (volume !== undefined) reqLog = reqLog.child({ volume });
+      payload = await handler(body, reqLog);
+    } catch (err) {
+      ({ status, payload } = toErrorReply(err, reqLog));
+    }
+    const durationMs = Number(process.hrtime.bigint() - started) / 1e6;
+    const outcome = 'Err' in payload ? { outcome: 'error', status, error: payload.Err } : { outcome: 'ok' };
+    reqLog[status >= 500 ? 'error' : status >= 400 ? 'warn' : 'info']({ durationMs, ...outcome }, 'request');
+    res.status(status).type('application/vnd.docker.plugins.v1+json').send(JSON.stringify(payload));
+  });
+
+  // Anything else: wrong verb or path, a body over the limit, a broken stream.
+  app.use((_req: Request, res: Response) => {
+    res.status(404).json({ Err: 'not found: the volume plugin protocol is POST /<Method>' });
+  });
+  app.use(
+    (err: Error & { status?: number; type?: string }, _req: Request, res: Response, _next: NextFunction) => {
+      const tooLarge = err.type === 'entity.too.large';
+      log.warn({ err: err.message }, 'request rejected before routing');
+      res
+        .status(tooLarge ? 413 : (err.status ?? 400))
+        .json({ Err: tooLarge ? `request body is over ${MAX_BODY_BYTES} bytes` : 'malformed request' });
+    },
+  );
+  return app;
+}
+
+function toErrorReply(err: unknown, log: Logger): { status: number; payload: { Err: string } } {
+  if (err instanceof ProtocolError) return { status: err.status, payload: { Err: err.message } };
+  if (err instanceof VolumeError) return { status: err.status, payload: { Err: err.message } };
+  log.error({ err }, 'unexpected failure');
+  return { status: 500, payload: { Err: 'internal error in loopvol: see the plugin log for details' } };
+}

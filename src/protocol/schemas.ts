@@ -1,0 +1,39 @@
+import { z } from 'zod';
+import { volumeName } from '../volume/name.js';
+
+/** Request bodies of the VolumeDriver protocol. Unknown fields are ignored, as dockerd may add some. */
+export const nameRequest = z.object({ Name: volumeName });
+
+export const createRequest = z.object({
+  Name: volumeName,
+  // dockerd sends null when `docker run --volume-driver` creates implicitly; values are checked by the service.
+  Opts: z.unknown().optional(),
+});
+
+export const mountRequest = z.object({
+  Name: volumeName,
+  // dvdcli and the Mesos isolator send no ID; an empty string means the same.
+  ID: z
+    .string()
+    .max(256, 'ID is longer than 256 characters')
+    .optional()
+    .nullable()
+    .transform((id) => id || undefined),
+});
+
+/** Parses a raw body (dockerd sends no Content-Type; Activate has an empty body). */
+export function parseBody(raw: Buffer | undefined): unknown {
+  const text = raw?.toString('utf8').trim() ?? '';
+  return text === '' ? {} : JSON.parse(text);
+}
+
+/** First problem of a failed parse, worded for the client. */
+export function describeIssue(error: z.ZodError): string {
+  const issue = error.issues[0];
+  if (!issue) return 'invalid request';
+  const field = issue.path.join('.');
+  if (issue.code === 'invalid_type' && field) return `${field} is required and must be a ${issue.expected}`;
+  return field && !issue.message.toLowerCase().includes(field.toLowerCase())
+    ? `${field}: ${issue.message}`
+    : issue.message;
+}

@@ -1,0 +1,42 @@
+import { join } from 'node:path';
+
+/**
+ * Where everything lives under the data root:
+ *   volumes/<name>/volume.json   metadata and holders (atomic rewrite)
+ *   volumes/<name>/disk.img      the sparse or preallocated image
+ *   volumes/<name>/mnt/          the mountpoint
+ *   staging/<random>/            a Create in progress; renamed into volumes/ when complete
+ *   trash/<random>/              a Remove in progress; deleted, and emptied again at start-up
+ * A volume exists exactly when volumes/<name>/volume.json does, so a crash never leaves one half-made.
+ */
+export interface VolumePaths {
+  dir: string;
+  meta: string;
+  image: string;
+  mountPoint: string;
+}
+
+export const META_FILE = 'volume.json';
+export const IMAGE_FILE = 'disk.img';
+export const MOUNT_DIR = 'mnt';
+
+export function volumePathsIn(dir: string): VolumePaths {
+  return { dir, meta: join(dir, META_FILE), image: join(dir, IMAGE_FILE), mountPoint: join(dir, MOUNT_DIR) };
+}
+
+export class Layout {
+  readonly volumes: string;
+  readonly staging: string;
+  readonly trash: string;
+
+  constructor(readonly root: string) {
+    this.volumes = join(root, 'volumes');
+    this.staging = join(root, 'staging');
+    this.trash = join(root, 'trash');
+  }
+
+  /** `name` must already be validated (volumeName): it is used as a path component. */
+  volume(name: string): VolumePaths {
+    return volumePathsIn(join(this.volumes, name));
+  }
+}

@@ -1,0 +1,103 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { readMounts } from '../system/mountinfo.js';
+import { syncDir, writeFileAtomic } from './atomic.js';
+import type { Layout, VolumePaths } from './layout.js';
+import { volumePathsIn } from './layout.js';
+import { parseRecord, serializeRecord, type VolumeRecord } from './record.js';
+
+/** A volume directory whose volume.json could not be read: left alone and reported. */
+export interface UnreadableVolume {
+  name: string;
+  reason: string;
+}
+
+/**
+ * Persists volume records under the data root. Every change is one atomic rename, so the plugin
+ * killed at any instant restarts into either the old or the new state.
+ */
+export class Store {
+  constructor(readonly layout: Layout) {}
+
+  /** Creates the data root (private to root: images hold container data). */
+  async init(): Promise<void> {
+    await mkdir(this.layout.root, { recursive: true, mode: 0o700 });
+    for (const dir of [this.layout.volumes, this.layout.staging, this.layout.trash]) {
+      await mkdir(dir, { recursive: true, mode: 0o700 });
+    }
+  }
+
+  async loadAll(): Promise<{ records: VolumeRecord[]; unreadable: UnreadableVolume[] }> {
+    const records: VolumeRecord[] = [];
+    const unreadable: UnreadableVolume[] = [];
+    for (const name of await readdir(this.layout.volumes)) {
+      const paths = this.layout.volume(name);
+      try {
+        const record = parseRecord(await readFile(paths.meta, 'utf8'));
+        if (record.name !== name) throw new Error(`it names volume ${record.name}`);
+        records.push(record);
+      } catch (err) {
+        unreadable.push({ name, reason: (err as Error).message });
+      }
+    }
+    return { records, unreadable };
+  }
+
+  async save(record: VolumeRecord): Promise<void> {
+    await writeFileAtomic(this.layout.volume(record.name).meta, serializeRecord(record));
+  }
+
+  /** A fresh directory for a Create to build in; invisible to List until commit(). */
+  async stage(): Promise<VolumePaths> {
+    const dir = join(this.layout.staging, randomBytes(8).toString('hex'));
+    await mkdir(dir, { mode: 0o700 });
+    return volumePathsIn(dir);
+  }
+
+  /** Writes the record into the staged directory and renames it into place: the volume now exists. */
+  async commit(staged: VolumePaths, record: VolumeRecord): Promise<void> {
+    await writeFileAtomic(staged.meta, serializeRecord(record));
+    await rename(staged.dir, this.layout.volume(record.name).dir);
+    await syncDir(this.layout.volumes);
+    await syncDir(this.layout.staging);
+  }
+
+  /** Moves a volume out of volumes/ in one rename (it no longer exists), then deletes its files. */
+  async discard(name: string): Promise<void> {
+    const target = join(this.layout.trash, randomBytes(8).toString('hex'));
+    await rename(this.layout.volume(name).dir, target);
+    await syncDir(this.layout.volumes);
+    await this.emptyDir(this.layout.trash, target);
+  }
+
+  async discardStaged(staged: VolumePaths): Promise<void> {
+    await this.emptyDir(this.layout.staging, staged.dir);
+  }
+
+  /** Deletes what interrupted Creates and Removes left behind. Returns the paths deleted. */
+  async sweep(): Promise<string[]> {
+    const swept: string[] = [];
+    for (const parent of [this.layout.staging, this.layout.trash]) {
+      for (const entry of await readdir(parent)) {
+        const path = join(parent, entry);
+        await this.emptyDir(parent, path);
+        swept.push(path);
+      }
+    }
+    return swept;
+  }
+
+  /**
+   * rm -r crosses mountpoints: deleting a tree with a live mount inside would delete a volume's
+   * data. Refuse instead; the caller unmounts first.
+   */
+  private async emptyDir(parent: string, path: string): Promise<void> {
+    const inside = (await readMounts()).find(
+      (m) => m.mountPoint === path || m.mountPoint.startsWith(`${path}/`),
+    );
+    if (inside) throw new Error(`refusing to delete ${path}: ${inside.mountPoint} is still mounted there`);
+    await rm(path, { recursive: true, force: true });
+    await syncDir(parent);
+  }
+}

@@ -1,0 +1,44 @@
+import { execa } from 'execa';
+
+/** Options for one run of a system tool. */
+export interface RunOptions {
+  /** Kill the tool after this long; a hung mkfs or umount must not hang a Docker request (default 60 s). */
+  timeoutMs?: number;
+}
+
+/** A system tool exited non-zero, timed out or could not start; `message` carries its stderr. */
+export class CommandError extends Error {
+  constructor(
+    readonly command: string,
+    readonly exitCode: number | undefined,
+    readonly stderr: string,
+    reason: string,
+  ) {
+    super(`${command} failed (${reason})${stderr ? `: ${stderr}` : ''}`);
+    this.name = 'CommandError';
+  }
+}
+
+/**
+ * Runs a program with an argument vector: never a shell, so names and options from requests
+ * cannot be interpreted as shell syntax. Returns trimmed stdout.
+ */
+export async function run(file: string, args: readonly string[], options: RunOptions = {}): Promise<string> {
+  const result = await execa(file, args, {
+    timeout: options.timeoutMs ?? 60_000,
+    reject: false,
+    stdin: 'ignore',
+    env: { LC_ALL: 'C' },
+  });
+  if (result.failed) {
+    const shown = [file, ...args].join(' ');
+    const stderr = (result.stderr ?? '').toString().trim();
+    const reason = result.timedOut
+      ? 'timed out'
+      : result.exitCode !== undefined
+        ? `exit ${result.exitCode}`
+        : (result.originalMessage ?? 'could not start');
+    throw new CommandError(shown, result.exitCode, stderr, reason);
+  }
+  return (result.stdout ?? '').toString().trim();
+}

@@ -1,0 +1,256 @@
+import type { Logger } from 'pino';
+import type { KernelState, LoopBackend } from '../backend/loop.js';
+import type { VolumeRecord } from '../state/record.js';
+import type { Store } from '../state/store.js';
+import { allocatedBytes, filesystemUsage } from '../system/fsstat.js';
+import { readMounts } from '../system/mountinfo.js';
+import { notFound, VolumeError } from './errors.js';
+import { addHolder, describeHolders, holderCount, removeHolder } from './holders.js';
+import { KeyedLock } from './keyed-lock.js';
+import { parseVolumeSpec, type SpecDefaults } from './options.js';
+
+/** A volume as Get reports it. */
+export interface VolumeInfo {
+  Name: string;
+  Mountpoint: string;
+  CreatedAt: string;
+  Status: Record<string, unknown>;
+}
+
+/**
+ * The volume lifecycle: validates requests against the records, serialises work per volume,
+ * counts holders, and drives the backend. Knows nothing of HTTP.
+ */
+export class VolumeService {
+  private readonly records = new Map<string, VolumeRecord>();
+  private readonly locks = new KeyedLock();
+  private started: Promise<void> | undefined;
+
+  constructor(
+    private readonly store: Store,
+    private readonly backend: LoopBackend,
+    private readonly defaults: SpecDefaults,
+    private readonly log: Logger,
+  ) {}
+
+  /** Reconciles the records with the kernel; every request waits for it. Call once. */
+  start(): Promise<void> {
+    this.started ??= this.reconcile();
+    return this.started;
+  }
+
+  async create(name: string, opts: unknown, log: Logger): Promise<void> {
+    const spec = parseVolumeSpec(opts, this.defaults);
+    if ('error' in spec) throw new VolumeError(`cannot create volume ${name}: ${spec.error}`, 400);
+    await this.whenReady(name, async () => {
+      if (this.records.has(name)) {
+        log.info('volume exists; create is a no-op and its options are ignored');
+        return;
+      }
+      const staged = await this.store.stage();
+      const record: VolumeRecord = {
+        version: 1,
+        name,
+        createdAt: new Date().toISOString(),
+        spec,
+        initialized: false,
+        holders: {},
+      };
+      try {
+        await this.backend.provision(staged, spec);
+        await this.store.commit(staged, record);
+      } catch (err) {
+        await this.store
+          .discardStaged(staged)
+          .catch((cleanup) => log.error({ err: cleanup }, 'staging cleanup failed'));
+        throw new VolumeError(`cannot create volume ${name}: ${explain(err)}`);
+      }
+      this.records.set(name, record);
+      log.info({ spec }, 'volume created');
+    });
+  }
+
+  async remove(name: string, log: Logger): Promise<void> {
+    await this.whenReady(name, async () => {
+      const record = this.require(name);
+      if (holderCount(record.holders) > 0) {
+        throw new VolumeError(
+          `volume ${name} is in use by ${describeHolders(record.holders)}: stop the containers or tasks using it, then remove it`,
+          409,
+        );
+      }
+      try {
+        await this.backend.deactivate(this.store.layout.volume(name));
+        await this.store.discard(name);
+      } catch (err) {
+        throw new VolumeError(`cannot remove volume ${name}: ${explain(err)}`);
+      }
+      this.records.delete(name);
+      log.info('volume removed');
+    });
+  }
+
+  async mount(name: string, id: string | undefined, log: Logger): Promise<string> {
+    return this.whenReady(name, async () => {
+      const record = this.require(name);
+      const paths = this.store.layout.volume(name);
+      let state: KernelState;
+      try {
+        state = await this.backend.activate(paths, record.spec, !record.initialized);
+      } catch (err) {
+        throw new VolumeError(`cannot mount volume ${name}: ${explain(err)}`);
+      }
+      await this.update({ ...record, initialized: true, holders: addHolder(record.holders, id) });
+      log.info({ device: state.device, holders: holderCount(this.require(name).holders) }, 'volume mounted');
+      return paths.mountPoint;
+    });
+  }
+
+  async unmount(name: string, id: string | undefined, log: Logger): Promise<void> {
+    await this.whenReady(name, async () => {
+      const record = this.require(name);
+      const { holders, known } = removeHolder(record.holders, id);
+      if (known) await this.update({ ...record, holders });
+      else
+        log.warn({ id: id ?? null }, 'unmount from an ID that does not hold the volume; nothing to release');
+      if (holderCount(holders) > 0) return;
+      const paths = this.store.layout.volume(name);
+      try {
+        await this.backend.deactivate(paths);
+      } catch (err) {
+        throw new VolumeError(
+          `volume ${name} has no holders left but could not be unmounted: ${explain(err)}; ` +
+            `find what still uses it with "fuser -vm ${paths.mountPoint}"; loopvol retries on the next Unmount or Remove`,
+        );
+      }
+      log.info('volume unmounted');
+    });
+  }
+
+  async path(name: string): Promise<string> {
+    return this.whenReady(name, async () => {
+      this.require(name);
+      return (await this.backend.inspect(this.store.layout.volume(name))).mounted
+        ? this.store.layout.volume(name).mountPoint
+        : '';
+    });
+  }
+
+  async get(name: string): Promise<VolumeInfo> {
+    return this.whenReady(name, async () => {
+      const record = this.require(name);
+      const paths = this.store.layout.volume(name);
+      const state = await this.backend.inspect(paths);
+      const usage = state.mounted ? await filesystemUsage(paths.mountPoint) : undefined;
+      return {
+        Name: name,
+        Mountpoint: state.mounted ? paths.mountPoint : '',
+        CreatedAt: record.createdAt,
+        Status: {
+          size: record.spec.sizeBytes,
+          fs: record.spec.fs,
+          sparse: record.spec.sparse,
+          allocated: await allocatedBytes(paths.image).catch(() => null),
+          mounted: state.mounted,
+          holders: holderCount(record.holders),
+          loopDevice: state.device ?? null,
+          used: usage?.usedBytes ?? null,
+          free: usage?.freeBytes ?? null,
+          uid: record.spec.uid,
+          gid: record.spec.gid,
+          mode: `0${record.spec.mode.toString(8)}`,
+        },
+      };
+    });
+  }
+
+  async list(): Promise<{ Name: string; Mountpoint: string }[]> {
+    await this.start();
+    const mounted = new Set((await readMounts()).map((m) => m.mountPoint));
+    return [...this.records.keys()].sort().map((name) => {
+      const mountPoint = this.store.layout.volume(name).mountPoint;
+      return { Name: name, Mountpoint: mounted.has(mountPoint) ? mountPoint : '' };
+    });
+  }
+
+  private async whenReady<T>(name: string, work: () => Promise<T>): Promise<T> {
+    await this.start();
+    return this.locks.run(name, work);
+  }
+
+  private require(name: string): VolumeRecord {
+    const record = this.records.get(name);
+    if (!record) throw notFound(name);
+    return record;
+  }
+
+  private async update(record: VolumeRecord): Promise<void> {
+    await this.store.save(record);
+    this.records.set(record.name, record);
+  }
+
+  /**
+   * Start-up: finish interrupted Creates/Removes, then make each record agree with the kernel.
+   * Holders of a volume that is no longer mounted (host reboot, manual umount) are dropped; a volume
+   * mounted with no holders (killed mid-Mount or mid-Unmount) is unmounted; one in use stays mounted.
+   */
+  private async reconcile(): Promise<void> {
+    await this.store.init();
+    try {
+      for (const path of await this.store.sweep())
+        this.log.info({ path }, 'deleted leftover of an interrupted create or remove');
+    } catch (err) {
+      this.log.error({ err }, 'could not delete leftovers of interrupted operations; they are kept');
+    }
+    const { records, unreadable } = await this.store.loadAll();
+    for (const bad of unreadable) {
+      this.log.error(
+        { volume: bad.name, reason: bad.reason, path: this.store.layout.volume(bad.name).dir },
+        'volume metadata unreadable: volume not served; repair or move the directory away and restart',
+      );
+    }
+    for (const record of records) {
+      const log = this.log.child({ volume: record.name });
+      this.records.set(record.name, record);
+      try {
+        await this.reconcileOne(record, log);
+      } catch (err) {
+        log.error({ err }, 'could not reconcile volume with the kernel; it is served as recorded');
+      }
+    }
+    this.log.info({ volumes: records.length }, 'state reconciled with the kernel');
+  }
+
+  private async reconcileOne(record: VolumeRecord, log: Logger): Promise<void> {
+    const paths = this.store.layout.volume(record.name);
+    const state = await this.backend.inspect(paths);
+    const count = holderCount(record.holders);
+    if (state.mounted && count > 0) {
+      log.info({ holders: count, device: state.device }, 'volume in use stays mounted');
+      return;
+    }
+    if (count > 0) {
+      log.warn(
+        { dropped: record.holders },
+        'volume is no longer mounted (reboot or manual umount): dropping its holders',
+      );
+      await this.update({ ...record, holders: {} });
+    }
+    if (state.mounted || state.device) {
+      log.warn(
+        { device: state.device },
+        'volume attached without holders (interrupted mount or unmount): releasing it',
+      );
+      await this.backend.deactivate(paths);
+    }
+  }
+}
+
+/** The operator-facing part of an underlying failure. */
+function explain(err: unknown): string {
+  if (err instanceof VolumeError) return err.message;
+  const e = err as NodeJS.ErrnoException;
+  if (e?.code === 'ENOSPC')
+    return 'no space left on the host filesystem holding the data root: free space or ask for less';
+  return e instanceof Error ? e.message : String(err);
+}

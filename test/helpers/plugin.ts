@@ -1,0 +1,132 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { request } from 'node:http';
+import { join } from 'node:path';
+
+export const BIN = new URL('../../bin/loopvol', import.meta.url).pathname;
+
+/** An HTTP reply from the plugin: status and the parsed JSON body (or the raw text if not JSON). */
+export interface Reply {
+  status: number;
+  body: Record<string, unknown>;
+  raw: string;
+}
+
+/** POSTs one protocol call to a Unix socket, as dockerd does: no Content-Type. */
+export function call(
+  socket: string,
+  method: string,
+  body: unknown = {},
+  timeoutMs = 120_000,
+): Promise<Reply> {
+  const payload = typeof body === 'string' ? body : JSON.stringify(body);
+  return new Promise((resolve, reject) => {
+    const req = request(
+      {
+        socketPath: socket,
+        path: `/${method}`,
+        method: 'POST',
+        headers: { 'Content-Length': Buffer.byteLength(payload) },
+      },
+      (res) => {
+        let raw = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => {
+          raw += chunk;
+        });
+        res.on('end', () => {
+          let parsed: Record<string, unknown> = {};
+          try {
+            parsed = JSON.parse(raw);
+          } catch {
+            parsed = { unparsed: raw };
+          }
+          resolve({ status: res.statusCode ?? 0, body: parsed, raw });
+        });
+      },
+    );
+    req.setTimeout(timeoutMs, () => req.destroy(new Error(`${method} timed out`)));
+    req.on('error', reject);
+    req.end(payload);
+  });
+}
+
+/** A loopvol daemon started by a test, on its own socket and data root. */
+export interface PluginProcess {
+  socket: string;
+  dataRoot: string;
+  child: ChildProcess;
+  /** Everything the daemon logged (JSON lines). */
+  logs(): string;
+  call(method: string, body?: unknown): Promise<Reply>;
+  /** SIGTERM and wait for exit; returns the exit code. */
+  stop(): Promise<number | null>;
+  /** SIGKILL and wait: the crash case. */
+  kill(): Promise<void>;
+}
+
+export interface StartOptions {
+  args?: string[];
+  env?: Record<string, string>;
+  /** Defaults to <dir>/plugin.sock and <dir>/root. */
+  socket?: string;
+  dataRoot?: string;
+}
+
+/** Starts `bin/loopvol serve` and waits until it answers Plugin.Activate. */
+export async function startPlugin(dir: string, options: StartOptions = {}): Promise<PluginProcess> {
+  const socket = options.socket ?? join(dir, 'plugin.sock');
+  const dataRoot = options.dataRoot ?? join(dir, 'root');
+  const child = spawn(
+    process.execPath,
+    [
+      BIN,
+      'serve',
+      '--socket',
+      socket,
+      '--data-root',
+      dataRoot,
+      '--log-level',
+      'debug',
+      ...(options.args ?? []),
+    ],
+    { env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let output = '';
+  child.stdout?.on('data', (d: Buffer) => {
+    output += d.toString();
+  });
+  child.stderr?.on('data', (d: Buffer) => {
+    output += d.toString();
+  });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const plugin: PluginProcess = {
+    socket,
+    dataRoot,
+    child,
+    logs: () => output,
+    call: (method, body) => call(socket, method, body),
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      return exited;
+    },
+    async kill() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      await exited;
+    },
+  };
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`loopvol exited with ${child.exitCode}:\n${output}`);
+    try {
+      const reply = await call(socket, 'Plugin.Activate', '', 2_000);
+      if (reply.status === 200) return plugin;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) {
+      await plugin.kill();
+      throw new Error(`loopvol did not answer on ${socket}:\n${output}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
