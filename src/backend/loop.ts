@@ -1,5 +1,6 @@
 import { chmod, chown, lstat, mkdir, open, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { crashPoint } from '../faults.js';
 import type { VolumePaths } from '../state/layout.js';
 import { run } from '../system/exec.js';
 import { attachLoop, detachLoop, loopsFor } from '../system/losetup.js';
@@ -37,7 +38,9 @@ export class LoopBackend {
     } else {
       await run('fallocate', ['--length', String(spec.sizeBytes), '--', paths.image]);
     }
+    crashPoint('create:image');
     await makeFilesystem(paths.image, { fsType: spec.fs, keepAllocation: !spec.sparse });
+    crashPoint('create:formatted');
     await mkdir(paths.mountPoint, { mode: 0o755 });
   }
 
@@ -61,20 +64,25 @@ export class LoopBackend {
     if (device === undefined) {
       device = await this.attachLock.run('attach', () => attachLoop(paths.image));
     }
+    crashPoint('mount:attached');
     try {
       await mountDevice(device, paths.mountPoint, spec.fs);
     } catch (err) {
       if (attachedHere) await detachLoop(device).catch(() => undefined);
       throw err;
     }
+    crashPoint('mount:mounted');
     if (prepareRoot) await prepareRootDir(paths.mountPoint, spec);
+    crashPoint('mount:root-prepared');
     return { mounted: true, device };
   }
 
   /** Unmounts and detaches; a no-op for a volume that is neither. */
   async deactivate(paths: VolumePaths): Promise<void> {
     if (await mountAt(paths.mountPoint)) await unmount(paths.mountPoint);
+    crashPoint('unmount:unmounted');
     for (const device of await loopsFor(paths.image)) await detachLoop(device);
+    crashPoint('unmount:detached');
   }
 }
 

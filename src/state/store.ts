@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { crashPoint } from '../faults.js';
 import { readMounts } from '../system/mountinfo.js';
-import { syncDir, writeFileAtomic } from './atomic.js';
+import { isAtomicTemp, syncDir, writeFileAtomic } from './atomic.js';
 import type { Layout, VolumePaths } from './layout.js';
 import { volumePathsIn } from './layout.js';
 import { parseRecord, serializeRecord, type VolumeRecord } from './record.js';
@@ -52,6 +53,7 @@ export class Store {
   async stage(): Promise<VolumePaths> {
     const dir = join(this.layout.staging, randomBytes(8).toString('hex'));
     await mkdir(dir, { mode: 0o700 });
+    crashPoint('create:staged');
     return volumePathsIn(dir);
   }
 
@@ -61,6 +63,7 @@ export class Store {
     await rename(staged.dir, this.layout.volume(record.name).dir);
     await syncDir(this.layout.volumes);
     await syncDir(this.layout.staging);
+    crashPoint('create:committed');
   }
 
   /** Moves a volume out of volumes/ in one rename (it no longer exists), then deletes its files. */
@@ -68,16 +71,24 @@ export class Store {
     const target = join(this.layout.trash, randomBytes(8).toString('hex'));
     await rename(this.layout.volume(name).dir, target);
     await syncDir(this.layout.volumes);
+    crashPoint('remove:trashed');
     await this.emptyDir(this.layout.trash, target);
+    crashPoint('remove:deleted');
   }
 
   async discardStaged(staged: VolumePaths): Promise<void> {
     await this.emptyDir(this.layout.staging, staged.dir);
   }
 
-  /** Deletes what interrupted Creates and Removes left behind. Returns the paths deleted. */
+  /** Deletes what interrupted Creates, Removes and metadata writes left behind. Returns the paths deleted. */
   async sweep(): Promise<string[]> {
     const swept: string[] = [];
+    for (const name of await readdir(this.layout.volumes)) {
+      const dir = this.layout.volume(name).dir;
+      const temps = (await readdir(dir).catch(() => [])).filter(isAtomicTemp).map((t) => join(dir, t));
+      for (const temp of temps) await rm(temp, { force: true });
+      swept.push(...temps);
+    }
     for (const parent of [this.layout.staging, this.layout.trash]) {
       for (const entry of await readdir(parent)) {
         const path = join(parent, entry);

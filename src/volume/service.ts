@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { KernelState, LoopBackend } from '../backend/loop.js';
+import { crashPoint } from '../faults.js';
 import type { VolumeRecord } from '../state/record.js';
 import type { Store } from '../state/store.js';
 import { allocatedBytes, filesystemUsage } from '../system/fsstat.js';
@@ -81,6 +82,7 @@ export class VolumeService {
       }
       try {
         await this.backend.deactivate(this.store.layout.volume(name));
+        crashPoint('remove:released');
         await this.store.discard(name);
       } catch (err) {
         throw new VolumeError(`cannot remove volume ${name}: ${explain(err)}`);
@@ -101,6 +103,7 @@ export class VolumeService {
         throw new VolumeError(`cannot mount volume ${name}: ${explain(err)}`);
       }
       await this.update({ ...record, initialized: true, holders: addHolder(record.holders, id) });
+      crashPoint('mount:recorded');
       log.info({ device: state.device, holders: holderCount(this.require(name).holders) }, 'volume mounted');
       return paths.mountPoint;
     });
@@ -113,6 +116,7 @@ export class VolumeService {
       if (known) await this.update({ ...record, holders });
       else
         log.warn({ id: id ?? null }, 'unmount from an ID that does not hold the volume; nothing to release');
+      crashPoint('unmount:recorded');
       if (holderCount(holders) > 0) return;
       const paths = this.store.layout.volume(name);
       try {

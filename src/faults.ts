@@ -1,0 +1,30 @@
+/**
+ * Test-only crash injection: LOOPVOL_CRASH_AT=<step> (read once at start) makes the daemon kill
+ * itself with SIGKILL when it reaches that step, so tests can prove every step boundary restarts
+ * into a consistent state. Unset, every call is a no-op comparison.
+ */
+const crashAt = process.env.LOOPVOL_CRASH_AT ?? '';
+
+/** Every step boundary, in lifecycle order; tests iterate over this list. */
+export const CRASH_STEPS = [
+  'create:staged',
+  'create:image',
+  'create:formatted',
+  'create:committed',
+  'mount:attached',
+  'mount:mounted',
+  'mount:root-prepared',
+  'mount:recorded',
+  'unmount:recorded',
+  'unmount:unmounted',
+  'unmount:detached',
+  'remove:released',
+  'remove:trashed',
+  'remove:deleted',
+] as const;
+
+export type CrashStep = (typeof CRASH_STEPS)[number];
+
+export function crashPoint(step: CrashStep): void {
+  if (crashAt === step) process.kill(process.pid, 'SIGKILL');
+}
