@@ -8,6 +8,8 @@ export interface Config {
   defaultSizeBytes: number;
   defaultFs: 'ext4' | 'xfs';
   logLevel: string;
+  /** Whole disks `-o backend=disk` volumes may own; empty: disk volumes are refused. */
+  diskPool: string[];
 }
 
 export const DEFAULTS = {
@@ -16,6 +18,7 @@ export const DEFAULTS = {
   defaultSize: '1G',
   defaultFs: 'ext4',
   logLevel: 'info',
+  diskPool: '',
 } as const;
 
 /** Environment variables read when a flag is absent. */
@@ -25,6 +28,7 @@ export const ENV = {
   defaultSize: 'LOOPVOL_DEFAULT_SIZE',
   defaultFs: 'LOOPVOL_DEFAULT_FS',
   logLevel: 'LOOPVOL_LOG_LEVEL',
+  diskPool: 'LOOPVOL_DISK_POOL',
 } as const;
 
 const absolute = (what: string) =>
@@ -45,6 +49,23 @@ const schema = z.object({
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], {
     error: '--log-level must be one of fatal, error, warn, info, debug, trace, silent',
   }),
+  diskPool: z
+    .string()
+    .transform((s) =>
+      s
+        .split(',')
+        .map((d) => d.trim())
+        .filter(Boolean),
+    )
+    .pipe(
+      z.array(
+        z
+          .string()
+          .regex(/^\/dev\/[A-Za-z0-9_.:@+/-]+$/, '--disk-pool takes device paths under /dev, comma-separated')
+          .refine((d) => !d.split('/').includes('..'), '--disk-pool paths must not contain ..'),
+      ),
+    )
+    .refine((ds) => new Set(ds).size === ds.length, '--disk-pool names a device twice'),
 });
 
 type Key = keyof typeof DEFAULTS;
@@ -58,6 +79,7 @@ export function resolveConfig(flags: Partial<Record<Key, string>>, env: NodeJS.P
     defaultSize: pick('defaultSize'),
     defaultFs: pick('defaultFs'),
     logLevel: pick('logLevel'),
+    diskPool: pick('diskPool'),
   });
   if (!result.success) throw new Error(result.error.issues.map((i) => i.message).join('; '));
   const c = result.data;
@@ -67,5 +89,6 @@ export function resolveConfig(flags: Partial<Record<Key, string>>, env: NodeJS.P
     defaultSizeBytes: c.defaultSize,
     defaultFs: c.defaultFs,
     logLevel: c.logLevel,
+    diskPool: c.diskPool,
   };
 }

@@ -1,5 +1,6 @@
 import { createServer } from 'node:http';
 import { pino } from 'pino';
+import { DiskBackend } from './backend/disk.js';
 import { LoopBackend } from './backend/loop.js';
 import type { Config } from './config.js';
 import { createApp } from './protocol/routes.js';
@@ -23,14 +24,14 @@ export async function serve(config: Config): Promise<void> {
   }
   const service = new VolumeService(
     new Store(new Layout(config.dataRoot)),
-    new LoopBackend(),
+    { loop: new LoopBackend(), disk: new DiskBackend(config.diskPool) },
     { sizeBytes: config.defaultSizeBytes, fs: config.defaultFs },
     log,
   );
   const server = createServer(createApp(service, log));
   server.keepAliveTimeout = 60_000;
   await listenUnix(server, config.socket);
-  log.info({ socket: config.socket, dataRoot: config.dataRoot }, 'listening');
+  log.info({ socket: config.socket, dataRoot: config.dataRoot, diskPool: config.diskPool }, 'listening');
 
   let stopping = false;
   const stop = (signal: string) => {

@@ -2,13 +2,14 @@ import { parseArgs } from 'node:util';
 import { resolveConfig } from '../config.js';
 import { serve } from '../daemon.js';
 
-export const SERVE_USAGE = `usage: loopvol serve [--socket PATH] [--data-root DIR] [--default-size SIZE] [--default-fs ext4|xfs] [--log-level LEVEL]
+export const SERVE_USAGE = `usage: loopvol serve [--socket PATH] [--data-root DIR] [--default-size SIZE] [--default-fs ext4|xfs] [--log-level LEVEL] [--disk-pool DEVS]
 
   --socket PATH        Unix socket to serve (env LOOPVOL_SOCKET, default /run/docker/plugins/loopvol.sock)
   --data-root DIR      where images, metadata and mountpoints live (env LOOPVOL_DATA_ROOT, default /var/lib/loopvol)
   --default-size SIZE  size when Create names none (env LOOPVOL_DEFAULT_SIZE, default 1G)
   --default-fs FS      ext4 or xfs (env LOOPVOL_DEFAULT_FS, default ext4)
-  --log-level LEVEL    fatal|error|warn|info|debug|trace|silent (env LOOPVOL_LOG_LEVEL, default info)`;
+  --log-level LEVEL    fatal|error|warn|info|debug|trace|silent (env LOOPVOL_LOG_LEVEL, default info)
+  --disk-pool DEVS     comma-separated whole disks for -o backend=disk volumes (env LOOPVOL_DISK_POOL, default none)`;
 
 export async function serveCommand(argv: string[]): Promise<void> {
   const { values } = parseArgs({
@@ -19,6 +20,7 @@ export async function serveCommand(argv: string[]): Promise<void> {
       'default-size': { type: 'string' },
       'default-fs': { type: 'string' },
       'log-level': { type: 'string' },
+      'disk-pool': { type: 'string' },
     },
     strict: true,
     allowPositionals: false,
@@ -30,6 +32,7 @@ export async function serveCommand(argv: string[]): Promise<void> {
       defaultSize: values['default-size'],
       defaultFs: values['default-fs'],
       logLevel: values['log-level'],
+      diskPool: values['disk-pool'],
     },
     process.env,
   );

@@ -9,6 +9,8 @@ export interface VolumeRecord {
   /** RFC 3339, stored at Create so Get reports the creation time, not the file's mtime. */
   createdAt: string;
   spec: VolumeSpec;
+  /** The pool disk a `disk` volume owns exclusively. */
+  disk?: string;
   /** The root directory was prepared (lost+found removed, owner and mode set) on first mount. */
   initialized: boolean;
   holders: Holders;
@@ -19,6 +21,7 @@ const recordSchema = z.object({
   name: z.string(),
   createdAt: z.string(),
   spec: z.object({
+    backend: z.enum(['loop', 'disk']),
     sizeBytes: z.number().int().positive(),
     fs: z.enum(['ext4', 'xfs']),
     sparse: z.boolean(),
@@ -26,6 +29,7 @@ const recordSchema = z.object({
     gid: z.number().int().nonnegative(),
     mode: z.number().int().nonnegative(),
   }),
+  disk: z.string().optional(),
   initialized: z.boolean(),
   holders: z.record(z.string(), z.number().int().positive()),
 });

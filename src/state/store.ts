@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
+import { chmod, lstat, mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crashPoint } from '../faults.js';
 import { readMounts } from '../system/mountinfo.js';
@@ -21,12 +21,23 @@ export interface UnreadableVolume {
 export class Store {
   constructor(readonly layout: Layout) {}
 
-  /** Creates the data root (private to root: images hold container data). */
-  async init(): Promise<void> {
-    await mkdir(this.layout.root, { recursive: true, mode: 0o700 });
-    for (const dir of [this.layout.volumes, this.layout.staging, this.layout.trash]) {
+  /**
+   * Creates the data root, private to root because images hold container data. A directory found
+   * open to others is tightened to 0700 and reported; a symlink in its place is refused.
+   */
+  async init(): Promise<string[]> {
+    const repaired: string[] = [];
+    for (const dir of [this.layout.root, this.layout.volumes, this.layout.staging, this.layout.trash]) {
       await mkdir(dir, { recursive: true, mode: 0o700 });
+      const info = await lstat(dir);
+      if (!info.isDirectory())
+        throw new Error(`${dir} is not a plain directory (symlink?): refusing to use it`);
+      if ((info.mode & 0o077) !== 0) {
+        await chmod(dir, 0o700);
+        repaired.push(`${dir} was mode 0${(info.mode & 0o777).toString(8)}`);
+      }
     }
+    return repaired;
   }
 
   async loadAll(): Promise<{ records: VolumeRecord[]; unreadable: UnreadableVolume[] }> {

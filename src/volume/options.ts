@@ -4,6 +4,9 @@ import { formatSize, parseSize } from './size.js';
 
 /** What a Create request asks for once its options are parsed and defaults applied. */
 export interface VolumeSpec {
+  /** `loop`: an image file on the data root; `disk`: a whole disk from the operator's pool. */
+  backend: 'loop' | 'disk';
+  /** The image size; for a disk volume, the smallest disk accepted (0: any) until one is picked. */
   sizeBytes: number;
   fs: FsType;
   sparse: boolean;
@@ -22,7 +25,7 @@ export interface SpecDefaults {
 /** Smallest filesystem each mkfs accepts (mkfs.xfs refuses below 300 MiB). */
 export const MIN_SIZE_BYTES: Record<FsType, number> = { ext4: 16 * 1024 * 1024, xfs: 300 * 1024 * 1024 };
 
-export const ACCEPTED_OPTIONS = ['size', 'fs', 'sparse', 'uid', 'gid', 'mode'] as const;
+export const ACCEPTED_OPTIONS = ['size', 'fs', 'sparse', 'uid', 'gid', 'mode', 'backend'] as const;
 
 const id = (what: string) =>
   z
@@ -34,6 +37,7 @@ const id = (what: string) =>
 const optionsSchema = z.strictObject(
   {
     size: z.string().optional(),
+    backend: z.enum(['loop', 'disk'], { error: 'backend must be loop or disk' }).optional(),
     fs: z.enum(['ext4', 'xfs'], { error: 'fs must be ext4 or xfs' }).optional(),
     sparse: z.enum(['true', 'false'], { error: 'sparse must be true or false' }).optional(),
     uid: id('uid').optional(),
@@ -72,18 +76,20 @@ export function parseVolumeSpec(opts: unknown, defaults: SpecDefaults): VolumeSp
   }
   const o = parsed.data;
   const fs = o.fs ?? defaults.fs;
-  let sizeBytes = defaults.sizeBytes;
+  const backend = o.backend ?? 'loop';
+  let sizeBytes = backend === 'disk' ? 0 : defaults.sizeBytes;
   if (o.size !== undefined) {
     const size = parseSize(o.size);
     if ('error' in size) return { error: size.error };
     sizeBytes = size.bytes;
   }
-  if (sizeBytes < MIN_SIZE_BYTES[fs]) {
+  if (backend === 'loop' && sizeBytes < MIN_SIZE_BYTES[fs]) {
     return {
       error: `size ${formatSize(sizeBytes)} is below the minimum of ${formatSize(MIN_SIZE_BYTES[fs])} for ${fs}: ask for more`,
     };
   }
   return {
+    backend,
     sizeBytes,
     fs,
     sparse: o.sparse !== 'false',

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { KernelState, LoopBackend } from '../backend/loop.js';
+import type { Backend, KernelState } from '../backend/backend.js';
 import { crashPoint } from '../faults.js';
 import type { VolumeRecord } from '../state/record.js';
 import type { Store } from '../state/store.js';
@@ -8,7 +8,7 @@ import { readMounts } from '../system/mountinfo.js';
 import { notFound, VolumeError } from './errors.js';
 import { addHolder, describeHolders, holderCount, removeHolder } from './holders.js';
 import { KeyedLock } from './keyed-lock.js';
-import { parseVolumeSpec, type SpecDefaults } from './options.js';
+import { parseVolumeSpec, type SpecDefaults, type VolumeSpec } from './options.js';
 
 /** A volume as Get reports it. */
 export interface VolumeInfo {
@@ -25,11 +25,13 @@ export interface VolumeInfo {
 export class VolumeService {
   private readonly records = new Map<string, VolumeRecord>();
   private readonly locks = new KeyedLock();
+  /** Disk volumes pick from one pool: two Creates must not claim the same disk. */
+  private readonly poolLock = new KeyedLock();
   private started: Promise<void> | undefined;
 
   constructor(
     private readonly store: Store,
-    private readonly backend: LoopBackend,
+    private readonly backends: Record<VolumeSpec['backend'], Backend>,
     private readonly defaults: SpecDefaults,
     private readonly log: Logger,
   ) {}
@@ -48,26 +50,31 @@ export class VolumeService {
         log.info('volume exists; create is a no-op and its options are ignored');
         return;
       }
-      const staged = await this.store.stage();
-      const record: VolumeRecord = {
-        version: 1,
-        name,
-        createdAt: new Date().toISOString(),
-        spec,
-        initialized: false,
-        holders: {},
+      const build = async () => {
+        const staged = await this.store.stage();
+        try {
+          const claimed = new Set([...this.records.values()].flatMap((r) => (r.disk ? [r.disk] : [])));
+          const { sizeBytes, fs, disk } = await this.backends[spec.backend].provision(staged, spec, claimed);
+          const record: VolumeRecord = {
+            version: 1,
+            name,
+            createdAt: new Date().toISOString(),
+            spec: { ...spec, sizeBytes, fs },
+            ...(disk ? { disk } : {}),
+            initialized: false,
+            holders: {},
+          };
+          await this.store.commit(staged, record);
+          this.records.set(name, record);
+          log.info({ spec: record.spec, disk }, 'volume created');
+        } catch (err) {
+          await this.store
+            .discardStaged(staged)
+            .catch((cleanup) => log.error({ err: cleanup }, 'staging cleanup failed'));
+          throw new VolumeError(`cannot create volume ${name}: ${explain(err)}`, statusOf(err));
+        }
       };
-      try {
-        await this.backend.provision(staged, spec);
-        await this.store.commit(staged, record);
-      } catch (err) {
-        await this.store
-          .discardStaged(staged)
-          .catch((cleanup) => log.error({ err: cleanup }, 'staging cleanup failed'));
-        throw new VolumeError(`cannot create volume ${name}: ${explain(err)}`);
-      }
-      this.records.set(name, record);
-      log.info({ spec }, 'volume created');
+      await (spec.backend === 'disk' ? this.poolLock.run('pool', build) : build());
     });
   }
 
@@ -81,7 +88,9 @@ export class VolumeService {
         );
       }
       try {
-        await this.backend.deactivate(this.store.layout.volume(name));
+        const backend = this.backends[record.spec.backend];
+        await backend.deactivate(this.store.layout.volume(name), record);
+        await backend.release(record);
         crashPoint('remove:released');
         await this.store.discard(name);
       } catch (err) {
@@ -98,7 +107,7 @@ export class VolumeService {
       const paths = this.store.layout.volume(name);
       let state: KernelState;
       try {
-        state = await this.backend.activate(paths, record.spec, !record.initialized);
+        state = await this.backends[record.spec.backend].activate(paths, record, !record.initialized);
       } catch (err) {
         throw new VolumeError(`cannot mount volume ${name}: ${explain(err)}`);
       }
@@ -120,7 +129,7 @@ export class VolumeService {
       if (holderCount(holders) > 0) return;
       const paths = this.store.layout.volume(name);
       try {
-        await this.backend.deactivate(paths);
+        await this.backends[record.spec.backend].deactivate(paths, record);
       } catch (err) {
         throw new VolumeError(
           `volume ${name} has no holders left but could not be unmounted: ${explain(err)}; ` +
@@ -133,10 +142,8 @@ export class VolumeService {
 
   async path(name: string): Promise<string> {
     return this.whenReady(name, async () => {
-      this.require(name);
-      return (await this.backend.inspect(this.store.layout.volume(name))).mounted
-        ? this.store.layout.volume(name).mountPoint
-        : '';
+      const mounted = (await this.inspect(this.require(name))).mounted;
+      return mounted ? this.store.layout.volume(name).mountPoint : '';
     });
   }
 
@@ -144,20 +151,23 @@ export class VolumeService {
     return this.whenReady(name, async () => {
       const record = this.require(name);
       const paths = this.store.layout.volume(name);
-      const state = await this.backend.inspect(paths);
+      const state = await this.inspect(record);
       const usage = state.mounted ? await filesystemUsage(paths.mountPoint) : undefined;
       return {
         Name: name,
         Mountpoint: state.mounted ? paths.mountPoint : '',
         CreatedAt: record.createdAt,
         Status: {
+          backend: record.spec.backend,
+          ...(record.disk ? { disk: record.disk } : {}),
           size: record.spec.sizeBytes,
           fs: record.spec.fs,
           sparse: record.spec.sparse,
-          allocated: await allocatedBytes(paths.image).catch(() => null),
+          allocated:
+            record.spec.backend === 'loop' ? await allocatedBytes(paths.image).catch(() => null) : null,
           mounted: state.mounted,
           holders: holderCount(record.holders),
-          loopDevice: state.device ?? null,
+          loopDevice: record.spec.backend === 'loop' ? (state.device ?? null) : null,
           used: usage?.usedBytes ?? null,
           free: usage?.freeBytes ?? null,
           uid: record.spec.uid,
@@ -188,6 +198,10 @@ export class VolumeService {
     return record;
   }
 
+  private inspect(record: VolumeRecord): Promise<KernelState> {
+    return this.backends[record.spec.backend].inspect(this.store.layout.volume(record.name), record);
+  }
+
   private async update(record: VolumeRecord): Promise<void> {
     await this.store.save(record);
     this.records.set(record.name, record);
@@ -199,7 +213,9 @@ export class VolumeService {
    * mounted with no holders (killed mid-Mount or mid-Unmount) is unmounted; one in use stays mounted.
    */
   private async reconcile(): Promise<void> {
-    await this.store.init();
+    for (const repaired of await this.store.init()) {
+      this.log.warn({ repaired }, 'data root was open to other users: tightened to 0700');
+    }
     try {
       for (const path of await this.store.sweep())
         this.log.info({ path }, 'deleted leftover of an interrupted create or remove');
@@ -227,7 +243,7 @@ export class VolumeService {
 
   private async reconcileOne(record: VolumeRecord, log: Logger): Promise<void> {
     const paths = this.store.layout.volume(record.name);
-    const state = await this.backend.inspect(paths);
+    const state = await this.inspect(record);
     const count = holderCount(record.holders);
     if (state.mounted && count > 0) {
       log.info({ holders: count, device: state.device }, 'volume in use stays mounted');
@@ -245,12 +261,16 @@ export class VolumeService {
         { device: state.device },
         'volume attached without holders (interrupted mount or unmount): releasing it',
       );
-      await this.backend.deactivate(paths);
+      await this.backends[record.spec.backend].deactivate(paths, record);
     }
   }
 }
 
 /** The operator-facing part of an underlying failure. */
+function statusOf(err: unknown): 400 | 404 | 409 | 500 {
+  return err instanceof VolumeError ? err.status : 500;
+}
+
 function explain(err: unknown): string {
   if (err instanceof VolumeError) return err.message;
   const e = err as NodeJS.ErrnoException;

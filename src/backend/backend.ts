@@ -1,0 +1,39 @@
+import type { VolumePaths } from '../state/layout.js';
+import type { VolumeSpec } from '../volume/options.js';
+
+/** What the kernel says about one volume right now. */
+export interface KernelState {
+  mounted: boolean;
+  /** The block device behind the volume (loop device or pool disk), when one is attached. */
+  device: string | undefined;
+}
+
+/** The parts of a volume record a backend works from. */
+export interface BackedVolume {
+  spec: VolumeSpec;
+  /** The pool disk a `disk` volume owns. */
+  disk?: string | undefined;
+}
+
+/** What provision allocated, merged into the new record. */
+export interface Provisioned {
+  sizeBytes: number;
+  fs: VolumeSpec['fs'];
+  disk?: string;
+}
+
+/**
+ * A way of backing volumes with block storage. Every method is idempotent and starts from what the
+ * kernel says, so a retry after a crash converges rather than stacking devices or mounts.
+ */
+export interface Backend {
+  /** Makes storage for a new volume in its staged directory; `claimed` are disks other volumes own. */
+  provision(paths: VolumePaths, spec: VolumeSpec, claimed: ReadonlySet<string>): Promise<Provisioned>;
+  inspect(paths: VolumePaths, volume: BackedVolume): Promise<KernelState>;
+  /** Attaches and mounts unless already done; with `prepareRoot`, readies a fresh filesystem's root. */
+  activate(paths: VolumePaths, volume: BackedVolume, prepareRoot: boolean): Promise<KernelState>;
+  /** Unmounts and detaches; a no-op for a volume that is neither. */
+  deactivate(paths: VolumePaths, volume: BackedVolume): Promise<void>;
+  /** Frees what lives outside the volume's directory, before the directory is deleted. */
+  release(volume: BackedVolume): Promise<void>;
+}

@@ -1,0 +1,55 @@
+import { chmod, chown, lstat, rmdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { crashPoint } from '../faults.js';
+import type { VolumePaths } from '../state/layout.js';
+import { mountDevice, unmount } from '../system/mount.js';
+import type { VolumeSpec } from '../volume/options.js';
+
+/**
+ * Mounts a volume's block device on its mountpoint. With `prepareRoot`, also empties the new
+ * filesystem's root (mkfs.ext4 leaves lost+found, which stops dockerd copying image content in)
+ * and sets its owner and mode.
+ */
+export async function mountVolume(
+  device: string,
+  paths: VolumePaths,
+  spec: VolumeSpec,
+  prepareRoot: boolean,
+) {
+  await mountDevice(device, paths.mountPoint, spec.fs);
+  crashPoint('mount:mounted');
+  if (prepareRoot) {
+    try {
+      await prepareRootDir(paths.mountPoint, spec);
+    } catch (err) {
+      // Leave nothing mounted that the caller will not record.
+      await unmount(paths.mountPoint).catch(() => undefined);
+      throw err;
+    }
+  }
+  crashPoint('mount:root-prepared');
+}
+
+async function prepareRootDir(root: string, spec: VolumeSpec): Promise<void> {
+  try {
+    await rmdir(join(root, 'lost+found'));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  await chown(root, spec.uid, spec.gid);
+  await chmod(root, spec.mode);
+}
+
+/** Refuses a symlink or the wrong kind of file where the plugin expects its own, never following it. */
+export async function assertPlain(path: string, kind: 'file' | 'directory'): Promise<void> {
+  let info: Awaited<ReturnType<typeof lstat>>;
+  try {
+    info = await lstat(path);
+  } catch (err) {
+    throw new Error(
+      `${path} is missing (${(err as NodeJS.ErrnoException).code}): restore it from backup or remove the volume`,
+    );
+  }
+  const ok = kind === 'file' ? info.isFile() : info.isDirectory();
+  if (!ok) throw new Error(`${path} is not a plain ${kind} (symlink or replaced?): refusing to use it`);
+}
