@@ -36,7 +36,9 @@ const absolute = (what: string) =>
 
 const schema = z.object({
   socket: absolute('--socket'),
-  dataRoot: absolute('--data-root').refine((p) => p !== '/', '--data-root must not be /'),
+  dataRoot: absolute('--data-root')
+    .transform((p) => p.replace(/\/+$/, ''))
+    .refine((p) => p !== '', '--data-root must not be /'),
   defaultSize: z.string().transform((s, ctx) => {
     const size = parseSize(s);
     if ('error' in size) {
@@ -85,7 +87,7 @@ export function resolveConfig(flags: Partial<Record<Key, string>>, env: NodeJS.P
   const c = result.data;
   return {
     socket: c.socket,
-    dataRoot: c.dataRoot.replace(/\/+$/, ''),
+    dataRoot: c.dataRoot,
     defaultSizeBytes: c.defaultSize,
     defaultFs: c.defaultFs,
     logLevel: c.logLevel,

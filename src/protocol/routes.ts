@@ -23,7 +23,7 @@ type Handler = (body: unknown, log: Logger) => Promise<object>;
 
 function parse<T extends z.ZodType>(schema: T, body: unknown): z.infer<T> {
   const result = schema.safeParse(body);
-  if (!result.success) throw new ProtocolError(400, describeIssue(result.error));
+  if (!result.success) throw new ProtocolError(400, describeIssue(result.error, body));
   return result.data;
 }
 

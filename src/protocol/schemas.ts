@@ -13,9 +13,11 @@ export const createRequest = z.object({
 export const mountRequest = z.object({
   Name: volumeName,
   // dvdcli and the Mesos isolator send no ID; an empty string means the same.
+  // Docker sends 64 hex digits; the character set keeps IDs safe as JSON keys and in logs.
   ID: z
     .string()
     .max(256, 'ID is longer than 256 characters')
+    .regex(/^[A-Za-z0-9_.:-]*$/, 'ID may only contain letters, digits, "_", ".", ":" and "-"')
     .optional()
     .nullable()
     .transform((id) => id || undefined),
@@ -28,11 +30,18 @@ export function parseBody(raw: Buffer | undefined): unknown {
 }
 
 /** First problem of a failed parse, worded for the client. */
-export function describeIssue(error: z.ZodError): string {
+export function describeIssue(error: z.ZodError, input: unknown): string {
   const issue = error.issues[0];
   if (!issue) return 'invalid request';
   const field = issue.path.join('.');
-  if (issue.code === 'invalid_type' && field) return `${field} is required and must be a ${issue.expected}`;
+  if (issue.code === 'invalid_type' && field) {
+    const missing =
+      issue.path.reduce<unknown>((v, k) => (v as Record<PropertyKey, unknown> | undefined)?.[k], input) ===
+      undefined;
+    return missing
+      ? `${field} is required and must be a ${issue.expected}`
+      : `${field} must be a ${issue.expected}`;
+  }
   return field && !issue.message.toLowerCase().includes(field.toLowerCase())
     ? `${field}: ${issue.message}`
     : issue.message;

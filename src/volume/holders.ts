@@ -15,18 +15,23 @@ export function holderKey(id: string | undefined): string {
 export function addHolder(holders: Holders, id: string | undefined): Holders {
   const key = holderKey(id);
   if (key === LEGACY_HOLDER) return { ...holders, [key]: 1 };
-  return { ...holders, [key]: (holders[key] ?? 0) + 1 };
+  return { ...holders, [key]: (countOf(holders, key) ?? 0) + 1 };
 }
 
 /** Returns the new holders, and whether the ID held the volume at all. */
 export function removeHolder(holders: Holders, id: string | undefined): { holders: Holders; known: boolean } {
   const key = holderKey(id);
-  const count = holders[key];
+  const count = countOf(holders, key);
   if (count === undefined) return { holders, known: false };
   const next = { ...holders };
   if (key === LEGACY_HOLDER || count <= 1) delete next[key];
   else next[key] = count - 1;
   return { holders: next, known: true };
+}
+
+/** Own keys only: an ID such as "toString" must not read Object.prototype. */
+function countOf(holders: Holders, key: string): number | undefined {
+  return Object.hasOwn(holders, key) ? holders[key] : undefined;
 }
 
 export function holderCount(holders: Holders): number {

@@ -111,7 +111,15 @@ export class VolumeService {
       } catch (err) {
         throw new VolumeError(`cannot mount volume ${name}: ${explain(err)}`);
       }
-      await this.update({ ...record, initialized: true, holders: addHolder(record.holders, id) });
+      try {
+        await this.update({ ...record, initialized: true, holders: addHolder(record.holders, id) });
+      } catch (err) {
+        // Unrecorded, this mount would have no holder to ever release it.
+        if (holderCount(record.holders) === 0) {
+          await this.backends[record.spec.backend].deactivate(paths, record).catch(() => undefined);
+        }
+        throw new VolumeError(`cannot mount volume ${name}: recording the mount failed: ${explain(err)}`);
+      }
       crashPoint('mount:recorded');
       log.info({ device: state.device, holders: holderCount(this.require(name).holders) }, 'volume mounted');
       return paths.mountPoint;

@@ -1,0 +1,80 @@
+import { mkdtemp } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { afterAll, afterEach, beforeAll, expect } from 'vitest';
+import { DiskBackend } from '../../src/backend/disk.js';
+import { LoopBackend } from '../../src/backend/loop.js';
+import { Layout } from '../../src/state/layout.js';
+import { Store } from '../../src/state/store.js';
+import type { SpecDefaults } from '../../src/volume/options.js';
+import { VolumeService } from '../../src/volume/service.js';
+import { silentLog } from './int-log.js';
+import { cleanupTempDir, kernelStateUnder, makeTempDir } from './kernel.js';
+
+export const MiB = 1024 * 1024;
+export const GiB = 1024 * MiB;
+
+/** Small enough to format in milliseconds, large enough for ext4. */
+export const TEST_DEFAULTS: SpecDefaults = { sizeBytes: 64 * MiB, fs: 'ext4' };
+
+/**
+ * A VolumeService over `root` with the loop backend, as the daemon builds it (no disk pool).
+ * A second call over the same root is a plugin restart.
+ */
+export function openService(root: string, log: Logger = silentLog, defaults = TEST_DEFAULTS): VolumeService {
+  return new VolumeService(
+    new Store(new Layout(root)),
+    { loop: new LoopBackend(), disk: new DiskBackend([]) },
+    defaults,
+    log,
+  );
+}
+
+/** One test's own data root inside the file's temp dir, so a failed test cannot leak into the next. */
+export interface Case {
+  dir: string;
+  root: string;
+  layout: Layout;
+}
+
+export async function newCase(parent: string): Promise<Case> {
+  const dir = await mkdtemp(join(parent, 'case-'));
+  const root = join(dir, 'root');
+  return { dir, root, layout: new Layout(root) };
+}
+
+/**
+ * Releases whatever the case left in the kernel and deletes it, then fails if anything had been
+ * left: the test was expected to have unmounted and detached everything through the service.
+ */
+export async function endCase(c: Case | undefined): Promise<void> {
+  if (!c) return;
+  const left = await kernelStateUnder(c.dir);
+  await cleanupTempDir(c.dir);
+  expect(left, 'mounts or loop devices left behind by the test').toEqual({ mounts: [], loops: [] });
+}
+
+/**
+ * Registers the hooks of a describe block whose tests each get a fresh case: a temp dir for the
+ * file, a case per test checked and cleaned in afterEach. Returns the function that opens a case.
+ */
+export function serviceCases(label: string): () => Promise<Case & { service: VolumeService }> {
+  let dir: string | undefined;
+  let current: Case | undefined;
+  beforeAll(async () => {
+    dir = await makeTempDir(label);
+  });
+  afterEach(async () => {
+    const done = current;
+    current = undefined;
+    await endCase(done);
+  });
+  afterAll(async () => {
+    if (dir) await cleanupTempDir(dir);
+  });
+  return async () => {
+    if (!dir) throw new Error('serviceCases: temp dir not made yet');
+    current = await newCase(dir);
+    return { ...current, service: openService(current.root) };
+  };
+}

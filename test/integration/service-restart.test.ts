@@ -1,0 +1,144 @@
+import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { attachLoop, detachLoop, loopsFor } from '../../src/system/losetup.js';
+import { mountDevice, unmount } from '../../src/system/mount.js';
+import { mountAt } from '../../src/system/mountinfo.js';
+import { captureLog, silentLog } from '../helpers/int-log.js';
+import { openService, serviceCases } from '../helpers/int-service.js';
+import { cleanupTempDir, makeTempDir } from '../helpers/kernel.js';
+import { storageAvailable } from '../helpers/tools.js';
+
+const A = 'a'.repeat(64);
+
+/** Restart tests: a second VolumeService over the same data root is the plugin started again. */
+describe.runIf(storageAvailable())('VolumeService restart and reconcile', () => {
+  const fresh = serviceCases('int-restart');
+
+  it('keeps a mounted volume mounted with its holders, so Unmounts after the restart still count', async () => {
+    const { service, root } = await fresh();
+    await service.create('live', {}, silentLog);
+    const mountPoint = await service.mount('live', A, silentLog);
+    await service.mount('live', A, silentLog);
+    await writeFile(join(mountPoint, 'x'), 'x');
+
+    const restarted = openService(root);
+    expect((await restarted.get('live')).Status).toMatchObject({ mounted: true, holders: 1 });
+    await restarted.unmount('live', A, silentLog);
+    expect(await mountAt(mountPoint)).toBeDefined();
+    await restarted.unmount('live', A, silentLog);
+    expect(await mountAt(mountPoint)).toBeUndefined();
+  });
+
+  it('drops the holders of a volume unmounted behind its back (reboot, manual umount)', async () => {
+    const { service, layout, root } = await fresh();
+    await service.create('gone', {}, silentLog);
+    const mountPoint = await service.mount('gone', A, silentLog);
+    await unmount(mountPoint);
+    for (const device of await loopsFor(layout.volume('gone').image)) await detachLoop(device);
+
+    const logs = captureLog();
+    const restarted = openService(root, logs.log);
+    expect((await restarted.get('gone')).Status).toMatchObject({
+      mounted: false,
+      holders: 0,
+      loopDevice: null,
+    });
+    expect(logs.lines()).toContainEqual(expect.objectContaining({ volume: 'gone', level: 40 }));
+    // Dropped for good: a third start finds no holders either, and the volume is usable.
+    expect((await openService(root).get('gone')).Status.holders).toBe(0);
+    await restarted.mount('gone', A, silentLog);
+    await restarted.unmount('gone', A, silentLog);
+  });
+
+  it('releases a volume mounted with no holders (killed between mount and record)', async () => {
+    const { service, layout, root } = await fresh();
+    await service.create('orphan', {}, silentLog);
+    const paths = layout.volume('orphan');
+    const device = await attachLoop(paths.image);
+    await mountDevice(device, paths.mountPoint, 'ext4');
+
+    const restarted = openService(root);
+    expect((await restarted.get('orphan')).Status).toMatchObject({
+      mounted: false,
+      holders: 0,
+      loopDevice: null,
+    });
+    expect(await mountAt(paths.mountPoint)).toBeUndefined();
+    expect(await loopsFor(paths.image)).toEqual([]);
+  });
+
+  it('detaches a loop device left attached but not mounted', async () => {
+    const { service, layout, root } = await fresh();
+    await service.create('attached', {}, silentLog);
+    await attachLoop(layout.volume('attached').image);
+
+    await openService(root).start();
+    expect(await loopsFor(layout.volume('attached').image)).toEqual([]);
+  });
+
+  it('sweeps leftovers of interrupted Creates, Removes and metadata writes', async () => {
+    const { service, layout, root } = await fresh();
+    await service.create('stays', {}, silentLog);
+    await mkdir(join(layout.staging, 'half-created', 'mnt'), { recursive: true });
+    await writeFile(join(layout.staging, 'half-created', 'disk.img'), 'partial');
+    await mkdir(join(layout.trash, 'half-removed'), { recursive: true });
+    await writeFile(join(layout.trash, 'half-removed', 'volume.json'), '{}');
+    await writeFile(join(layout.trash, 'stray-file'), '');
+    await writeFile(join(layout.volume('stays').dir, '.tmp-0123456789ab'), '{"half');
+
+    const logs = captureLog();
+    const restarted = openService(root, logs.log);
+    await restarted.start();
+    expect(await readdir(layout.staging)).toEqual([]);
+    expect(await readdir(layout.trash)).toEqual([]);
+    expect((await readdir(layout.volume('stays').dir)).sort()).toEqual(['disk.img', 'mnt', 'volume.json']);
+    expect(await restarted.list()).toEqual([{ Name: 'stays', Mountpoint: '' }]);
+    const swept = logs.lines().filter((l) => /leftover/.test(String(l.msg)));
+    expect(swept.length).toBe(4);
+  });
+
+  it('reports a corrupt volume.json and does not serve that volume; the others still are', async () => {
+    const { service, layout, root } = await fresh();
+    await service.create('good', {}, silentLog);
+    await service.create('bad', {}, silentLog);
+    await writeFile(layout.volume('bad').meta, '{"version": 1, "name": "bad", "trunc');
+    await service.create('renamed', {}, silentLog);
+    const renamed = JSON.parse(await readFile(layout.volume('renamed').meta, 'utf8'));
+    await writeFile(layout.volume('renamed').meta, JSON.stringify({ ...renamed, name: 'good' }));
+
+    const logs = captureLog();
+    const restarted = openService(root, logs.log);
+    expect(await restarted.list()).toEqual([{ Name: 'good', Mountpoint: '' }]);
+    await expect(restarted.get('bad')).rejects.toMatchObject({ status: 404 });
+    await expect(restarted.mount('bad', A, silentLog)).rejects.toMatchObject({ status: 404 });
+    const reported = logs.lines().filter((l) => l.level === 50 && /unreadable/.test(String(l.msg)));
+    expect(reported.map((l) => l.volume).sort()).toEqual(['bad', 'renamed']);
+    expect(reported.every((l) => String(l.path).startsWith(layout.volumes))).toBe(true);
+
+    // Nothing is overwritten: a Create under the corrupt name fails and leaves the files for repair.
+    await expect(restarted.create('bad', {}, silentLog)).rejects.toThrow(/cannot create volume bad/);
+    expect((await stat(layout.volume('bad').image)).isFile()).toBe(true);
+    expect(await readdir(layout.staging)).toEqual([]);
+
+    const mountPoint = await restarted.mount('good', A, silentLog);
+    await restarted.unmount('good', A, silentLog);
+    expect(await mountAt(mountPoint)).toBeUndefined();
+  });
+
+  // An ID named like an Object.prototype member must not corrupt the count (volume left mounted,
+  // volume.json unreadable at the next start).
+  it('survives Mount and Unmount with the ID "toString"', async () => {
+    const { service, root, dir: caseDir } = await fresh();
+    try {
+      await service.create('proto', {}, silentLog);
+      const mountPoint = await service.mount('proto', 'toString', silentLog);
+      await service.unmount('proto', 'toString', silentLog);
+      expect(await mountAt(mountPoint)).toBeUndefined();
+      expect((await openService(root).get('proto')).Status.holders).toBe(0);
+    } finally {
+      // Release anything a regression leaves mounted before afterEach checks.
+      await cleanupTempDir(caseDir);
+    }
+  });
+});

@@ -1,0 +1,91 @@
+import { describe, expect, it } from 'vitest';
+import { DEFAULTS, ENV, resolveConfig } from '../../src/config.js';
+
+const GiB = 1024 ** 3;
+
+describe('resolveConfig', () => {
+  it('uses the defaults when neither flags nor environment say anything', () => {
+    expect(resolveConfig({}, {})).toMatchObject({
+      socket: DEFAULTS.socket,
+      dataRoot: DEFAULTS.dataRoot,
+      defaultSizeBytes: GiB,
+      defaultFs: 'ext4',
+      logLevel: 'info',
+    });
+  });
+
+  it('takes the environment over the defaults', () => {
+    const env = {
+      [ENV.socket]: '/run/env.sock',
+      [ENV.dataRoot]: '/srv/env',
+      [ENV.defaultSize]: '2G',
+      [ENV.defaultFs]: 'xfs',
+      [ENV.logLevel]: 'debug',
+    };
+    expect(resolveConfig({}, env)).toMatchObject({
+      socket: '/run/env.sock',
+      dataRoot: '/srv/env',
+      defaultSizeBytes: 2 * GiB,
+      defaultFs: 'xfs',
+      logLevel: 'debug',
+    });
+  });
+
+  it('takes flags over the environment, field by field', () => {
+    const env = { [ENV.socket]: '/run/env.sock', [ENV.defaultFs]: 'xfs', [ENV.defaultSize]: '2G' };
+    expect(
+      resolveConfig({ socket: '/run/flag.sock', defaultSize: '3G', defaultFs: undefined }, env),
+    ).toMatchObject({ socket: '/run/flag.sock', defaultSizeBytes: 3 * GiB, defaultFs: 'xfs' });
+  });
+
+  it('drops trailing slashes from the data root', () => {
+    expect(resolveConfig({ dataRoot: '/srv/loopvol//' }, {}).dataRoot).toBe('/srv/loopvol');
+  });
+
+  it.each([
+    [{ socket: 'loopvol.sock' }, '--socket must be an absolute path'],
+    [{ dataRoot: 'relative/dir' }, '--data-root must be an absolute path'],
+    [{ dataRoot: '/' }, '--data-root must not be /'],
+    [{ defaultSize: 'huge' }, '--default-size: size "huge" is not a size'],
+    [{ defaultSize: '0' }, '--default-size: size "0" must be greater than zero'],
+    [{ defaultFs: 'btrfs' }, '--default-fs must be ext4 or xfs'],
+    [{ logLevel: 'verbose' }, '--log-level must be one of fatal, error, warn, info, debug, trace, silent'],
+  ])('rejects %j with a message naming the flag', (flags, message) => {
+    expect(() => resolveConfig(flags, {})).toThrow(message);
+  });
+
+  it('rejects a bad environment value with the flag it stands for', () => {
+    expect(() => resolveConfig({}, { [ENV.defaultFs]: 'zfs' })).toThrow('--default-fs must be ext4 or xfs');
+  });
+
+  it('reports every invalid value at once', () => {
+    expect(() => resolveConfig({ socket: 'x', defaultFs: 'zfs', logLevel: 'loud' }, {})).toThrow(
+      /--socket.*; --default-fs.*; --log-level/,
+    );
+  });
+
+  it('reads the disk pool as a comma-separated list, empty by default', () => {
+    expect(resolveConfig({}, {}).diskPool).toEqual([]);
+    expect(resolveConfig({}, { [ENV.diskPool]: '/dev/vdb, /dev/vdc,' }).diskPool).toEqual([
+      '/dev/vdb',
+      '/dev/vdc',
+    ]);
+    expect(
+      resolveConfig({ diskPool: '/dev/disk/by-id/ata-X_1' }, { [ENV.diskPool]: '/dev/vdb' }).diskPool,
+    ).toEqual(['/dev/disk/by-id/ata-X_1']);
+  });
+
+  it.each([
+    ['vdb', 'device paths under /dev'],
+    ['/tmp/disk.img', 'device paths under /dev'],
+    ['/dev/../etc/passwd', 'must not contain ..'],
+    ['/dev/vdb,/dev/vdb', 'names a device twice'],
+  ])('rejects the disk pool %j', (diskPool, message) => {
+    expect(() => resolveConfig({ diskPool }, {})).toThrow(message);
+  });
+
+  // "//" must not slip past the check and become "" (a data root relative to the working directory).
+  it('rejects a data root made only of slashes', () => {
+    expect(() => resolveConfig({ dataRoot: '//' }, {})).toThrow('--data-root must not be /');
+  });
+});

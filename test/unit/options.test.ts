@@ -1,0 +1,147 @@
+import { describe, expect, it } from 'vitest';
+import {
+  ACCEPTED_OPTIONS,
+  MIN_SIZE_BYTES,
+  parseVolumeSpec,
+  type SpecDefaults,
+} from '../../src/volume/options.js';
+
+const MiB = 1024 * 1024;
+const GiB = 1024 * MiB;
+const defaults: SpecDefaults = { sizeBytes: GiB, fs: 'ext4' };
+
+/** The error message of a spec that must fail. */
+function errorOf(opts: unknown, d: SpecDefaults = defaults): string {
+  const result = parseVolumeSpec(opts, d);
+  if (!('error' in result)) throw new Error(`expected an error for ${JSON.stringify(opts)}`);
+  return result.error;
+}
+
+describe('parseVolumeSpec', () => {
+  it.each([undefined, null, {}])('applies the defaults to Opts %j', (opts) => {
+    expect(parseVolumeSpec(opts, defaults)).toMatchObject({
+      sizeBytes: GiB,
+      fs: 'ext4',
+      sparse: true,
+      uid: 0,
+      gid: 0,
+      mode: 0o755,
+    });
+  });
+
+  it('takes the default size and filesystem from the daemon configuration', () => {
+    expect(parseVolumeSpec({}, { sizeBytes: 2 * GiB, fs: 'xfs' })).toMatchObject({
+      sizeBytes: 2 * GiB,
+      fs: 'xfs',
+    });
+  });
+
+  it('reads every accepted option', () => {
+    expect(
+      parseVolumeSpec(
+        { size: '5', fs: 'xfs', sparse: 'false', uid: '1000', gid: '1001', mode: '2770' },
+        defaults,
+      ),
+    ).toMatchObject({ sizeBytes: 5 * GiB, fs: 'xfs', sparse: false, uid: 1000, gid: 1001, mode: 0o2770 });
+  });
+
+  it('names the unknown option and lists the accepted ones', () => {
+    const error = errorOf({ size: '1G', tardis: 'blue' });
+    expect(error).toContain('"tardis"');
+    for (const option of ACCEPTED_OPTIONS) expect(error).toContain(option);
+  });
+
+  it('names every unknown option at once', () => {
+    expect(errorOf({ foo: '1', bar: '2' })).toMatch(/"foo", "bar"/);
+  });
+
+  it.each(['ext4', 'xfs'] as const)('accepts fs=%s', (fs) => {
+    expect(parseVolumeSpec({ fs, size: '1G' }, defaults)).toMatchObject({ fs });
+  });
+
+  it.each(['btrfs', 'EXT4', '', 'ext3'])('rejects fs=%j naming the choices', (fs) => {
+    expect(errorOf({ fs })).toMatch(/fs must be ext4 or xfs/);
+  });
+
+  it.each([
+    ['true', true],
+    ['false', false],
+  ])('reads sparse=%s', (sparse, expected) => {
+    expect(parseVolumeSpec({ sparse }, defaults)).toMatchObject({ sparse: expected });
+  });
+
+  it.each(['yes', '1', 'TRUE', ''])('rejects sparse=%j', (sparse) => {
+    expect(errorOf({ sparse })).toMatch(/sparse must be true or false/);
+  });
+
+  it.each(['uid', 'gid'])('accepts %s from 0 to 4294967294', (key) => {
+    expect(parseVolumeSpec({ [key]: '0' }, defaults)).toMatchObject({ [key]: 0 });
+    expect(parseVolumeSpec({ [key]: '4294967294' }, defaults)).toMatchObject({ [key]: 4294967294 });
+  });
+
+  it.each(['uid', 'gid'])('rejects %s outside 0..4294967294 or not an integer', (key) => {
+    for (const value of ['4294967295', '9999999999', '-1', '1.5', 'root', '', '12345678901']) {
+      expect(errorOf({ [key]: value })).toContain(`${key} must be a number from 0 to 4294967294`);
+    }
+  });
+
+  it.each([
+    ['755', 0o755],
+    ['0755', 0o755],
+    ['0700', 0o700],
+    ['2770', 0o2770],
+    ['01777', 0o1777],
+  ])('reads mode %s as octal', (mode, expected) => {
+    expect(parseVolumeSpec({ mode }, defaults)).toMatchObject({ mode: expected });
+  });
+
+  it.each(['888', '75', '0o755', 'rwx', '12345', '', '-755'])('rejects mode %j', (mode) => {
+    expect(errorOf({ mode })).toMatch(/mode must be octal/);
+  });
+
+  it('refuses xfs below 300M and names the limit', () => {
+    const error = errorOf({ fs: 'xfs', size: '299M' });
+    expect(error).toContain('300M');
+    expect(error).toContain('xfs');
+    expect(parseVolumeSpec({ fs: 'xfs', size: '300M' }, defaults)).toMatchObject({ sizeBytes: 300 * MiB });
+  });
+
+  it('refuses a default size below the xfs minimum when only fs=xfs is asked for', () => {
+    expect(errorOf({ fs: 'xfs' }, { sizeBytes: 64 * MiB, fs: 'ext4' })).toContain('300M');
+  });
+
+  it('refuses ext4 below its minimum and names the limit', () => {
+    expect(MIN_SIZE_BYTES.ext4).toBe(16 * MiB);
+    expect(errorOf({ size: '15M' })).toMatch(/minimum of 16M for ext4/);
+    expect(parseVolumeSpec({ size: '16M' }, defaults)).toMatchObject({ sizeBytes: 16 * MiB });
+  });
+
+  it('passes the size parser message through', () => {
+    expect(errorOf({ size: 'lots' })).toMatch(/"lots" is not a size/);
+    expect(errorOf({ size: '20T' })).toMatch(/maximum of 16T/);
+  });
+
+  it.each([[[]], [['size=1G']], ['size=1G'], [5], [true]])('rejects non-object Opts %j', (opts) => {
+    expect(errorOf(opts)).toBe('Opts must be an object of string options');
+  });
+
+  it.each([
+    ['size', 5],
+    ['uid', 1000],
+    ['gid', 0],
+    ['mode', 493],
+    ['size', null],
+    ['size', { value: '1G' }],
+  ])('rejects a non-string value for %s (%j), naming the option', (key, value) => {
+    const error = errorOf({ [key]: value });
+    expect(error).toContain(`option ${key}`);
+    expect(error).toMatch(/must be a string/);
+  });
+
+  it.each([
+    ['fs', 4],
+    ['sparse', true],
+  ])('rejects a non-string %s (%j) with the choices', (key, value) => {
+    expect(errorOf({ [key]: value })).toContain(`option ${key}`);
+  });
+});
