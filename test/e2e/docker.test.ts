@@ -105,6 +105,23 @@ describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'mkfs.xfs', 'mount', 'd
       expect(Number(used.output.trim())).toBeLessThan(64);
     });
 
+    // Mesos' Docker containerizer: `docker run --volume-driver=loopvol -v NAME:<sandbox path>:rw`, one
+    // task after another on the same external volume (Marathon restarts the task elsewhere or here).
+    it('serves the Mesos Docker containerizer: --volume-driver with a sandbox path and :rw', async () => {
+      const bind = 'mesos-pg:/mnt/mesos/sandbox/pgdata:rw';
+      const first = await runToEnd('echo task-1 > /mnt/mesos/sandbox/pgdata/PG_VERSION', {
+        VolumeDriver: driver(),
+        Binds: [bind],
+      });
+      expect(first).toEqual({ exitCode: 0, output: '' });
+      const second = await runToEnd('cat /mnt/mesos/sandbox/pgdata/PG_VERSION', {
+        VolumeDriver: driver(),
+        Binds: [bind],
+      });
+      expect(second).toEqual({ exitCode: 0, output: 'task-1\n' });
+      expect(await pluginStatus('mesos-pg')).toMatchObject({ size: 96 * MiB, mounted: false, holders: 0 });
+    });
+
     it('creates a volume implicitly from docker run --volume-driver, with the default size', async () => {
       await expect(docker().getVolume('implicit').inspect()).rejects.toMatchObject({ statusCode: 404 });
       const result = await runToEnd('echo made > /data/x && cat /data/x', {
