@@ -9,6 +9,7 @@ import { notFound, VolumeError } from './errors.js';
 import { addHolder, describeHolders, holderCount, removeHolder } from './holders.js';
 import { KeyedLock } from './keyed-lock.js';
 import { parseVolumeSpec, type SpecDefaults, type VolumeSpec } from './options.js';
+import { formatSize } from './size.js';
 
 /** A volume as Get reports it. */
 export interface VolumeInfo {
@@ -161,6 +162,9 @@ export class VolumeService {
       const paths = this.store.layout.volume(name);
       const state = await this.inspect(record);
       const usage = state.mounted ? await filesystemUsage(paths.mountPoint) : undefined;
+      const loop = record.spec.backend === 'loop';
+      const allocated = loop ? await allocatedBytes(paths.image).catch(() => null) : null;
+      const hostFree = loop ? (await filesystemUsage(paths.dir)).freeBytes : null;
       return {
         Name: name,
         Mountpoint: state.mounted ? paths.mountPoint : '',
@@ -171,11 +175,12 @@ export class VolumeService {
           size: record.spec.sizeBytes,
           fs: record.spec.fs,
           sparse: record.spec.sparse,
-          allocated:
-            record.spec.backend === 'loop' ? await allocatedBytes(paths.image).catch(() => null) : null,
+          allocated,
+          hostFree,
+          ...overcommitWarning(record.spec, allocated, hostFree),
           mounted: state.mounted,
           holders: holderCount(record.holders),
-          loopDevice: record.spec.backend === 'loop' ? (state.device ?? null) : null,
+          loopDevice: loop ? (state.device ?? null) : null,
           used: usage?.usedBytes ?? null,
           free: usage?.freeBytes ?? null,
           uid: record.spec.uid,
@@ -275,6 +280,19 @@ export class VolumeService {
 }
 
 /** The operator-facing part of an underlying failure. */
+/**
+ * A sparse image grows as the container writes; when the host filesystem cannot hold the rest,
+ * writes inside the volume will fail with I/O errors before the volume looks full.
+ */
+function overcommitWarning(spec: VolumeSpec, allocated: number | null, hostFree: number | null) {
+  if (!spec.sparse || allocated === null || hostFree === null) return {};
+  const growth = Math.max(0, spec.sizeBytes - allocated);
+  if (growth <= hostFree) return {};
+  return {
+    warning: `host filesystem has ${formatSize(hostFree)} free but this sparse volume may still grow by ${formatSize(growth)}: free space on the host or writes will fail with I/O errors`,
+  };
+}
+
 function statusOf(err: unknown): 400 | 404 | 409 | 500 {
   return err instanceof VolumeError ? err.status : 500;
 }

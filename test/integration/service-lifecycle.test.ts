@@ -1,7 +1,8 @@
 import { mkdir, open, readdir, readFile, rename, stat, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { allocatedBytes } from '../../src/system/fsstat.js';
+import { allocatedBytes, filesystemUsage } from '../../src/system/fsstat.js';
 import { loopsFor } from '../../src/system/losetup.js';
 import { mountAt } from '../../src/system/mountinfo.js';
 import { silentLog } from '../helpers/int-log.js';
@@ -240,6 +241,8 @@ describe.runIf(storageAvailable())('VolumeService on the real kernel', () => {
       mode: '0750',
     });
     expect(idle.Status.allocated).toEqual(expect.any(Number));
+    expect(idle.Status.hostFree).toBe((await filesystemUsage(layout.volume('status').dir)).freeBytes);
+    expect(idle.Status).not.toHaveProperty('warning');
     expect(await service.path('status')).toBe('');
 
     const mountPoint = await service.mount('status', A, silentLog);
@@ -256,6 +259,19 @@ describe.runIf(storageAvailable())('VolumeService on the real kernel', () => {
     expect(await service.list()).toEqual([{ Name: 'status', Mountpoint: mountPoint }]);
     await service.unmount('status', A, silentLog);
     expect(await service.list()).toEqual([{ Name: 'status', Mountpoint: '' }]);
+  });
+
+  it('warns in Status when a sparse volume could outgrow the host filesystem', async () => {
+    const { service, layout } = await fresh();
+    // Twice what the host has free (at most the 16T limit): creating it is allowed, growing is not.
+    const hostFree = (await filesystemUsage(tmpdir())).freeBytes;
+    const size = Math.min(16 * 1024 * GiB, Math.ceil((2 * hostFree) / GiB) * GiB);
+    await service.create('overcommitted', { size: `${size / GiB}G` }, silentLog);
+    const { Status } = await service.get('overcommitted');
+    expect(Status.warning).toMatch(
+      /^host filesystem has .* free but this sparse volume may still grow by .*: free space/,
+    );
+    await service.remove('overcommitted', silentLog);
   });
 
   it('reports CreatedAt in RFC 3339, unchanged by mounts and by a restart', async () => {
