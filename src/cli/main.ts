@@ -1,14 +1,17 @@
+import { DVDCLI_COMMAND_USAGE, dvdcliCommand } from './dvdcli.js';
 import { SERVE_USAGE, serveCommand } from './serve.js';
 
 const USAGE = `usage: loopvol <command> [options]
 
 commands:
   serve     run the Docker volume plugin daemon
+${DVDCLI_COMMAND_USAGE}
 
 ${SERVE_USAGE}`;
 
 const commands: Record<string, (argv: string[]) => Promise<void>> = {
   serve: serveCommand,
+  dvdcli: dvdcliCommand,
 };
 
 async function main(argv: string[]): Promise<void> {

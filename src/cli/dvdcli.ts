@@ -1,0 +1,29 @@
+import { destination, pino } from 'pino';
+import { DVDCLI_USAGE, parseDvdcliArgs } from '../dvdcli/args.js';
+import { discoveryRoots, findPlugin } from '../dvdcli/discovery.js';
+import { runDvdcli, timeoutsFrom } from '../dvdcli/run.js';
+
+/**
+ * `dvdcli` / `loopvol dvdcli`: the Mesos docker/volume isolator reads the mountpoint from stdout, so
+ * stdout carries only results; logs go to stderr; any failure exits 1 with the plugin's message.
+ */
+export async function dvdcliCommand(argv: string[]): Promise<void> {
+  if (argv.length === 0 || argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(`${DVDCLI_USAGE}\n`);
+    return;
+  }
+  const log = pino({ base: { cmd: 'dvdcli' } }, destination({ dest: 2, sync: true }));
+  try {
+    const args = parseDvdcliArgs(argv);
+    const address = await findPlugin(args.driver, discoveryRoots());
+    const output = await runDvdcli(args, address, timeoutsFrom(), log);
+    if (output) process.stdout.write(`${output}\n`);
+  } catch (err) {
+    // One plain line: the isolator copies stderr into the task's failure message.
+    process.stderr.write(`dvdcli: ${(err as Error).message}\n`);
+    process.exitCode = 1;
+  }
+}
+
+export const DVDCLI_COMMAND_USAGE =
+  '  dvdcli    a dvdcli-compatible client for the Mesos docker/volume isolator';

@@ -1,0 +1,250 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { cleanupTempDir, kernelStateUnder, makeTempDir } from '../helpers/kernel.js';
+import { type PluginProcess, startPlugin } from '../helpers/plugin.js';
+import { storageAvailable } from '../helpers/tools.js';
+
+const DVDCLI = new URL('../../bin/dvdcli', import.meta.url).pathname;
+
+/** Runs bin/dvdcli as the Mesos isolator does: its own process, stdout read back. */
+function dvdcli(dir: string, args: string[], env: Record<string, string> = {}) {
+  return execa(process.execPath, [DVDCLI, ...args], {
+    reject: false,
+    env: {
+      LOOPVOL_PLUGIN_SOCKETS_DIR: join(dir, 'sockets'),
+      LOOPVOL_PLUGIN_SPEC_DIRS: join(dir, 'specs'),
+      ...env,
+    },
+  });
+}
+
+describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'mkfs.xfs', 'mount']))(
+  'dvdcli against loopvol',
+  () => {
+    let dir: string;
+    let plugin: PluginProcess;
+    const flags = (name: string, ...more: string[]) => [
+      '--volumedriver=loopvol',
+      `--volumename=${name}`,
+      ...more,
+    ];
+    const status = async (name: string) =>
+      (
+        (await plugin.call('VolumeDriver.Get', { Name: name })).body.Volume as {
+          Status: Record<string, unknown>;
+        }
+      ).Status;
+
+    beforeAll(async () => {
+      dir = await makeTempDir('dvdcli-loopvol');
+      await mkdir(join(dir, 'sockets'));
+      await mkdir(join(dir, 'specs'));
+      plugin = await startPlugin(dir, { socket: join(dir, 'sockets', 'loopvol.sock') });
+    });
+    afterAll(async () => {
+      await plugin?.stop();
+      if (dir) await cleanupTempDir(dir);
+    });
+
+    it('mount creates with options, prints only the mountpoint; unmount releases it', async () => {
+      const mount = await dvdcli(dir, ['mount', ...flags('pg', '--volumeopts=size=100M,fs=ext4')]);
+      expect(mount.exitCode, mount.stderr).toBe(0);
+      expect(mount.stdout).toBe(join(plugin.dataRoot, 'volumes', 'pg', 'mnt'));
+      await writeFile(join(mount.stdout, 'PG_VERSION'), '16');
+      expect(await status('pg')).toMatchObject({
+        size: 100 * 1024 * 1024,
+        fs: 'ext4',
+        mounted: true,
+        holders: 1,
+      });
+
+      const unmount = await dvdcli(dir, ['unmount', ...flags('pg')]);
+      expect(unmount.exitCode, unmount.stderr).toBe(0);
+      expect(unmount.stdout).toBe('');
+      expect(await status('pg')).toMatchObject({ mounted: false, holders: 0 });
+      expect(await kernelStateUnder(plugin.dataRoot)).toEqual({ mounts: [], loops: [] });
+    });
+
+    it('follows the isolator: N mounts without ID, one unmount leaves the volume unmounted', async () => {
+      for (let i = 0; i < 3; i++) {
+        const mount = await dvdcli(dir, ['mount', ...flags('shared', '--volumeopts=size=64M')]);
+        expect(mount.exitCode, mount.stderr).toBe(0);
+      }
+      expect(await status('shared')).toMatchObject({ mounted: true, holders: 1 });
+      expect((await dvdcli(dir, ['unmount', ...flags('shared')])).exitCode).toBe(0);
+      expect(await status('shared')).toMatchObject({ mounted: false, holders: 0 });
+      expect(await kernelStateUnder(plugin.dataRoot)).toEqual({ mounts: [], loops: [] });
+    });
+
+    it('takes Marathon options: size as bare GiB and fs=xfs', async () => {
+      const mount = await dvdcli(dir, [
+        'mount',
+        ...flags('marathon', '--volumeopts=size=1', '--volumeopts=fs=xfs'),
+      ]);
+      expect(mount.exitCode, mount.stderr).toBe(0);
+      expect(await status('marathon')).toMatchObject({ size: 1024 ** 3, fs: 'xfs' });
+      expect((await dvdcli(dir, ['unmount', ...flags('marathon')])).exitCode).toBe(0);
+    });
+
+    it('with --explicitcreate refuses an absent volume, and mounts it once created', async () => {
+      const refused = await dvdcli(dir, ['mount', ...flags('explicit', '--explicitcreate')]);
+      expect(refused.exitCode).toBe(1);
+      expect(refused.stdout).toBe('');
+      expect(refused.stderr).toContain(
+        'volume explicit does not exist and --explicitcreate forbids creating it',
+      );
+      expect((await plugin.call('VolumeDriver.Get', { Name: 'explicit' })).status).not.toBe(200);
+
+      expect((await dvdcli(dir, ['create', ...flags('explicit', '--volumeopts=size=64M')])).exitCode).toBe(0);
+      const mount = await dvdcli(dir, ['mount', ...flags('explicit', '--explicitcreate')]);
+      expect(mount.exitCode, mount.stderr).toBe(0);
+      expect((await dvdcli(dir, ['path', ...flags('explicit')])).stdout).toBe(mount.stdout);
+      expect((await dvdcli(dir, ['unmount', ...flags('explicit')])).exitCode).toBe(0);
+    });
+
+    it('lists, gets and removes; reports the plugin error with exit 1', async () => {
+      const list = await dvdcli(dir, ['list', '--volumedriver=loopvol']);
+      expect(JSON.parse(list.stdout).map((v: { Name: string }) => v.Name)).toEqual(
+        expect.arrayContaining(['pg', 'shared', 'explicit']),
+      );
+      expect(JSON.parse((await dvdcli(dir, ['get', ...flags('pg')])).stdout)).toMatchObject({ Name: 'pg' });
+      expect((await dvdcli(dir, ['remove', ...flags('pg')])).exitCode).toBe(0);
+      const again = await dvdcli(dir, ['remove', ...flags('pg')]);
+      expect(again.exitCode).toBe(1);
+      expect(again.stderr).toContain('dvdcli: VolumeDriver.Remove: volume pg does not exist');
+      const bad = await dvdcli(dir, ['mount', ...flags('bad', '--volumeopts=size=-1')]);
+      expect(bad.exitCode).toBe(1);
+      expect(bad.stderr).toContain('VolumeDriver.Create: cannot create volume bad: size "-1" is not a size');
+    });
+  },
+);
+
+/** A minimal second volume plugin: records every call; `hang` makes it never answer. */
+function recordingPlugin() {
+  const calls: { method: string; body: string }[] = [];
+  const created = new Set<string>();
+  let hang = false;
+  const server = createServer((req, res) => {
+    let body = '';
+    req.on('data', (c: Buffer) => {
+      body += c.toString();
+    });
+    req.on('end', () => {
+      const method = (req.url ?? '').slice(1);
+      calls.push({ method, body });
+      if (hang) return;
+      const name = body ? (JSON.parse(body) as { Name?: string }).Name : undefined;
+      const reply = (status: number, payload: object) => res.writeHead(status).end(JSON.stringify(payload));
+      if (name === 'fails') return reply(500, { Err: 'disk on fire' });
+      switch (method) {
+        case 'Plugin.Activate':
+          return reply(200, { Implements: ['VolumeDriver'] });
+        case 'VolumeDriver.Get':
+          return name && created.has(name)
+            ? reply(200, { Volume: { Name: name } })
+            : reply(200, { Err: 'no such volume' });
+        case 'VolumeDriver.Create':
+          if (name) created.add(name);
+          return reply(200, {});
+        case 'VolumeDriver.Mount':
+          return reply(200, { Mountpoint: `/fake/mnt/${name}` });
+        default:
+          return reply(200, {});
+      }
+    });
+  });
+  return {
+    server,
+    calls,
+    reset: () => {
+      calls.length = 0;
+      hang = false;
+    },
+    hangNext: () => {
+      hang = true;
+    },
+  };
+}
+
+describe('dvdcli against another volume plugin (unix socket and tcp .spec)', () => {
+  let dir: string;
+  const unix = recordingPlugin();
+  const tcp = recordingPlugin();
+
+  beforeAll(async () => {
+    dir = await makeTempDir('dvdcli-other');
+    await mkdir(join(dir, 'sockets'));
+    await mkdir(join(dir, 'specs'));
+    await new Promise<void>((r) => unix.server.listen(join(dir, 'sockets', 'other.sock'), r));
+    await new Promise<void>((r) => tcp.server.listen(0, '127.0.0.1', r));
+    const { port } = tcp.server.address() as AddressInfo;
+    await writeFile(join(dir, 'specs', 'remote.spec'), `tcp://127.0.0.1:${port}\n`);
+  });
+  beforeEach(() => {
+    unix.reset();
+    tcp.reset();
+  });
+  afterAll(async () => {
+    for (const s of [unix.server, tcp.server]) {
+      s.closeAllConnections();
+      s.close();
+    }
+    if (dir) await cleanupTempDir(dir);
+  });
+
+  it.each([
+    ['other', unix],
+    ['remote', tcp],
+  ])('speaks in dvdcli order to %s', async (driver, plugin) => {
+    const mount = await dvdcli(dir, [
+      'mount',
+      `--volumedriver=${driver}`,
+      '--volumename=v',
+      '--volumeopts=size=5',
+    ]);
+    expect(mount.exitCode, mount.stderr).toBe(0);
+    expect(mount.stdout).toBe('/fake/mnt/v');
+    expect(plugin.calls).toEqual([
+      { method: 'Plugin.Activate', body: '' },
+      { method: 'VolumeDriver.Get', body: '{"Name":"v"}' },
+      { method: 'VolumeDriver.Create', body: '{"Name":"v","Opts":{"size":"5"}}' },
+      { method: 'VolumeDriver.Mount', body: '{"Name":"v"}' },
+    ]);
+
+    plugin.reset();
+    expect((await dvdcli(dir, ['mount', `--volumedriver=${driver}`, '--volumename=v'])).exitCode).toBe(0);
+    expect(plugin.calls.map((c) => c.method)).toEqual([
+      'Plugin.Activate',
+      'VolumeDriver.Get',
+      'VolumeDriver.Mount',
+    ]);
+
+    plugin.reset();
+    expect((await dvdcli(dir, ['unmount', `--volumedriver=${driver}`, '--volumename=v'])).exitCode).toBe(0);
+    expect(plugin.calls).toEqual([
+      { method: 'Plugin.Activate', body: '' },
+      { method: 'VolumeDriver.Get', body: '{"Name":"v"}' },
+      { method: 'VolumeDriver.Unmount', body: '{"Name":"v"}' },
+    ]);
+  });
+
+  it('exits 1 with the plugin message on an error reply', async () => {
+    const result = await dvdcli(dir, ['unmount', '--volumedriver=other', '--volumename=fails']);
+    expect(result.exitCode).toBe(1);
+    expect(result.stdout).toBe('');
+    expect(result.stderr).toContain('dvdcli: VolumeDriver.Get: disk on fire');
+  });
+
+  it('gives up after DVDCLI_TIMEOUT when the plugin never answers', async () => {
+    unix.hangNext();
+    const result = await dvdcli(dir, ['mount', '--volumedriver=other', '--volumename=v'], {
+      DVDCLI_TIMEOUT: '1',
+    });
+    expect(result.exitCode).toBe(1);
+    expect(result.stderr).toContain('dvdcli: Plugin.Activate: no answer within 1 s');
+  });
+});
