@@ -1,4 +1,6 @@
 import { DVDCLI_COMMAND_USAGE, dvdcliCommand } from './dvdcli.js';
+import { MESOS_RESOURCES_USAGE, mesosResourcesCommand } from './mesos-resources.js';
+import { MOUNT_DISK_USAGE, mountDiskCommand } from './mount-disk.js';
 import { SERVE_USAGE, serveCommand } from './serve.js';
 
 const USAGE = `usage: loopvol <command> [options]
@@ -6,12 +8,20 @@ const USAGE = `usage: loopvol <command> [options]
 commands:
   serve     run the Docker volume plugin daemon
 ${DVDCLI_COMMAND_USAGE}
+  mount-disk      create, list and remove DC/OS mount disks (/dcos/volume<N>)
+  mesos-resources print or write the MOUNT disk resources a Mesos agent offers
 
-${SERVE_USAGE}`;
+${SERVE_USAGE}
+
+${MOUNT_DISK_USAGE}
+
+${MESOS_RESOURCES_USAGE}`;
 
 const commands: Record<string, (argv: string[]) => Promise<void>> = {
   serve: serveCommand,
   dvdcli: dvdcliCommand,
+  'mount-disk': mountDiskCommand,
+  'mesos-resources': mesosResourcesCommand,
 };
 
 async function main(argv: string[]): Promise<void> {
