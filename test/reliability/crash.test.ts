@@ -1,0 +1,133 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { CRASH_STEPS, type CrashStep } from '../../src/faults.js';
+import { cleanupTempDir, kernelStateUnder, makeTempDir } from '../helpers/kernel.js';
+import { type PluginProcess, startPlugin } from '../helpers/plugin.js';
+import { storageAvailable } from '../helpers/tools.js';
+
+const sha = (data: Buffer) => createHash('sha256').update(data).digest('hex');
+const VOL = 'vol';
+const HOLDER = 'h'.repeat(64);
+
+/** The operation each step belongs to, and the request that reaches it. */
+const operationOf = (step: CrashStep) => step.split(':')[0] as 'create' | 'mount' | 'unmount' | 'remove';
+
+async function ok(plugin: PluginProcess, method: string, body: object) {
+  const reply = await plugin.call(method, body);
+  expect(reply.status, `${method} ${reply.raw}`).toBe(200);
+  return reply.body;
+}
+
+describe.runIf(storageAvailable())('crash at every step boundary (LOOPVOL_CRASH_AT)', () => {
+  let dir: string | undefined;
+  const running: PluginProcess[] = [];
+
+  afterEach(async () => {
+    for (const p of running.splice(0)) await p.kill();
+    if (dir) await cleanupTempDir(dir);
+    dir = undefined;
+  });
+
+  async function plugin(env: Record<string, string> = {}) {
+    const p = await startPlugin(dir as string, { env });
+    running.push(p);
+    return p;
+  }
+
+  /** Creates VOL with a file of known content; leaves it mounted by HOLDER when `mounted`. */
+  async function seed(mounted: boolean): Promise<string> {
+    const p = await plugin();
+    await ok(p, 'VolumeDriver.Create', { Name: VOL, Opts: { size: '64M' } });
+    const { Mountpoint } = await ok(p, 'VolumeDriver.Mount', { Name: VOL, ID: HOLDER });
+    const data = randomBytes(3 * 1024 * 1024);
+    await writeFile(join(String(Mountpoint), 'payload'), data);
+    if (!mounted) await ok(p, 'VolumeDriver.Unmount', { Name: VOL, ID: HOLDER });
+    expect(await p.stop()).toBe(0);
+    return sha(data);
+  }
+
+  it.each(CRASH_STEPS)('restarts consistent after SIGKILL at %s', async (step) => {
+    dir = await makeTempDir('crash');
+    const operation = operationOf(step);
+    const checksum = operation === 'create' ? undefined : await seed(operation === 'unmount');
+
+    // The crashing run: the request never gets an answer and the daemon dies by SIGKILL at the step.
+    const doomed = await plugin({ LOOPVOL_CRASH_AT: step });
+    const exited = once(doomed.child, 'exit');
+    const request = {
+      create: () => doomed.call('VolumeDriver.Create', { Name: VOL, Opts: { size: '64M' } }),
+      mount: () => doomed.call('VolumeDriver.Mount', { Name: VOL, ID: HOLDER }),
+      unmount: () => doomed.call('VolumeDriver.Unmount', { Name: VOL, ID: HOLDER }),
+      remove: () => doomed.call('VolumeDriver.Remove', { Name: VOL }),
+    }[operation];
+    await expect(request()).rejects.toThrow();
+    const [, signal] = await exited;
+    expect(signal, `the daemon must die at ${step}:\n${doomed.logs()}`).toBe('SIGKILL');
+
+    // The restart: reconcile, then every invariant.
+    const p = await plugin();
+    const root = p.dataRoot;
+    expect(await readdir(join(root, 'staging')), 'no half-made create left').toEqual([]);
+    expect(await readdir(join(root, 'trash')), 'no half-done remove left').toEqual([]);
+    const tempFiles = (await readdir(join(root, 'volumes'), { recursive: true })).filter((f) =>
+      f.includes('.tmp-'),
+    );
+    expect(tempFiles).toEqual([]);
+
+    const get = await p.call('VolumeDriver.Get', { Name: VOL });
+    const listed = ((await ok(p, 'VolumeDriver.List', {})).Volumes as { Name: string }[]).map((v) => v.Name);
+    const exists = get.status === 200;
+    expect(listed).toEqual(exists ? [VOL] : []);
+    const expectExists = ![
+      'create:staged',
+      'create:image',
+      'create:formatted',
+      'remove:trashed',
+      'remove:deleted',
+    ].includes(step);
+    expect(exists, `volume exists after a crash at ${step}`).toBe(expectExists);
+
+    const kernel = await kernelStateUnder(root);
+    if (!exists) {
+      expect(kernel).toEqual({ mounts: [], loops: [] });
+      expect(await readdir(join(root, 'volumes'))).toEqual([]);
+      return;
+    }
+    const status = (
+      get.body.Volume as { Status: { mounted: boolean; holders: number; loopDevice: string | null } }
+    ).Status;
+    // Holders agree with the kernel: mounted exactly when held, a loop device exactly when mounted.
+    expect(status.mounted).toBe(kernel.mounts.length === 1);
+    expect(status.mounted).toBe(status.holders > 0);
+    expect(kernel.loops.length).toBe(status.mounted ? 1 : 0);
+    expect(status.loopDevice).toBe(kernel.loops[0] ?? null);
+    // Only a Mount recorded before the crash keeps its holder (the client never heard back).
+    expect(status.holders).toBe(step === 'mount:recorded' ? 1 : 0);
+
+    // Data written before the crash is intact, and the volume still goes through its lifecycle.
+    const { Mountpoint } = await ok(p, 'VolumeDriver.Mount', { Name: VOL, ID: 'check' });
+    if (checksum) expect(sha(await readFile(join(String(Mountpoint), 'payload')))).toBe(checksum);
+    else expect(await readdir(String(Mountpoint))).toEqual([]);
+    await writeFile(join(String(Mountpoint), 'after'), 'ok');
+    await ok(p, 'VolumeDriver.Unmount', { Name: VOL, ID: 'check' });
+    if (status.holders > 0) await ok(p, 'VolumeDriver.Unmount', { Name: VOL, ID: HOLDER });
+    await ok(p, 'VolumeDriver.Remove', { Name: VOL });
+    expect(await kernelStateUnder(root)).toEqual({ mounts: [], loops: [] });
+    expect(await readdir(join(root, 'volumes'))).toEqual([]);
+  });
+
+  it('deletes a metadata temp file left by a crash mid-write, and a retried Create succeeds', async () => {
+    dir = await makeTempDir('crash-temp');
+    await seed(false);
+    const volumeDir = join(dir, 'root', 'volumes', VOL);
+    await writeFile(join(volumeDir, '.tmp-0123456789ab'), '{"version":1,"na');
+    const p = await plugin();
+    expect((await readdir(volumeDir)).sort()).toEqual(['disk.img', 'mnt', 'volume.json']);
+    // A Create the client retries after a crash is a no-op on the existing volume.
+    await ok(p, 'VolumeDriver.Create', { Name: VOL, Opts: { size: '64M' } });
+    await ok(p, 'VolumeDriver.Remove', { Name: VOL });
+  });
+});
