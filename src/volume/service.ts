@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { Backend, KernelState } from '../backend/backend.js';
 import { crashPoint } from '../faults.js';
+import type { VolumePaths } from '../state/layout.js';
 import type { VolumeRecord } from '../state/record.js';
 import type { Store } from '../state/store.js';
 import { allocatedBytes, filesystemUsage } from '../system/fsstat.js';
@@ -52,8 +53,9 @@ export class VolumeService {
         return;
       }
       const build = async () => {
-        const staged = await this.store.stage();
+        let staged: VolumePaths | undefined;
         try {
+          staged = await this.store.stage();
           const claimed = new Set([...this.records.values()].flatMap((r) => (r.disk ? [r.disk] : [])));
           const { sizeBytes, fs, disk } = await this.backends[spec.backend].provision(staged, spec, claimed);
           const record: VolumeRecord = {
@@ -69,9 +71,11 @@ export class VolumeService {
           this.records.set(name, record);
           log.info({ spec: record.spec, disk }, 'volume created');
         } catch (err) {
-          await this.store
-            .discardStaged(staged)
-            .catch((cleanup) => log.error({ err: cleanup }, 'staging cleanup failed'));
+          if (staged) {
+            await this.store
+              .discardStaged(staged)
+              .catch((cleanup) => log.error({ err: cleanup }, 'staging cleanup failed'));
+          }
           throw new VolumeError(`cannot create volume ${name}: ${explain(err)}`, statusOf(err));
         }
       };
@@ -177,7 +181,7 @@ export class VolumeService {
           sparse: record.spec.sparse,
           allocated,
           hostFree,
-          ...overcommitWarning(record.spec, allocated, hostFree),
+          ...overcommitWarning(await this.sparseGrowth(), hostFree),
           mounted: state.mounted,
           holders: holderCount(record.holders),
           loopDevice: loop ? (state.device ?? null) : null,
@@ -209,6 +213,19 @@ export class VolumeService {
     const record = this.records.get(name);
     if (!record) throw notFound(name);
     return record;
+  }
+
+  /** How much all sparse images together may still grow (their sizes minus what they occupy). */
+  private async sparseGrowth(): Promise<number> {
+    let growth = 0;
+    for (const r of this.records.values()) {
+      if (r.spec.backend !== 'loop' || !r.spec.sparse) continue;
+      const allocated = await allocatedBytes(this.store.layout.volume(r.name).image).catch(
+        () => r.spec.sizeBytes,
+      );
+      growth += Math.max(0, r.spec.sizeBytes - allocated);
+    }
+    return growth;
   }
 
   private inspect(record: VolumeRecord): Promise<KernelState> {
@@ -279,17 +296,14 @@ export class VolumeService {
   }
 }
 
-/** The operator-facing part of an underlying failure. */
 /**
- * A sparse image grows as the container writes; when the host filesystem cannot hold the rest,
- * writes inside the volume will fail with I/O errors before the volume looks full.
+ * Sparse images grow as containers write; when the host filesystem cannot hold what they may still
+ * grow by, writes inside a volume fail with I/O errors before the volume looks full.
  */
-function overcommitWarning(spec: VolumeSpec, allocated: number | null, hostFree: number | null) {
-  if (!spec.sparse || allocated === null || hostFree === null) return {};
-  const growth = Math.max(0, spec.sizeBytes - allocated);
-  if (growth <= hostFree) return {};
+function overcommitWarning(growth: number, hostFree: number | null) {
+  if (hostFree === null || growth <= hostFree) return {};
   return {
-    warning: `host filesystem has ${formatSize(hostFree)} free but this sparse volume may still grow by ${formatSize(growth)}: free space on the host or writes will fail with I/O errors`,
+    warning: `host filesystem has ${formatSize(hostFree)} free but the sparse volumes on it may still grow by ${formatSize(growth)}: free space on the host or writes will fail with I/O errors`,
   };
 }
 
@@ -297,6 +311,7 @@ function statusOf(err: unknown): 400 | 404 | 409 | 500 {
   return err instanceof VolumeError ? err.status : 500;
 }
 
+/** The operator-facing part of an underlying failure. */
 function explain(err: unknown): string {
   if (err instanceof VolumeError) return err.message;
   const e = err as NodeJS.ErrnoException;

@@ -19,6 +19,10 @@ export async function kernelStateUnder(dir: string): Promise<{ mounts: string[];
   return { mounts, loops };
 }
 
+async function detachLoopsUnder(dir: string): Promise<void> {
+  for (const device of (await kernelStateUnder(dir)).loops) await detachLoop(device).catch(() => undefined);
+}
+
 /**
  * Unmounts every mount and detaches every loop device under `dir`, deepest mount first, then
  * deletes it. Touches nothing outside `dir`, so parallel test files and the host are safe.
@@ -26,9 +30,11 @@ export async function kernelStateUnder(dir: string): Promise<{ mounts: string[];
 export async function cleanupTempDir(dir: string): Promise<void> {
   const { mounts } = await kernelStateUnder(dir);
   for (const mountPoint of mounts.sort((a, b) => b.length - a.length)) {
+    // Loop devices backed by files on this mount keep it busy (a data root on a test filesystem).
+    await detachLoopsUnder(mountPoint);
     await unmount(mountPoint).catch(() => unmount(mountPoint));
   }
-  for (const device of (await kernelStateUnder(dir)).loops) await detachLoop(device).catch(() => undefined);
+  await detachLoopsUnder(dir);
   const left = await kernelStateUnder(dir);
   if (left.mounts.length > 0) throw new Error(`still mounted under ${dir}: ${left.mounts.join(', ')}`);
   await rm(dir, { recursive: true, force: true });

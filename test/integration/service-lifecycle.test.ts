@@ -269,7 +269,7 @@ describe.runIf(storageAvailable())('VolumeService on the real kernel', () => {
     await service.create('overcommitted', { size: `${size / GiB}G` }, silentLog);
     const { Status } = await service.get('overcommitted');
     expect(Status.warning).toMatch(
-      /^host filesystem has .* free but this sparse volume may still grow by .*: free space/,
+      /^host filesystem has .* free but the sparse volumes on it may still grow by .*: free space/,
     );
     await service.remove('overcommitted', silentLog);
   });
