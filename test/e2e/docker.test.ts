@@ -13,6 +13,8 @@ import {
   IMAGE_DATA_FILE,
   IMAGE_WITH_DATA,
   runAll,
+  runContainer,
+  startContainer,
 } from '../helpers/dockerd.js';
 import { storageAvailable } from '../helpers/tools.js';
 
@@ -29,30 +31,10 @@ describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'mkfs.xfs', 'mount', 'd
     const docker = () => suite.env.docker;
     const driver = () => suite.env.driver;
 
-    /** Creates and starts a container with no network. */
-    async function start(
-      script: string,
-      hostConfig: Docker.HostConfig,
-      image = IMAGE,
-    ): Promise<Docker.Container> {
-      const container = await docker().createContainer({
-        Image: image,
-        Cmd: ['sh', '-c', script],
-        HostConfig: { NetworkMode: 'none', ...hostConfig },
-      });
-      await container.start();
-      return container;
-    }
-
-    /** `docker run --rm`: runs a script to its end and returns its output and exit code. */
-    async function runToEnd(script: string, hostConfig: Docker.HostConfig, image = IMAGE) {
-      const container = await start(script, hostConfig, image);
-      try {
-        return await finish(docker(), container);
-      } finally {
-        await container.remove({ force: true });
-      }
-    }
+    const start = (script: string, hostConfig: Docker.HostConfig, image = IMAGE) =>
+      startContainer(docker(), script, hostConfig, image);
+    const runToEnd = (script: string, hostConfig: Docker.HostConfig, image = IMAGE) =>
+      runContainer(docker(), script, hostConfig, image);
 
     async function createVolume(name: string, opts: Record<string, string>): Promise<void> {
       await docker().createVolume({ Name: name, Driver: driver(), DriverOpts: opts });

@@ -216,6 +216,37 @@ export async function finish(docker: Docker, container: Docker.Container): Promi
   return { exitCode: StatusCode, output: await readDemuxed(docker, logs) };
 }
 
+/** Creates and starts a container running `script` with no network. */
+export async function startContainer(
+  docker: Docker,
+  script: string,
+  hostConfig: Docker.HostConfig,
+  image = IMAGE,
+): Promise<Docker.Container> {
+  const container = await docker.createContainer({
+    Image: image,
+    Cmd: ['sh', '-c', script],
+    HostConfig: { NetworkMode: 'none', ...hostConfig },
+  });
+  await container.start();
+  return container;
+}
+
+/** `docker run --rm`: runs a script to its end and returns its output and exit code. */
+export async function runContainer(
+  docker: Docker,
+  script: string,
+  hostConfig: Docker.HostConfig,
+  image = IMAGE,
+): Promise<Outcome> {
+  const container = await startContainer(docker, script, hostConfig, image);
+  try {
+    return await finish(docker, container);
+  } finally {
+    await container.remove({ force: true });
+  }
+}
+
 /** Everything one e2e test file runs Docker with. */
 export interface DockerEnv {
   dockerd: Dockerd;
