@@ -1,5 +1,5 @@
 import { readdir, readFile } from 'node:fs/promises';
-import { run } from './exec.js';
+import { CommandError, run } from './exec.js';
 
 /**
  * Attaches an image file to the first free loop device and returns its path (/dev/loopN).
@@ -9,14 +9,26 @@ export async function attachLoop(imagePath: string): Promise<string> {
   return run('losetup', ['--find', '--show', '--direct-io=on', '--', imagePath]);
 }
 
+/**
+ * Detaches a loop device. When another process (udev's probe, blkid) still has it open, the kernel
+ * defers the detach to that last close and marks the device autoclear; asked again meanwhile, it
+ * answers ENXIO. Both mean the device is going away, so neither is an error.
+ */
 export async function detachLoop(device: string): Promise<void> {
-  await run('losetup', ['--detach', device]);
+  try {
+    await run('losetup', ['--detach', device]);
+  } catch (err) {
+    if (err instanceof CommandError && err.stderr.includes('No such device or address')) return;
+    throw err;
+  }
 }
 
 /** One attached loop device, read from sysfs: the kernel's own record, no process spawned. */
 export interface LoopDevice {
   device: string;
   backingFile: string;
+  /** Detaches itself at its last close: set by a deferred detach, or by `mount -o loop`. */
+  autoclear: boolean;
 }
 
 /**
@@ -33,8 +45,15 @@ export async function listLoops(): Promise<LoopDevice[]> {
   const found = await Promise.all(
     names.map(async (name): Promise<LoopDevice | undefined> => {
       try {
-        const backing = await readFile(`/sys/block/${name}/loop/backing_file`, 'utf8');
-        return { device: `/dev/${name}`, backingFile: stripDeleted(backing.trimEnd()) };
+        const [backing, autoclear] = await Promise.all([
+          readFile(`/sys/block/${name}/loop/backing_file`, 'utf8'),
+          readFile(`/sys/block/${name}/loop/autoclear`, 'utf8').catch(() => '0'),
+        ]);
+        return {
+          device: `/dev/${name}`,
+          backingFile: stripDeleted(backing.trimEnd()),
+          autoclear: autoclear.trim() === '1',
+        };
       } catch {
         return undefined; // not attached
       }
@@ -48,7 +67,10 @@ function stripDeleted(path: string): string {
   return path.endsWith(' (deleted)') ? path.slice(0, -' (deleted)'.length) : path;
 }
 
-/** Loop devices whose backing file is `imagePath` (normally zero or one). */
+/**
+ * Loop devices serving `imagePath` (normally zero or one). loopvol never sets autoclear, so an
+ * autoclear device of its image is one whose detach is pending: it must not be reused or counted.
+ */
 export async function loopsFor(imagePath: string): Promise<string[]> {
-  return (await listLoops()).filter((l) => l.backingFile === imagePath).map((l) => l.device);
+  return (await listLoops()).filter((l) => l.backingFile === imagePath && !l.autoclear).map((l) => l.device);
 }

@@ -12,10 +12,15 @@ export async function makeTempDir(label: string): Promise<string> {
 
 const below = (path: string, dir: string) => path === dir || path.startsWith(`${dir}/`);
 
-/** Mounts and loop devices this test made under `dir` (and only those). */
+/**
+ * Mounts and loop devices this test made under `dir` (and only those). A loop device whose detach
+ * the kernel deferred (autoclear, still opened by udev's probe) is going away, not leaked.
+ */
 export async function kernelStateUnder(dir: string): Promise<{ mounts: string[]; loops: string[] }> {
   const mounts = (await readMounts()).filter((m) => below(m.mountPoint, dir)).map((m) => m.mountPoint);
-  const loops = (await listLoops()).filter((l) => below(l.backingFile, dir)).map((l) => l.device);
+  const loops = (await listLoops())
+    .filter((l) => below(l.backingFile, dir) && !l.autoclear)
+    .map((l) => l.device);
   return { mounts, loops };
 }
 
