@@ -21,6 +21,10 @@ export const CRASH_STEPS = [
   'remove:released',
   'remove:trashed',
   'remove:deleted',
+  'resize:image',
+  'resize:capacity',
+  'resize:grown',
+  'resize:recorded',
 ] as const;
 
 export type CrashStep = (typeof CRASH_STEPS)[number];

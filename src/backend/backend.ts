@@ -34,6 +34,11 @@ export interface Backend {
   activate(paths: VolumePaths, volume: BackedVolume, prepareRoot: boolean): Promise<KernelState>;
   /** Unmounts and detaches; a no-op for a volume that is neither. */
   deactivate(paths: VolumePaths, volume: BackedVolume): Promise<void>;
+  /**
+   * Grows the volume to `sizeBytes`, online when mounted. Every step is idempotent, so repeating
+   * the same resize completes one a crash interrupted.
+   */
+  grow(paths: VolumePaths, volume: BackedVolume, sizeBytes: number): Promise<void>;
   /** Frees what lives outside the volume's directory, before the directory is deleted. */
   release(volume: BackedVolume): Promise<void>;
 }

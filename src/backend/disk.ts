@@ -94,6 +94,10 @@ export class DiskBackend implements Backend {
     crashPoint('unmount:unmounted');
   }
 
+  async grow(): Promise<void> {
+    throw new VolumeError('a disk volume is a whole disk and cannot be resized', 400);
+  }
+
   /** Returns the disk to the pool blank. */
   async release(volume: BackedVolume): Promise<void> {
     const disk = this.owned(volume);

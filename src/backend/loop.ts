@@ -1,7 +1,8 @@
-import { mkdir, open } from 'node:fs/promises';
+import { mkdir, open, truncate } from 'node:fs/promises';
 import { crashPoint } from '../faults.js';
 import type { VolumePaths } from '../state/layout.js';
 import { run } from '../system/exec.js';
+import { growMounted, growUnmountedExt4, refreshLoopCapacity } from '../system/growfs.js';
 import { attachLoop, detachLoop, loopsFor } from '../system/losetup.js';
 import { makeFilesystem } from '../system/mkfs.js';
 import { unmount } from '../system/mount.js';
@@ -62,6 +63,32 @@ export class LoopBackend implements Backend {
     crashPoint('unmount:unmounted');
     for (const device of await loopsFor(paths.image)) await detachLoop(device);
     crashPoint('unmount:detached');
+  }
+
+  async grow(paths: VolumePaths, volume: BackedVolume, sizeBytes: number): Promise<void> {
+    await assertPlain(paths.image, 'file');
+    if (volume.spec.sparse) await truncate(paths.image, sizeBytes);
+    else await run('fallocate', ['--length', String(sizeBytes), '--', paths.image]);
+    crashPoint('resize:image');
+    const state = await this.inspect(paths);
+    if (state.device) await refreshLoopCapacity(state.device);
+    crashPoint('resize:capacity');
+    if (state.mounted && state.device) {
+      await growMounted(volume.spec.fs, state.device, paths.mountPoint);
+    } else if (volume.spec.fs === 'ext4') {
+      await growUnmountedExt4(paths.image);
+    } else {
+      // xfs grows only while mounted: mount it for the moment.
+      await this.activate(paths, volume, false);
+      try {
+        const device = (await this.inspect(paths)).device;
+        if (!device) throw new Error(`${paths.image} lost its loop device while growing`);
+        await growMounted('xfs', device, paths.mountPoint);
+      } finally {
+        await this.deactivate(paths);
+      }
+    }
+    crashPoint('resize:grown');
   }
 
   /** The image lives in the volume's directory and goes with it. */

@@ -26,4 +26,4 @@ export async function dvdcliCommand(argv: string[]): Promise<void> {
 }
 
 export const DVDCLI_COMMAND_USAGE =
-  '  dvdcli    a dvdcli-compatible client for the Mesos docker/volume isolator';
+  '  dvdcli          a dvdcli-compatible client for the Mesos docker/volume isolator';

@@ -1,17 +1,21 @@
 import { DVDCLI_COMMAND_USAGE, dvdcliCommand } from './dvdcli.js';
 import { MESOS_RESOURCES_USAGE, mesosResourcesCommand } from './mesos-resources.js';
 import { MOUNT_DISK_USAGE, mountDiskCommand } from './mount-disk.js';
+import { RESIZE_USAGE, resizeCommand } from './resize.js';
 import { SERVE_USAGE, serveCommand } from './serve.js';
 
 const USAGE = `usage: loopvol <command> [options]
 
 commands:
-  serve     run the Docker volume plugin daemon
+  serve           run the Docker volume plugin daemon
 ${DVDCLI_COMMAND_USAGE}
+  resize          grow a volume, online when it is mounted
   mount-disk      create, list and remove DC/OS mount disks (/dcos/volume<N>)
   mesos-resources print or write the MOUNT disk resources a Mesos agent offers
 
 ${SERVE_USAGE}
+
+${RESIZE_USAGE}
 
 ${MOUNT_DISK_USAGE}
 
@@ -20,6 +24,7 @@ ${MESOS_RESOURCES_USAGE}`;
 const commands: Record<string, (argv: string[]) => Promise<void>> = {
   serve: serveCommand,
   dvdcli: dvdcliCommand,
+  resize: resizeCommand,
   'mount-disk': mountDiskCommand,
   'mesos-resources': mesosResourcesCommand,
 };

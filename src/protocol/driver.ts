@@ -9,6 +9,8 @@ export interface Driver {
   remove(name: string, log: Logger): Promise<void>;
   mount(name: string, id: string | undefined, log: Logger): Promise<string>;
   unmount(name: string, id: string | undefined, log: Logger): Promise<void>;
+  /** loopvol's own extension (Loopvol.Resize), used by `loopvol resize`. */
+  resize(name: string, size: string, log: Logger): Promise<void>;
   path(name: string): Promise<string>;
   get(
     name: string,

@@ -4,7 +4,14 @@ import type { Logger } from 'pino';
 import type { z } from 'zod';
 import { VolumeError } from '../volume/errors.js';
 import type { Driver } from './driver.js';
-import { createRequest, describeIssue, mountRequest, nameRequest, parseBody } from './schemas.js';
+import {
+  createRequest,
+  describeIssue,
+  mountRequest,
+  nameRequest,
+  parseBody,
+  resizeRequest,
+} from './schemas.js';
 
 /** Largest request body accepted; real requests are a few hundred bytes. */
 export const MAX_BODY_BYTES = 1024 * 1024;
@@ -53,6 +60,12 @@ function handlers(driver: Driver): Record<string, Handler> {
     'VolumeDriver.Path': async (body) => ({ Mountpoint: await driver.path(parse(nameRequest, body).Name) }),
     'VolumeDriver.Get': async (body) => ({ Volume: await driver.get(parse(nameRequest, body).Name) }),
     'VolumeDriver.List': async () => ({ Volumes: await driver.list() }),
+    // Not part of Docker's protocol: dockerd never calls it; `loopvol resize` does.
+    'Loopvol.Resize': async (body, log) => {
+      const { Name, Size } = parse(resizeRequest, body);
+      await driver.resize(Name, Size, log);
+      return {};
+    },
   };
 }
 
@@ -85,7 +98,7 @@ export function createApp(driver: Driver, log: Logger): express.Express {
       if (!handler)
         throw new ProtocolError(
           404,
-          `unknown method ${method}: loopvol implements Plugin.Activate and VolumeDriver.*`,
+          `unknown method ${method}: loopvol implements Plugin.Activate, VolumeDriver.* and Loopvol.Resize`,
         );
       let body: unknown;
       try {

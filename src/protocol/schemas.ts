@@ -23,6 +23,12 @@ export const mountRequest = z.object({
     .transform((id) => id || undefined),
 });
 
+/** Loopvol.Resize: the new size in the same forms as Create's `size` option. */
+export const resizeRequest = z.object({
+  Name: volumeName,
+  Size: z.string({ error: 'Size is required and must be a string, like 20G' }).max(32, 'Size is too long'),
+});
+
 /** Parses a raw body (dockerd sends no Content-Type; Activate has an empty body). */
 export function parseBody(raw: Buffer | undefined): unknown {
   const text = raw?.toString('utf8').trim() ?? '';

@@ -4,6 +4,8 @@ import { execa } from 'execa';
 export interface RunOptions {
   /** Kill the tool after this long; a hung mkfs or umount must not hang a Docker request (default 60 s). */
   timeoutMs?: number;
+  /** Exit codes that mean success besides 0 (e2fsck exits 1 after safe repairs). */
+  alsoSuccess?: readonly number[];
 }
 
 /** A system tool exited non-zero, timed out or could not start; `message` carries its stderr. */
@@ -30,7 +32,8 @@ export async function run(file: string, args: readonly string[], options: RunOpt
     stdin: 'ignore',
     env: { LC_ALL: 'C' },
   });
-  if (result.failed) {
+  const accepted = result.exitCode !== undefined && (options.alsoSuccess ?? []).includes(result.exitCode);
+  if (result.failed && !accepted) {
     const shown = [file, ...args].join(' ');
     const stderr = (result.stderr ?? '').toString().trim();
     const reason = result.timedOut

@@ -1,3 +1,4 @@
+import { stat } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { Backend, KernelState } from '../backend/backend.js';
 import { crashPoint } from '../faults.js';
@@ -10,7 +11,7 @@ import { notFound, VolumeError } from './errors.js';
 import { addHolder, describeHolders, holderCount, removeHolder } from './holders.js';
 import { KeyedLock } from './keyed-lock.js';
 import { parseVolumeSpec, type SpecDefaults, type VolumeSpec } from './options.js';
-import { formatSize } from './size.js';
+import { formatSize, parseSize } from './size.js';
 
 /** A volume as Get reports it. */
 export interface VolumeInfo {
@@ -153,6 +154,32 @@ export class VolumeService {
     });
   }
 
+  /** Grows a volume (never shrinks: that could lose data). Repeating a resize completes an interrupted one. */
+  async resize(name: string, size: string, log: Logger): Promise<void> {
+    const parsed = parseSize(size);
+    if ('error' in parsed) throw new VolumeError(`cannot resize volume ${name}: ${parsed.error}`, 400);
+    await this.whenReady(name, async () => {
+      const record = this.require(name);
+      if (parsed.bytes < record.spec.sizeBytes) {
+        throw new VolumeError(
+          `cannot resize volume ${name} to ${formatSize(parsed.bytes)}: it is ${formatSize(record.spec.sizeBytes)} and shrinking could lose data; copy the data to a smaller volume instead`,
+          400,
+        );
+      }
+      try {
+        await this.backends[record.spec.backend].grow(this.store.layout.volume(name), record, parsed.bytes);
+        await this.update({ ...record, spec: { ...record.spec, sizeBytes: parsed.bytes } });
+      } catch (err) {
+        throw new VolumeError(
+          `cannot resize volume ${name}: ${explain(err)}; running the same resize again completes it`,
+          statusOf(err),
+        );
+      }
+      crashPoint('resize:recorded');
+      log.info({ from: record.spec.sizeBytes, to: parsed.bytes }, 'volume resized');
+    });
+  }
+
   async path(name: string): Promise<string> {
     return this.whenReady(name, async () => {
       const mounted = (await this.inspect(this.require(name))).mounted;
@@ -273,6 +300,14 @@ export class VolumeService {
 
   private async reconcileOne(record: VolumeRecord, log: Logger): Promise<void> {
     const paths = this.store.layout.volume(record.name);
+    const imageSize =
+      record.spec.backend === 'loop' ? (await stat(paths.image).catch(() => undefined))?.size : undefined;
+    if (imageSize !== undefined && imageSize > record.spec.sizeBytes) {
+      log.warn(
+        { recorded: record.spec.sizeBytes, image: imageSize },
+        `a resize was interrupted: run "loopvol resize ${record.name} ${imageSize}B" again to complete it`,
+      );
+    }
     const state = await this.inspect(record);
     const count = holderCount(record.holders);
     if (state.mounted && count > 0) {

@@ -10,10 +10,12 @@ import { storageAvailable } from '../helpers/tools.js';
 
 const sha = (data: Buffer) => createHash('sha256').update(data).digest('hex');
 const VOL = 'vol';
+const MiB = 1024 * 1024;
 const HOLDER = 'h'.repeat(64);
 
 /** The operation each step belongs to, and the request that reaches it. */
-const operationOf = (step: CrashStep) => step.split(':')[0] as 'create' | 'mount' | 'unmount' | 'remove';
+const operationOf = (step: CrashStep) =>
+  step.split(':')[0] as 'create' | 'mount' | 'unmount' | 'remove' | 'resize';
 
 async function ok(plugin: PluginProcess, method: string, body: object) {
   const reply = await plugin.call(method, body);
@@ -62,6 +64,8 @@ describe.runIf(storageAvailable())('crash at every step boundary (LOOPVOL_CRASH_
       mount: () => doomed.call('VolumeDriver.Mount', { Name: VOL, ID: HOLDER }),
       unmount: () => doomed.call('VolumeDriver.Unmount', { Name: VOL, ID: HOLDER }),
       remove: () => doomed.call('VolumeDriver.Remove', { Name: VOL }),
+      // Unmounted, so ext4 grows offline (online growth needs CAP_SYS_RESOURCE, absent here).
+      resize: () => doomed.call('Loopvol.Resize', { Name: VOL, Size: '96M' }),
     }[operation];
     await expect(request()).rejects.toThrow();
     const [, signal] = await exited;
@@ -70,6 +74,8 @@ describe.runIf(storageAvailable())('crash at every step boundary (LOOPVOL_CRASH_
     // The restart: reconcile, then every invariant.
     const p = await plugin();
     const root = p.dataRoot;
+    // Activate is answered before reconcile; List waits for it.
+    const listed = ((await ok(p, 'VolumeDriver.List', {})).Volumes as { Name: string }[]).map((v) => v.Name);
     expect(await readdir(join(root, 'staging')), 'no half-made create left').toEqual([]);
     expect(await readdir(join(root, 'trash')), 'no half-done remove left').toEqual([]);
     const tempFiles = (await readdir(join(root, 'volumes'), { recursive: true })).filter((f) =>
@@ -78,7 +84,6 @@ describe.runIf(storageAvailable())('crash at every step boundary (LOOPVOL_CRASH_
     expect(tempFiles).toEqual([]);
 
     const get = await p.call('VolumeDriver.Get', { Name: VOL });
-    const listed = ((await ok(p, 'VolumeDriver.List', {})).Volumes as { Name: string }[]).map((v) => v.Name);
     const exists = get.status === 200;
     expect(listed).toEqual(exists ? [VOL] : []);
     const expectExists = ![
@@ -106,6 +111,14 @@ describe.runIf(storageAvailable())('crash at every step boundary (LOOPVOL_CRASH_
     expect(status.loopDevice).toBe(kernel.loops[0] ?? null);
     // Only a Mount recorded before the crash keeps its holder (the client never heard back).
     expect(status.holders).toBe(step === 'mount:recorded' ? 1 : 0);
+
+    // An interrupted resize is completed by running it again.
+    if (operation === 'resize') {
+      await ok(p, 'Loopvol.Resize', { Name: VOL, Size: '96M' });
+      expect((await ok(p, 'VolumeDriver.Get', { Name: VOL })).Volume).toMatchObject({
+        Status: { size: 96 * MiB },
+      });
+    }
 
     // Data written before the crash is intact, and the volume still goes through its lifecycle.
     const { Mountpoint } = await ok(p, 'VolumeDriver.Mount', { Name: VOL, ID: 'check' });

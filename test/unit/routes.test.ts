@@ -32,6 +32,9 @@ function fakeDriver() {
     async unmount(name, id) {
       record('unmount', name, id);
     },
+    async resize(name, size) {
+      record('resize', name, size);
+    },
     async path(name) {
       record('path', name);
       return `/data/${name}/mnt`;
@@ -166,6 +169,19 @@ describe('protocol routes', () => {
     const id = 'f'.repeat(64);
     await call(socket, 'VolumeDriver.Mount', { Name: 'ab', ID: id });
     expect(fake.calls).toEqual([{ method: 'mount', args: ['ab', id] }]);
+  });
+
+  it('serves Loopvol.Resize, validating Size', async () => {
+    expect(await call(socket, 'Loopvol.Resize', { Name: 'ab', Size: '20G' })).toMatchObject({
+      status: 200,
+      body: {},
+    });
+    expect(fake.calls).toEqual([{ method: 'resize', args: ['ab', '20G'] }]);
+    const missing = await call(socket, 'Loopvol.Resize', { Name: 'ab' });
+    expect(missing).toMatchObject({
+      status: 400,
+      body: { Err: 'Size is required and must be a string, like 20G' },
+    });
   });
 
   it('ignores unknown fields dockerd may add', async () => {
