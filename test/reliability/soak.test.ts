@@ -46,31 +46,35 @@ describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'mount', 'dockerd']))(
       return undefined;
     }
 
-    it(`runs ${CYCLES} lifecycles at random concurrency without a leak or a bad checksum`, async () => {
-      const pid = suite.plugin.child.pid as number;
-      for (let i = 0; i < WARM_UP; i++) expect(await lifecycle(-1 - i)).toBeUndefined();
-      const before = await processFigures(pid);
-      const started = Date.now();
-      const failures: string[] = [];
-      let next = 0;
-      while (next < CYCLES) {
-        const width = Math.min(1 + Math.floor(Math.random() * 6), CYCLES - next);
-        const batch = Array.from({ length: width }, (_, k) => next + k);
-        next += width;
-        for (const failure of await Promise.all(batch.map(lifecycle))) if (failure) failures.push(failure);
-      }
-      const after = await processFigures(pid);
-      console.log(
-        `soak: ${CYCLES} lifecycles in ${((Date.now() - started) / 1000).toFixed(1)} s, ${failures.length} failures; ` +
-          `plugin fds ${before.fds} -> ${after.fds}, RSS ${(before.rssKiB / 1024).toFixed(1)} -> ${(after.rssKiB / 1024).toFixed(1)} MiB`,
-      );
-      expect(failures).toEqual([]);
-      expect(await kernelStateUnder(suite.plugin.dataRoot)).toEqual({ mounts: [], loops: [] });
-      expect((await readdir(`${suite.plugin.dataRoot}/volumes`)).length).toBe(0);
-      // Descriptors must not grow with the number of lifecycles (a few may be keep-alive sockets).
-      expect(after.fds).toBeLessThanOrEqual(before.fds + 8);
-      // A generous bound: a leak of even a few KiB per lifecycle over the full soak shows here.
-      expect(after.rssKiB - before.rssKiB).toBeLessThan(96 * 1024);
-    });
+    it(
+      `runs ${CYCLES} lifecycles at random concurrency without a leak or a bad checksum`,
+      async () => {
+        const pid = suite.plugin.child.pid as number;
+        for (let i = 0; i < WARM_UP; i++) expect(await lifecycle(-1 - i)).toBeUndefined();
+        const before = await processFigures(pid);
+        const started = Date.now();
+        const failures: string[] = [];
+        let next = 0;
+        while (next < CYCLES) {
+          const width = Math.min(1 + Math.floor(Math.random() * 6), CYCLES - next);
+          const batch = Array.from({ length: width }, (_, k) => next + k);
+          next += width;
+          for (const failure of await Promise.all(batch.map(lifecycle))) if (failure) failures.push(failure);
+        }
+        const after = await processFigures(pid);
+        console.log(
+          `soak: ${CYCLES} lifecycles in ${((Date.now() - started) / 1000).toFixed(1)} s, ${failures.length} failures; ` +
+            `plugin fds ${before.fds} -> ${after.fds}, RSS ${(before.rssKiB / 1024).toFixed(1)} -> ${(after.rssKiB / 1024).toFixed(1)} MiB`,
+        );
+        expect(failures).toEqual([]);
+        expect(await kernelStateUnder(suite.plugin.dataRoot)).toEqual({ mounts: [], loops: [] });
+        expect((await readdir(`${suite.plugin.dataRoot}/volumes`)).length).toBe(0);
+        // Descriptors must not grow with the number of lifecycles (a few may be keep-alive sockets).
+        expect(after.fds).toBeLessThanOrEqual(before.fds + 8);
+        // A generous bound: a leak of even a few KiB per lifecycle over the full soak shows here.
+        expect(after.rssKiB - before.rssKiB).toBeLessThan(96 * 1024);
+      },
+      120_000 + CYCLES * 2_000,
+    );
   },
 );
