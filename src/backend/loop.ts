@@ -3,7 +3,7 @@ import { crashPoint } from '../faults.js';
 import type { VolumePaths } from '../state/layout.js';
 import { run } from '../system/exec.js';
 import { growMounted, growUnmountedExt4, refreshLoopCapacity } from '../system/growfs.js';
-import { attachLoop, detachLoop, loopsFor } from '../system/losetup.js';
+import { attachLoop, detachLoop, loopsFor, pendingLoopsFor } from '../system/losetup.js';
 import { makeFilesystem } from '../system/mkfs.js';
 import { unmount } from '../system/mount.js';
 import { mountAt } from '../system/mountinfo.js';
@@ -11,6 +11,9 @@ import { KeyedLock } from '../volume/keyed-lock.js';
 import type { VolumeSpec } from '../volume/options.js';
 import type { BackedVolume, Backend, KernelState, Provisioned } from './backend.js';
 import { assertPlain, mountVolume } from './block.js';
+
+/** How long a Mount keeps retrying while a loop device of its image is being torn down. */
+const TEARDOWN_WAIT_MS = 5_000;
 
 /** Loop-backed volumes: an image file formatted in place, attached to a loop device and mounted on demand. */
 export class LoopBackend implements Backend {
@@ -37,25 +40,41 @@ export class LoopBackend implements Backend {
   }
 
   async inspect(paths: VolumePaths): Promise<KernelState> {
-    const [mount, devices] = await Promise.all([mountAt(paths.mountPoint), loopsFor(paths.image)]);
-    return { mounted: mount !== undefined, device: devices[0] };
+    const [mount, active, pending] = await Promise.all([
+      mountAt(paths.mountPoint),
+      loopsFor(paths.image),
+      pendingLoopsFor(paths.image),
+    ]);
+    return { mounted: mount !== undefined, device: active[0] ?? pending[0] };
   }
 
+  /**
+   * Mounts the image's existing loop device when it has one, even one whose detach is pending:
+   * the kernel then reuses the filesystem instance still alive there. A second device for the
+   * same image would mean a second, independent instance of one filesystem.
+   * The kernel tears loop devices down asynchronously (after the last close), so a device seen a
+   * moment ago may be mid-teardown and fail the mount; that is retried for a short while, from a
+   * fresh look at the kernel, before the error is reported.
+   */
   async activate(paths: VolumePaths, volume: BackedVolume, prepareRoot: boolean): Promise<KernelState> {
     await assertPlain(paths.image, 'file');
     await assertPlain(paths.mountPoint, 'directory');
-    const state = await this.inspect(paths);
-    if (state.mounted) return state;
-    const attachedHere = state.device === undefined;
-    const device = state.device ?? (await this.attachLock.run('attach', () => attachLoop(paths.image)));
-    crashPoint('mount:attached');
-    try {
-      await mountVolume(device, paths, volume.spec, prepareRoot);
-    } catch (err) {
-      if (attachedHere) await detachLoop(device).catch(() => undefined);
-      throw err;
+    const deadline = Date.now() + TEARDOWN_WAIT_MS;
+    for (;;) {
+      const state = await this.inspect(paths);
+      if (state.mounted) return state;
+      const attachedHere = state.device === undefined;
+      const device = state.device ?? (await this.attachLock.run('attach', () => attachLoop(paths.image)));
+      crashPoint('mount:attached');
+      try {
+        await mountVolume(device, paths, volume.spec, prepareRoot);
+        return { mounted: true, device };
+      } catch (err) {
+        if (attachedHere) await detachLoop(device).catch(() => undefined);
+        if (Date.now() > deadline) throw err;
+        await new Promise((resolve) => setTimeout(resolve, 250));
+      }
     }
-    return { mounted: true, device };
   }
 
   async deactivate(paths: VolumePaths): Promise<void> {

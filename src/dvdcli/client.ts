@@ -4,17 +4,14 @@ import type { PluginAddress } from './discovery.js';
 /** A plugin answered with an error (non-200 or a non-empty Err). */
 export class PluginError extends Error {}
 
-/**
- * One protocol call: POST /Method with a JSON body, as dockerd sends it. Resolves the parsed
- * answer; rejects with the plugin's Err, a transport error, or a timeout.
- */
-export function callPlugin(
+/** POSTs `payload` to /Method and collects the raw answer; transport errors and timeouts reject. */
+export function postRaw(
   address: PluginAddress,
   method: string,
-  body: unknown,
+  payload: string,
+  headers: Record<string, string>,
   timeoutMs: number,
-): Promise<Record<string, unknown>> {
-  const payload = body === undefined ? '' : JSON.stringify(body);
+): Promise<{ status: number; raw: string }> {
   const target =
     address.kind === 'unix' ? { socketPath: address.path } : { host: address.host, port: address.port };
   return new Promise((resolve, reject) => {
@@ -23,11 +20,7 @@ export function callPlugin(
         ...target,
         path: `/${method}`,
         method: 'POST',
-        headers: {
-          Accept: 'application/vnd.docker.plugins.v1.2+json',
-          'Content-Type': 'application/vnd.docker.plugins.v1.2+json',
-          'Content-Length': Buffer.byteLength(payload),
-        },
+        headers: { ...headers, 'Content-Length': Buffer.byteLength(payload) },
         timeout: timeoutMs,
       },
       (res) => {
@@ -36,21 +29,7 @@ export function callPlugin(
         res.on('data', (chunk: string) => {
           raw += chunk;
         });
-        res.on('end', () => {
-          let parsed: Record<string, unknown>;
-          try {
-            parsed = raw.trim() === '' ? {} : (JSON.parse(raw) as Record<string, unknown>);
-          } catch {
-            reject(
-              new PluginError(`${method}: plugin answered ${res.statusCode} with a body that is not JSON`),
-            );
-            return;
-          }
-          const err = typeof parsed.Err === 'string' ? parsed.Err : '';
-          if (res.statusCode !== 200 || err) {
-            reject(new PluginError(`${method}: ${err || `plugin answered HTTP ${res.statusCode}`}`));
-          } else resolve(parsed);
-        });
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, raw }));
       },
     );
     req.on('timeout', () => req.destroy(new Error(`${method}: no answer within ${timeoutMs / 1000} s`)));
@@ -59,4 +38,33 @@ export function callPlugin(
     );
     req.end(payload);
   });
+}
+
+/**
+ * One protocol call as dockerd makes it. Resolves the parsed answer; rejects with the plugin's
+ * Err, a transport error, or a timeout.
+ */
+export async function callPlugin(
+  address: PluginAddress,
+  method: string,
+  body: unknown,
+  timeoutMs: number,
+): Promise<Record<string, unknown>> {
+  const mediaType = 'application/vnd.docker.plugins.v1.2+json';
+  const { status, raw } = await postRaw(
+    address,
+    method,
+    body === undefined ? '' : JSON.stringify(body),
+    { Accept: mediaType, 'Content-Type': mediaType },
+    timeoutMs,
+  );
+  let parsed: Record<string, unknown>;
+  try {
+    parsed = raw.trim() === '' ? {} : (JSON.parse(raw) as Record<string, unknown>);
+  } catch {
+    throw new PluginError(`${method}: plugin answered ${status} with a body that is not JSON`);
+  }
+  const err = typeof parsed.Err === 'string' ? parsed.Err : '';
+  if (status !== 200 || err) throw new PluginError(`${method}: ${err || `plugin answered HTTP ${status}`}`);
+  return parsed;
 }

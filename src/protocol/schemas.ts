@@ -26,7 +26,7 @@ export const mountRequest = z.object({
 /** Loopvol.Resize: the new size in the same forms as Create's `size` option. */
 export const resizeRequest = z.object({
   Name: volumeName,
-  Size: z.string({ error: 'Size is required and must be a string, like 20G' }).max(32, 'Size is too long'),
+  Size: z.string().max(32, 'Size is too long'),
 });
 
 /** Parses a raw body (dockerd sends no Content-Type; Activate has an empty body). */

@@ -14,12 +14,15 @@ const below = (path: string, dir: string) => path === dir || path.startsWith(`${
 
 /**
  * Mounts and loop devices this test made under `dir` (and only those). A loop device whose detach
- * the kernel deferred (autoclear, still opened by udev's probe) is going away, not leaked.
+ * the kernel deferred (autoclear, still held by a probe or a container's copy of the mount tree)
+ * is going away, not leaked, unless it is still mounted here.
  */
 export async function kernelStateUnder(dir: string): Promise<{ mounts: string[]; loops: string[] }> {
-  const mounts = (await readMounts()).filter((m) => below(m.mountPoint, dir)).map((m) => m.mountPoint);
+  const all = await readMounts();
+  const mounts = all.filter((m) => below(m.mountPoint, dir)).map((m) => m.mountPoint);
+  const sources = new Set(all.map((m) => m.source));
   const loops = (await listLoops())
-    .filter((l) => below(l.backingFile, dir) && !l.autoclear)
+    .filter((l) => below(l.backingFile, dir) && (!l.autoclear || sources.has(l.device)))
     .map((l) => l.device);
   return { mounts, loops };
 }

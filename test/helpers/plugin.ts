@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { request } from 'node:http';
 import { join } from 'node:path';
+import { postRaw } from '../../src/dvdcli/client.js';
 
 export const BIN = new URL('../../bin/loopvol', import.meta.url).pathname;
 
@@ -12,42 +12,21 @@ export interface Reply {
 }
 
 /** POSTs one protocol call to a Unix socket, as dockerd does: no Content-Type. */
-export function call(
+export async function call(
   socket: string,
   method: string,
   body: unknown = {},
   timeoutMs = 120_000,
 ): Promise<Reply> {
   const payload = typeof body === 'string' ? body : JSON.stringify(body);
-  return new Promise((resolve, reject) => {
-    const req = request(
-      {
-        socketPath: socket,
-        path: `/${method}`,
-        method: 'POST',
-        headers: { 'Content-Length': Buffer.byteLength(payload) },
-      },
-      (res) => {
-        let raw = '';
-        res.setEncoding('utf8');
-        res.on('data', (chunk: string) => {
-          raw += chunk;
-        });
-        res.on('end', () => {
-          let parsed: Record<string, unknown> = {};
-          try {
-            parsed = JSON.parse(raw);
-          } catch {
-            parsed = { unparsed: raw };
-          }
-          resolve({ status: res.statusCode ?? 0, body: parsed, raw });
-        });
-      },
-    );
-    req.setTimeout(timeoutMs, () => req.destroy(new Error(`${method} timed out`)));
-    req.on('error', reject);
-    req.end(payload);
-  });
+  const { status, raw } = await postRaw({ kind: 'unix', path: socket }, method, payload, {}, timeoutMs);
+  let parsed: Record<string, unknown>;
+  try {
+    parsed = JSON.parse(raw);
+  } catch {
+    parsed = { unparsed: raw };
+  }
+  return { status, body: parsed, raw };
 }
 
 /** A loopvol daemon started by a test, on its own socket and data root. */
@@ -58,6 +37,8 @@ export interface PluginProcess {
   /** Everything the daemon logged (JSON lines). */
   logs(): string;
   call(method: string, body?: unknown): Promise<Reply>;
+  /** Resolves once the daemon's output matches `pattern` (output arrives asynchronously). */
+  waitForLog(pattern: RegExp, timeoutMs?: number): Promise<void>;
   /** SIGTERM and wait for exit; returns the exit code. */
   stop(): Promise<number | null>;
   /** SIGKILL and wait: the crash case. */
@@ -104,6 +85,13 @@ export async function startPlugin(dir: string, options: StartOptions = {}): Prom
     dataRoot,
     child,
     logs: () => output,
+    async waitForLog(pattern, timeoutMs = 5_000) {
+      const deadline = Date.now() + timeoutMs;
+      while (!pattern.test(output)) {
+        if (Date.now() > deadline) throw new Error(`no log line matched ${pattern}:\n${output}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    },
     call: (method, body) => call(socket, method, body),
     async stop() {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');

@@ -46,7 +46,7 @@ describe.runIf(storageAvailable())(
       );
       expect(await mountAt(target)).toBeUndefined();
       expect(await kernelStateUnder(dir)).toEqual({ mounts: [], loops: [] });
-      expect(plugin.logs()).toMatch(/"volume":"planted".*not a plain directory/);
+      await plugin.waitForLog(/"volume":"planted".*not a plain directory/);
     });
 
     it('refuses a symlink planted at an image', async () => {
@@ -71,7 +71,7 @@ describe.runIf(storageAvailable())(
       plugin = await startPlugin(dir);
       expect((await stat(root)).mode & 0o777).toBe(0o700);
       expect((await stat(join(root, 'volumes'))).mode & 0o777).toBe(0o700);
-      expect(plugin.logs()).toMatch(/"repaired":".*root was mode 0777".*tightened to 0700/);
+      await plugin.waitForLog(/"repaired":".*root was mode 0777".*tightened to 0700/);
     });
 
     it('refuses to start on a data root that is a symlink', async () => {
