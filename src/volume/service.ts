@@ -136,7 +136,7 @@ export class VolumeService {
     await this.whenReady(name, async () => {
       const record = this.require(name);
       const { holders, known } = removeHolder(record.holders, id);
-      if (known) await this.update({ ...record, holders });
+      if (known) await this.releaseHolder({ ...record, holders }, log);
       else
         log.warn({ id: id ?? null }, 'unmount from an ID that does not hold the volume; nothing to release');
       crashPoint('unmount:recorded');
@@ -253,6 +253,23 @@ export class VolumeService {
       growth += Math.max(0, r.spec.sizeBytes - allocated);
     }
     return growth;
+  }
+
+  /**
+   * Records a released holder. Releasing must not depend on the host having space for metadata:
+   * if the write fails (host full), the release proceeds in memory and in the kernel, and the next
+   * start-up derives the same state from the kernel (an unmounted volume has no holders).
+   */
+  private async releaseHolder(record: VolumeRecord, log: Logger): Promise<void> {
+    try {
+      await this.update(record);
+    } catch (err) {
+      this.records.set(record.name, record);
+      log.error(
+        { err: explain(err) },
+        'could not record the unmount (is the host filesystem full?); releasing anyway, a restart re-derives the holders from the kernel',
+      );
+    }
   }
 
   private inspect(record: VolumeRecord): Promise<KernelState> {

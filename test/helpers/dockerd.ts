@@ -228,7 +228,13 @@ export async function startContainer(
     Cmd: ['sh', '-c', script],
     HostConfig: { NetworkMode: 'none', ...hostConfig },
   });
-  await container.start();
+  try {
+    await container.start();
+  } catch (err) {
+    // A container that never started still references its volumes.
+    await container.remove({ force: true }).catch(() => undefined);
+    throw err;
+  }
   return container;
 }
 
@@ -320,11 +326,17 @@ export interface DockerSuite {
  * `pluginArgs`, a private dockerd that finds it; logs printed on failure; ordered teardown.
  * Fields are set once beforeAll has run.
  */
-export function dockerSuite(label: string, pluginArgs: string[] = []): DockerSuite {
+export function dockerSuite(
+  label: string,
+  pluginArgs: string[] = [],
+  /** Prepares the temp dir before the plugin starts; returns more plugin arguments. */
+  prepare?: (tmp: string) => Promise<string[]>,
+): DockerSuite {
   const suite = { earlierLogs: '' } as DockerSuite;
   beforeAll(async () => {
     suite.tmp = await makeTempDir(label);
-    suite.plugin = await startPlugin(suite.tmp, { args: pluginArgs });
+    const extra = prepare ? await prepare(suite.tmp) : [];
+    suite.plugin = await startPlugin(suite.tmp, { args: [...pluginArgs, ...extra] });
     suite.env = await startDockerEnv(suite.tmp, suite.plugin.socket);
   });
   afterAll(() =>
