@@ -94,7 +94,7 @@ export class VolumeService {
         );
       }
       try {
-        const backend = this.backends[record.spec.backend];
+        const backend = this.backendOf(record);
         await backend.deactivate(this.store.layout.volume(name), record);
         await backend.release(record);
         crashPoint('remove:released');
@@ -113,7 +113,7 @@ export class VolumeService {
       const paths = this.store.layout.volume(name);
       let state: KernelState;
       try {
-        state = await this.backends[record.spec.backend].activate(paths, record, !record.initialized);
+        state = await this.backendOf(record).activate(paths, record, !record.initialized);
       } catch (err) {
         throw new VolumeError(`cannot mount volume ${name}: ${explain(err)}`);
       }
@@ -122,7 +122,9 @@ export class VolumeService {
       } catch (err) {
         // Unrecorded, this mount would have no holder to ever release it.
         if (holderCount(record.holders) === 0) {
-          await this.backends[record.spec.backend].deactivate(paths, record).catch(() => undefined);
+          await this.backendOf(record)
+            .deactivate(paths, record)
+            .catch(() => undefined);
         }
         throw new VolumeError(`cannot mount volume ${name}: recording the mount failed: ${explain(err)}`);
       }
@@ -143,7 +145,7 @@ export class VolumeService {
       if (holderCount(holders) > 0) return;
       const paths = this.store.layout.volume(name);
       try {
-        await this.backends[record.spec.backend].deactivate(paths, record);
+        await this.backendOf(record).deactivate(paths, record);
       } catch (err) {
         throw new VolumeError(
           `volume ${name} has no holders left but could not be unmounted: ${explain(err)}; ` +
@@ -167,7 +169,7 @@ export class VolumeService {
         );
       }
       try {
-        await this.backends[record.spec.backend].grow(this.store.layout.volume(name), record, parsed.bytes);
+        await this.backendOf(record).grow(this.store.layout.volume(name), record, parsed.bytes);
         await this.update({ ...record, spec: { ...record.spec, sizeBytes: parsed.bytes } });
       } catch (err) {
         throw new VolumeError(
@@ -272,8 +274,12 @@ export class VolumeService {
     }
   }
 
+  private backendOf(record: VolumeRecord): Backend {
+    return this.backends[record.spec.backend];
+  }
+
   private inspect(record: VolumeRecord): Promise<KernelState> {
-    return this.backends[record.spec.backend].inspect(this.store.layout.volume(record.name), record);
+    return this.backendOf(record).inspect(this.store.layout.volume(record.name), record);
   }
 
   private async update(record: VolumeRecord): Promise<void> {
@@ -343,7 +349,7 @@ export class VolumeService {
         { device: state.device },
         'volume attached without holders (interrupted mount or unmount): releasing it',
       );
-      await this.backends[record.spec.backend].deactivate(paths, record);
+      await this.backendOf(record).deactivate(paths, record);
     }
   }
 }
