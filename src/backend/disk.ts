@@ -3,9 +3,11 @@ import { crashPoint } from '../faults.js';
 import type { VolumePaths } from '../state/layout.js';
 import { probeSignature, wipeSignatures } from '../system/blkid.js';
 import { blockDeviceSize, isBlockDevice } from '../system/blockdev.js';
+import { CommandError } from '../system/exec.js';
 import { makeFilesystem } from '../system/mkfs.js';
 import { unmount } from '../system/mount.js';
 import { mountAt, readMounts } from '../system/mountinfo.js';
+import { retryFor } from '../system/retry.js';
 import { VolumeError } from '../volume/errors.js';
 import type { VolumeSpec } from '../volume/options.js';
 import { formatSize } from '../volume/size.js';
@@ -98,10 +100,18 @@ export class DiskBackend implements Backend {
     throw new VolumeError('a disk volume is a whole disk and cannot be resized', 400);
   }
 
-  /** Returns the disk to the pool blank. */
+  /**
+   * Returns the disk to the pool blank. Right after an unmount the filesystem may still be alive
+   * for a moment (a container being created copied the mount tree), so a busy disk is retried.
+   */
   async release(volume: BackedVolume): Promise<void> {
     const disk = this.owned(volume);
-    if (await isBlockDevice(disk)) await wipeSignatures(disk);
+    if (!(await isBlockDevice(disk))) return;
+    await retryFor(
+      5_000,
+      () => wipeSignatures(disk),
+      (err) => err instanceof CommandError && err.stderr.includes('Device or resource busy'),
+    );
   }
 
   private owned(volume: BackedVolume): string {

@@ -7,6 +7,7 @@ import { attachLoop, detachLoop, loopsFor, pendingLoopsFor } from '../system/los
 import { makeFilesystem } from '../system/mkfs.js';
 import { unmount } from '../system/mount.js';
 import { mountAt } from '../system/mountinfo.js';
+import { retryFor } from '../system/retry.js';
 import { KeyedLock } from '../volume/keyed-lock.js';
 import type { VolumeSpec } from '../volume/options.js';
 import type { BackedVolume, Backend, KernelState, Provisioned } from './backend.js';
@@ -59,8 +60,7 @@ export class LoopBackend implements Backend {
   async activate(paths: VolumePaths, volume: BackedVolume, prepareRoot: boolean): Promise<KernelState> {
     await assertPlain(paths.image, 'file');
     await assertPlain(paths.mountPoint, 'directory');
-    const deadline = Date.now() + TEARDOWN_WAIT_MS;
-    for (;;) {
+    return retryFor(TEARDOWN_WAIT_MS, async () => {
       const state = await this.inspect(paths);
       if (state.mounted) return state;
       const attachedHere = state.device === undefined;
@@ -71,10 +71,9 @@ export class LoopBackend implements Backend {
         return { mounted: true, device };
       } catch (err) {
         if (attachedHere) await detachLoop(device).catch(() => undefined);
-        if (Date.now() > deadline) throw err;
-        await new Promise((resolve) => setTimeout(resolve, 250));
+        throw err;
       }
-    }
+    });
   }
 
   async deactivate(paths: VolumePaths): Promise<void> {

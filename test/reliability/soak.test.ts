@@ -40,7 +40,10 @@ describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'mount', 'dockerd']))(
       );
       await docker.getVolume(Name).remove();
       if (write.exitCode !== 0) return `${Name}: writer exited ${write.exitCode}: ${write.output}`;
-      if (verify.exitCode !== 0 || verify.output !== `/data/blob: OK\n${write.output}`) {
+      // sha256sum -c recomputes the data's checksum against the one the writer stored in the
+      // volume. (The writer's own stdout is not compared: dockerd's log capture of a container that
+      // exits at once was seen to come back empty once in 1,000 runs.)
+      if (verify.exitCode !== 0 || !verify.output.startsWith('/data/blob: OK\n')) {
         return `${Name}: checksum not verified: ${verify.output}`;
       }
       return undefined;
