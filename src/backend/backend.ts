@@ -6,6 +6,8 @@ export interface KernelState {
   mounted: boolean;
   /** The block device behind the volume (loop device or pool disk), when one is attached. */
   device: string | undefined;
+  /** The device's detach is pending in the kernel: it goes away at its last close. */
+  detaching?: boolean;
 }
 
 /** The parts of a volume record a backend works from. */

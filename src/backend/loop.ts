@@ -46,7 +46,11 @@ export class LoopBackend implements Backend {
       loopsFor(paths.image),
       pendingLoopsFor(paths.image),
     ]);
-    return { mounted: mount !== undefined, device: active[0] ?? pending[0] };
+    return {
+      mounted: mount !== undefined,
+      device: active[0] ?? pending[0],
+      detaching: active.length === 0 && pending.length > 0,
+    };
   }
 
   /**

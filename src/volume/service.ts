@@ -213,7 +213,8 @@ export class VolumeService {
           ...overcommitWarning(await this.sparseGrowth(), hostFree),
           mounted: state.mounted,
           holders: holderCount(record.holders),
-          loopDevice: loop ? (state.device ?? null) : null,
+          // A device whose detach is pending is on its way out, not the volume's device.
+          loopDevice: loop && (state.mounted || !state.detaching) ? (state.device ?? null) : null,
           used: usage?.usedBytes ?? null,
           free: usage?.freeBytes ?? null,
           uid: record.spec.uid,

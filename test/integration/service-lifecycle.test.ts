@@ -241,7 +241,9 @@ describe.runIf(storageAvailable())('VolumeService on the real kernel', () => {
       mode: '0750',
     });
     expect(idle.Status.allocated).toEqual(expect.any(Number));
-    expect(idle.Status.hostFree).toBe((await filesystemUsage(layout.volume('status').dir)).freeBytes);
+    // The host filesystem is shared with whatever else runs: compare within a margin.
+    const hostFree = (await filesystemUsage(layout.volume('status').dir)).freeBytes;
+    expect(Math.abs(Number(idle.Status.hostFree) - hostFree)).toBeLessThan(256 * MiB);
     expect(idle.Status).not.toHaveProperty('warning');
     expect(await service.path('status')).toBe('');
 

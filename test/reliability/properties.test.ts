@@ -149,10 +149,14 @@ function request(c: Command): [string, unknown] {
   }
 }
 
-const mountsOutside = async (dir: string) =>
+/**
+ * Mounts outside every test's temp dir: the plugin under test may only mount inside its own,
+ * and other test files (dockerd, other plugins) running in parallel only inside theirs.
+ */
+const mountsOutside = async () =>
   (await readMounts())
     .map((m) => m.mountPoint)
-    .filter((p) => p !== dir && !p.startsWith(`${dir}/`))
+    .filter((p) => !p.startsWith(join(tmpdir(), 'loopvol-')))
     .sort();
 
 describe.runIf(storageAvailable())('the HTTP API under random and hostile request sequences', () => {
@@ -164,7 +168,7 @@ describe.runIf(storageAvailable())('the HTTP API under random and hostile reques
   beforeAll(async () => {
     dir = await makeTempDir('property');
     plugin = await startPlugin(dir, { args: ['--default-size', '16M', '--log-level', 'warn'] });
-    outsideBefore = await mountsOutside(dir);
+    outsideBefore = await mountsOutside();
     tmpBefore = (await readdir(tmpdir())).filter((e) => !e.startsWith('loopvol-') && !e.startsWith('vitest'));
   });
   afterAll(async () => {
@@ -233,7 +237,7 @@ describe.runIf(storageAvailable())('the HTTP API under random and hostile reques
       }),
       { numRuns: RUNS, verbose: 1 },
     );
-    expect(await mountsOutside(dir)).toEqual(outsideBefore);
+    expect(await mountsOutside()).toEqual(outsideBefore);
     expect((await readdir(dir)).sort()).toEqual(['plugin.sock', 'root']);
     const tmpAfter = (await readdir(tmpdir())).filter(
       (e) => !e.startsWith('loopvol-') && !e.startsWith('vitest'),
