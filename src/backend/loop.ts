@@ -3,7 +3,7 @@ import { crashPoint } from '../faults.js';
 import type { VolumePaths } from '../state/layout.js';
 import { run } from '../system/exec.js';
 import { growMounted, growUnmountedExt4, refreshLoopCapacity } from '../system/growfs.js';
-import { attachLoop, detachLoop, loopsFor, pendingLoopsFor } from '../system/losetup.js';
+import { attachLoop, detachLoop, listLoops, loopsFor } from '../system/losetup.js';
 import { makeFilesystem } from '../system/mkfs.js';
 import { unmount } from '../system/mount.js';
 import { mountAt } from '../system/mountinfo.js';
@@ -41,16 +41,10 @@ export class LoopBackend implements Backend {
   }
 
   async inspect(paths: VolumePaths): Promise<KernelState> {
-    const [mount, active, pending] = await Promise.all([
-      mountAt(paths.mountPoint),
-      loopsFor(paths.image),
-      pendingLoopsFor(paths.image),
-    ]);
-    return {
-      mounted: mount !== undefined,
-      device: active[0] ?? pending[0],
-      detaching: active.length === 0 && pending.length > 0,
-    };
+    const [mount, loops] = await Promise.all([mountAt(paths.mountPoint), listLoops()]);
+    const mine = loops.filter((l) => l.backingFile === paths.image);
+    const device = mine.find((l) => !l.autoclear) ?? mine[0];
+    return { mounted: mount !== undefined, device: device?.device, detaching: device?.autoclear === true };
   }
 
   /**

@@ -68,18 +68,11 @@ function stripDeleted(path: string): string {
 }
 
 /**
- * Loop devices serving `imagePath` (normally zero or one). loopvol never sets autoclear, so an
- * autoclear device of its image is one whose detach is pending (pendingLoopsFor); this lists the rest.
+ * Loop devices serving `imagePath` (normally zero or one) that are not on their way out. loopvol
+ * never sets autoclear, so an autoclear device of its image is one whose detach the kernel
+ * deferred: something still holds it, such as a mount namespace a container copied while the
+ * volume was mounted. It is never detached again, and never paired with a second device.
  */
 export async function loopsFor(imagePath: string): Promise<string[]> {
   return (await listLoops()).filter((l) => l.backingFile === imagePath && !l.autoclear).map((l) => l.device);
-}
-
-/**
- * Devices of `imagePath` whose detach the kernel deferred: something still holds them, such as a
- * mount namespace a container copied while the volume was mounted. Until they are gone the image
- * must not get a second loop device, or one filesystem could be mounted twice.
- */
-export async function pendingLoopsFor(imagePath: string): Promise<string[]> {
-  return (await listLoops()).filter((l) => l.backingFile === imagePath && l.autoclear).map((l) => l.device);
 }
