@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import { DEFAULTS, ENV } from '../config.js';
-import { callPlugin } from '../dvdcli/client.js';
+import { callPlugin } from '../protocol/client.js';
 
 export const RESIZE_USAGE = `usage: loopvol resize NAME SIZE [--socket PATH]
 

@@ -2,8 +2,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 
-/** Where a volume plugin listens. */
-export type PluginAddress = { kind: 'unix'; path: string } | { kind: 'tcp'; host: string; port: number };
+import type { PluginAddress } from '../protocol/client.js';
 
 /** Docker's discovery roots; environment overrides exist so tests can use their own directories. */
 export interface DiscoveryRoots {

@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { postRaw } from '../../src/dvdcli/client.js';
+import { postRaw } from '../../src/protocol/client.js';
 
 export const BIN = new URL('../../bin/loopvol', import.meta.url).pathname;
 

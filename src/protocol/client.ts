@@ -1,5 +1,8 @@
+// The client side of the volume plugin protocol, for dvdcli, `loopvol resize` and the tests.
 import { request } from 'node:http';
-import type { PluginAddress } from './discovery.js';
+
+/** Where a volume plugin listens. */
+export type PluginAddress = { kind: 'unix'; path: string } | { kind: 'tcp'; host: string; port: number };
 
 /** A plugin answered with an error (non-200 or a non-empty Err). */
 export class PluginError extends Error {}
