@@ -7,7 +7,6 @@ import { describe, expect, it } from 'vitest';
 import {
   dockerSuite,
   execIn,
-  finish,
   IMAGE,
   IMAGE_DATA_CONTENT,
   IMAGE_DATA_FILE,

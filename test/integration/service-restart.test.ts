@@ -1,12 +1,12 @@
 import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { attachLoop, detachLoop, loopsFor } from '../../src/system/losetup.js';
 import { mountDevice, unmount } from '../../src/system/mount.js';
 import { mountAt } from '../../src/system/mountinfo.js';
 import { captureLog, silentLog } from '../helpers/int-log.js';
 import { openService, serviceCases } from '../helpers/int-service.js';
-import { cleanupTempDir, makeTempDir } from '../helpers/kernel.js';
+import { cleanupTempDir } from '../helpers/kernel.js';
 import { storageAvailable } from '../helpers/tools.js';
 
 const A = 'a'.repeat(64);
