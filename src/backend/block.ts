@@ -8,15 +8,16 @@ import type { VolumeSpec } from '../volume/options.js';
 /**
  * Mounts a volume's block device on its mountpoint. With `prepareRoot`, also empties the new
  * filesystem's root (mkfs.ext4 leaves lost+found, which stops dockerd copying image content in)
- * and sets its owner and mode.
+ * and sets its owner and mode. `mountOptions` are the backend's own additions.
  */
 export async function mountVolume(
   device: string,
   paths: VolumePaths,
   spec: VolumeSpec,
   prepareRoot: boolean,
+  mountOptions: readonly string[] = [],
 ) {
-  await mountDevice(device, paths.mountPoint, spec.fs);
+  await mountDevice(device, paths.mountPoint, spec.fs, mountOptions);
   crashPoint('mount:mounted');
   if (prepareRoot) {
     try {

@@ -35,7 +35,7 @@ export class DiskBackend implements Backend {
     const disk = await this.pickDisk(spec, claimed);
     let fs = await probeSignature(disk);
     if (fs === undefined) {
-      await makeFilesystem(disk, { fsType: spec.fs, keepAllocation: true });
+      await makeFilesystem(disk, spec.fs, 'device');
       fs = spec.fs;
     } else if (!MANAGED_FS.has(fs)) {
       throw new VolumeError(

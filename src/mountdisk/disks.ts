@@ -1,7 +1,7 @@
 import { mkdir, open, readdir, rename, rm, rmdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { syncDir } from '../state/atomic.js';
-import { run } from '../system/exec.js';
+import { preallocate } from '../system/allocate.js';
 import { filesystemUsage } from '../system/fsstat.js';
 import { attachLoop, detachLoop, loopsFor } from '../system/losetup.js';
 import { makeFilesystem } from '../system/mkfs.js';
@@ -143,8 +143,8 @@ export async function createDisk(
       throw err;
     }
     try {
-      await run('fallocate', ['--length', String(sizeBytes), '--', partial]);
-      await makeFilesystem(partial, { fsType: 'ext4', keepAllocation: true });
+      await preallocate(partial, sizeBytes);
+      await makeFilesystem(partial, 'ext4', 'preallocated-image');
       await rename(partial, image);
       await syncDir(o.imageDir);
     } catch (err) {

@@ -1,31 +1,34 @@
 import { run } from './exec.js';
 import type { FsType } from './mount.js';
 
-/** What a caller asks of the new filesystem. */
-export interface MkfsOptions {
-  fsType: FsType;
-  /**
-   * Keep the image's blocks allocated. mkfs discards (punches holes in) a file by default, which
-   * would silently turn a preallocated image sparse again.
-   */
-  keepAllocation: boolean;
-}
+/**
+ * What is being formatted, which decides how mkfs treats the blocks underneath:
+ * - `sparse-image`: discard and lazy inode-table init, so the image stays as thin as possible.
+ * - `preallocated-image`: every block must stay allocated. mkfs must not discard (on a file that
+ *   punches holes), and ext4's inode tables are zeroed now with fallocate's zero-range (fast, keeps
+ *   the extents) rather than by the kernel's lazy-init thread after mount, whose zero-out reaches
+ *   the image through the loop device as hole punches.
+ * - `device`: a whole disk. No discard and lazy init, so a Create request never waits for a
+ *   full-disk discard or for zeroing gigabytes of inode tables.
+ */
+export type FormatTarget = 'sparse-image' | 'preallocated-image' | 'device';
 
 /**
  * Formats an image file or block device. On a file this runs before any loop device exists, so a
  * failed format leaves nothing attached. Reserved blocks are 0: the volume's size is what the
  * container may use, whatever its uid.
  */
-export async function makeFilesystem(target: string, options: MkfsOptions): Promise<void> {
-  if (options.fsType === 'ext4') {
-    const ext = ['lazy_itable_init=1', 'lazy_journal_init=1'];
-    if (options.keepAllocation) ext.push('nodiscard');
+export async function makeFilesystem(target: string, fsType: FsType, kind: FormatTarget): Promise<void> {
+  const keepBlocks = kind !== 'sparse-image';
+  if (fsType === 'ext4') {
+    const ext = [`lazy_itable_init=${kind === 'preallocated-image' ? 0 : 1}`, 'lazy_journal_init=1'];
+    if (keepBlocks) ext.push('nodiscard');
     await run('mkfs.ext4', ['-q', '-F', '-m', '0', '-E', ext.join(','), '--', target], {
       timeoutMs: 300_000,
     });
   } else {
     const args = ['-q', '-f'];
-    if (options.keepAllocation) args.push('-K');
+    if (keepBlocks) args.push('-K');
     await run('mkfs.xfs', [...args, '--', target], { timeoutMs: 300_000 });
   }
 }

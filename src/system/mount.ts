@@ -2,9 +2,18 @@ import { run } from './exec.js';
 
 export type FsType = 'ext4' | 'xfs';
 
-/** Mounts a block device; `nosuid,nodev` because volume content comes from untrusted containers. */
-export async function mountDevice(device: string, mountPoint: string, fsType: FsType): Promise<void> {
-  await run('mount', ['-t', fsType, '-o', 'nosuid,nodev', '--', device, mountPoint], { timeoutMs: 120_000 });
+/**
+ * Mounts a block device; `nosuid,nodev` because volume content comes from untrusted containers.
+ * `extraOptions` are fixed strings chosen by loopvol, never user input.
+ */
+export async function mountDevice(
+  device: string,
+  mountPoint: string,
+  fsType: FsType,
+  extraOptions: readonly string[] = [],
+): Promise<void> {
+  const options = ['nosuid', 'nodev', ...extraOptions].join(',');
+  await run('mount', ['-t', fsType, '-o', options, '--', device, mountPoint], { timeoutMs: 120_000 });
 }
 
 export async function unmount(mountPoint: string): Promise<void> {

@@ -13,7 +13,7 @@ export async function smallFilesystem(dir: string, name: string, mib: number): P
   const handle = await open(image, 'wx');
   await handle.truncate(mib * 1024 * 1024);
   await handle.close();
-  await makeFilesystem(image, { fsType: 'ext4', keepAllocation: false });
+  await makeFilesystem(image, 'ext4', 'sparse-image');
   const mountPoint = join(dir, name);
   await mkdir(mountPoint);
   await mountDevice(await attachLoop(image), mountPoint, 'ext4');
