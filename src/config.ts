@@ -10,6 +10,8 @@ export interface Config {
   logLevel: string;
   /** Whole disks `-o backend=disk` volumes may own; empty: disk volumes are refused. */
   diskPool: string[];
+  /** Where volumes are mounted, as <mountRoot>/<name>; empty: inside each volume's directory. */
+  mountRoot: string;
 }
 
 export const DEFAULTS = {
@@ -19,6 +21,7 @@ export const DEFAULTS = {
   defaultFs: 'ext4',
   logLevel: 'info',
   diskPool: '',
+  mountRoot: '',
 } as const;
 
 /** Environment variables read when a flag is absent. */
@@ -29,46 +32,68 @@ export const ENV = {
   defaultFs: 'LOOPVOL_DEFAULT_FS',
   logLevel: 'LOOPVOL_LOG_LEVEL',
   diskPool: 'LOOPVOL_DISK_POOL',
+  mountRoot: 'LOOPVOL_MOUNT_ROOT',
 } as const;
 
 const absolute = (what: string) =>
   z.string().refine((p) => p.startsWith('/'), `${what} must be an absolute path`);
 
-const schema = z.object({
-  socket: absolute('--socket'),
-  dataRoot: absolute('--data-root')
-    .transform((p) => p.replace(/\/+$/, ''))
-    .refine((p) => p !== '', '--data-root must not be /'),
-  defaultSize: z.string().transform((s, ctx) => {
-    const size = parseSize(s);
-    if ('error' in size) {
-      ctx.addIssue({ code: 'custom', message: `--default-size: ${size.error}` });
-      return z.NEVER;
-    }
-    return size.bytes;
-  }),
-  defaultFs: z.enum(['ext4', 'xfs'], { error: '--default-fs must be ext4 or xfs' }),
-  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], {
-    error: '--log-level must be one of fatal, error, warn, info, debug, trace, silent',
-  }),
-  diskPool: z
+/** An absolute directory other than /, without trailing slashes; `optional` also accepts "" (unset). */
+const directory = (what: string, optional = false) => {
+  const unset = (p: string) => optional && p === '';
+  return z
     .string()
-    .transform((s) =>
-      s
-        .split(',')
-        .map((d) => d.trim())
-        .filter(Boolean),
-    )
-    .pipe(
-      z.array(
-        z
-          .string()
-          .regex(/^\/dev\/[A-Za-z0-9_.:@+/-]+$/, '--disk-pool takes device paths under /dev, comma-separated')
-          .refine((d) => !d.split('/').includes('..'), '--disk-pool paths must not contain ..'),
-      ),
-    )
-    .refine((ds) => new Set(ds).size === ds.length, '--disk-pool names a device twice'),
-});
+    .refine((p) => unset(p) || p.startsWith('/'), `${what} must be an absolute path`)
+    .refine((p) => unset(p) || !/^\/+$/.test(p), `${what} must not be /`)
+    .transform((p) => p.replace(/\/+$/, ''));
+};
+
+const within = (path: string, dir: string) => path === dir || path.startsWith(`${dir}/`);
+
+const schema = z
+  .object({
+    socket: absolute('--socket'),
+    dataRoot: directory('--data-root'),
+    mountRoot: directory('--mount-root', true),
+    defaultSize: z.string().transform((s, ctx) => {
+      const size = parseSize(s);
+      if ('error' in size) {
+        ctx.addIssue({ code: 'custom', message: `--default-size: ${size.error}` });
+        return z.NEVER;
+      }
+      return size.bytes;
+    }),
+    defaultFs: z.enum(['ext4', 'xfs'], { error: '--default-fs must be ext4 or xfs' }),
+    logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], {
+      error: '--log-level must be one of fatal, error, warn, info, debug, trace, silent',
+    }),
+    diskPool: z
+      .string()
+      .transform((s) =>
+        s
+          .split(',')
+          .map((d) => d.trim())
+          .filter(Boolean),
+      )
+      .pipe(
+        z.array(
+          z
+            .string()
+            .regex(
+              /^\/dev\/[A-Za-z0-9_.:@+/-]+$/,
+              '--disk-pool takes device paths under /dev, comma-separated',
+            )
+            .refine((d) => !d.split('/').includes('..'), '--disk-pool paths must not contain ..'),
+        ),
+      )
+      .refine((ds) => new Set(ds).size === ds.length, '--disk-pool names a device twice'),
+  })
+  .refine(
+    (c) => c.mountRoot === '' || !(within(c.mountRoot, c.dataRoot) || within(c.dataRoot, c.mountRoot)),
+    {
+      message: '--mount-root and --data-root must not contain one another',
+    },
+  );
 
 type Key = keyof typeof DEFAULTS;
 
@@ -82,6 +107,7 @@ export function resolveConfig(flags: Partial<Record<Key, string>>, env: NodeJS.P
     defaultFs: pick('defaultFs'),
     logLevel: pick('logLevel'),
     diskPool: pick('diskPool'),
+    mountRoot: pick('mountRoot'),
   });
   if (!result.success) throw new Error(result.error.issues.map((i) => i.message).join('; '));
   const c = result.data;
@@ -92,5 +118,6 @@ export function resolveConfig(flags: Partial<Record<Key, string>>, env: NodeJS.P
     defaultFs: c.defaultFs,
     logLevel: c.logLevel,
     diskPool: c.diskPool,
+    mountRoot: c.mountRoot,
   };
 }

@@ -23,7 +23,7 @@ export async function serve(config: Config): Promise<void> {
     );
   }
   const service = new VolumeService(
-    new Store(new Layout(config.dataRoot)),
+    new Store(new Layout(config.dataRoot, config.mountRoot)),
     { loop: new LoopBackend(), disk: new DiskBackend(config.diskPool) },
     { sizeBytes: config.defaultSizeBytes, fs: config.defaultFs },
     log,
@@ -31,7 +31,15 @@ export async function serve(config: Config): Promise<void> {
   const server = createServer(createApp(service, log));
   server.keepAliveTimeout = 60_000;
   await listenUnix(server, config.socket);
-  log.info({ socket: config.socket, dataRoot: config.dataRoot, diskPool: config.diskPool }, 'listening');
+  log.info(
+    {
+      socket: config.socket,
+      dataRoot: config.dataRoot,
+      mountRoot: config.mountRoot,
+      diskPool: config.diskPool,
+    },
+    'listening',
+  );
 
   let stopping = false;
   const stop = (signal: string) => {

@@ -1,4 +1,4 @@
-import { chmod, chown, lstat, rmdir } from 'node:fs/promises';
+import { chmod, chown, lstat, mkdir, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crashPoint } from '../faults.js';
 import type { VolumePaths } from '../state/layout.js';
@@ -39,6 +39,21 @@ async function prepareRootDir(root: string, spec: VolumeSpec): Promise<void> {
   }
   await chown(root, spec.uid, spec.gid);
   await chmod(root, spec.mode);
+}
+
+/**
+ * Creates the mountpoint at a volume's first Mount, so a Create never leaves one behind, and checks
+ * that what is there is a plain directory (a planted symlink is refused, never followed).
+ */
+export async function ensureMountPoint(path: string): Promise<void> {
+  try {
+    await mkdir(path, { mode: 0o755 });
+  } catch (err) {
+    // EEXIST: checked below. ENOENT: the volume's directory is gone, which assertPlain reports.
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== 'EEXIST' && code !== 'ENOENT') throw err;
+  }
+  await assertPlain(path, 'directory');
 }
 
 /** Refuses a symlink or the wrong kind of file where the plugin expects its own, never following it. */

@@ -1,4 +1,4 @@
-import { mkdir, realpath } from 'node:fs/promises';
+import { realpath } from 'node:fs/promises';
 import { crashPoint } from '../faults.js';
 import type { VolumePaths } from '../state/layout.js';
 import { probeSignature, wipeSignatures } from '../system/blkid.js';
@@ -12,7 +12,7 @@ import { VolumeError } from '../volume/errors.js';
 import type { VolumeSpec } from '../volume/options.js';
 import { formatSize } from '../volume/size.js';
 import type { BackedVolume, Backend, KernelState, Provisioned } from './backend.js';
-import { assertPlain, mountVolume } from './block.js';
+import { ensureMountPoint, mountVolume } from './block.js';
 
 const MANAGED_FS = new Set(['ext4', 'xfs']);
 
@@ -43,7 +43,6 @@ export class DiskBackend implements Backend {
       );
     }
     crashPoint('create:formatted');
-    await mkdir(paths.mountPoint, { mode: 0o755 });
     return { sizeBytes: await blockDeviceSize(disk), fs: fs as VolumeSpec['fs'], disk };
   }
 
@@ -83,7 +82,7 @@ export class DiskBackend implements Backend {
 
   async activate(paths: VolumePaths, volume: BackedVolume, prepareRoot: boolean): Promise<KernelState> {
     const disk = this.owned(volume);
-    await assertPlain(paths.mountPoint, 'directory');
+    await ensureMountPoint(paths.mountPoint);
     if (!(await isBlockDevice(disk))) throw new Error(`pool disk ${disk} is missing or not a block device`);
     if (await mountAt(paths.mountPoint)) return { mounted: true, device: disk };
     crashPoint('mount:attached');

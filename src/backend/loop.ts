@@ -1,4 +1,4 @@
-import { mkdir, open, truncate } from 'node:fs/promises';
+import { open, truncate } from 'node:fs/promises';
 import { crashPoint } from '../faults.js';
 import type { VolumePaths } from '../state/layout.js';
 import { preallocate } from '../system/allocate.js';
@@ -11,7 +11,7 @@ import { retryFor } from '../system/retry.js';
 import { KeyedLock } from '../volume/keyed-lock.js';
 import type { VolumeSpec } from '../volume/options.js';
 import type { BackedVolume, Backend, KernelState, Provisioned } from './backend.js';
-import { assertPlain, mountVolume } from './block.js';
+import { assertPlain, ensureMountPoint, mountVolume } from './block.js';
 
 /**
  * ext4 on a preallocated image skips the kernel's lazy inode-table zeroing, whose zero-out reaches
@@ -43,7 +43,6 @@ export class LoopBackend implements Backend {
     crashPoint('create:image');
     await makeFilesystem(paths.image, spec.fs, spec.sparse ? 'sparse-image' : 'preallocated-image');
     crashPoint('create:formatted');
-    await mkdir(paths.mountPoint, { mode: 0o755 });
     return { sizeBytes: spec.sizeBytes, fs: spec.fs };
   }
 
@@ -64,7 +63,7 @@ export class LoopBackend implements Backend {
    */
   async activate(paths: VolumePaths, volume: BackedVolume, prepareRoot: boolean): Promise<KernelState> {
     await assertPlain(paths.image, 'file');
-    await assertPlain(paths.mountPoint, 'directory');
+    await ensureMountPoint(paths.mountPoint);
     return retryFor(TEARDOWN_WAIT_MS, async () => {
       const state = await this.inspect(paths);
       if (state.mounted) return state;

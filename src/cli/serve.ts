@@ -2,10 +2,11 @@ import { parseArgs } from 'node:util';
 import { resolveConfig } from '../config.js';
 import { serve } from '../daemon.js';
 
-export const SERVE_USAGE = `usage: loopvol serve [--socket PATH] [--data-root DIR] [--default-size SIZE] [--default-fs ext4|xfs] [--log-level LEVEL] [--disk-pool DEVS]
+export const SERVE_USAGE = `usage: loopvol serve [--socket PATH] [--data-root DIR] [--default-size SIZE] [--default-fs ext4|xfs] [--log-level LEVEL] [--disk-pool DEVS] [--mount-root DIR]
 
   --socket PATH        Unix socket to serve (env LOOPVOL_SOCKET, default /run/docker/plugins/loopvol.sock)
   --data-root DIR      where images, metadata and mountpoints live (env LOOPVOL_DATA_ROOT, default /var/lib/loopvol)
+  --mount-root DIR     mount volumes at DIR/<name> instead (env LOOPVOL_MOUNT_ROOT; the managed plugin's propagated mount)
   --default-size SIZE  size when Create names none (env LOOPVOL_DEFAULT_SIZE, default 1G)
   --default-fs FS      ext4 or xfs (env LOOPVOL_DEFAULT_FS, default ext4)
   --log-level LEVEL    fatal|error|warn|info|debug|trace|silent (env LOOPVOL_LOG_LEVEL, default info)
@@ -21,6 +22,7 @@ export async function serveCommand(argv: string[]): Promise<void> {
       'default-fs': { type: 'string' },
       'log-level': { type: 'string' },
       'disk-pool': { type: 'string' },
+      'mount-root': { type: 'string' },
     },
     strict: true,
     allowPositionals: false,
@@ -33,6 +35,7 @@ export async function serveCommand(argv: string[]): Promise<void> {
       defaultFs: values['default-fs'],
       logLevel: values['log-level'],
       diskPool: values['disk-pool'],
+      mountRoot: values['mount-root'],
     },
     process.env,
   );

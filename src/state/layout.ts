@@ -4,7 +4,8 @@ import { join } from 'node:path';
  * Where everything lives under the data root:
  *   volumes/<name>/volume.json   metadata and holders (atomic rewrite)
  *   volumes/<name>/disk.img      the sparse or preallocated image
- *   volumes/<name>/mnt/          the mountpoint
+ *   volumes/<name>/mnt/          the mountpoint, or <mountRoot>/<name>/ when a mount root is set
+ *                                (a managed plugin mounts under its propagated mount, data stays apart)
  *   staging/<random>/            a Create in progress; renamed into volumes/ when complete
  *   trash/<random>/              a Remove in progress; deleted, and emptied again at start-up
  * A volume exists exactly when volumes/<name>/volume.json does, so a crash never leaves one half-made.
@@ -20,8 +21,8 @@ export const META_FILE = 'volume.json';
 export const IMAGE_FILE = 'disk.img';
 export const MOUNT_DIR = 'mnt';
 
-export function volumePathsIn(dir: string): VolumePaths {
-  return { dir, meta: join(dir, META_FILE), image: join(dir, IMAGE_FILE), mountPoint: join(dir, MOUNT_DIR) };
+export function volumePathsIn(dir: string, mountPoint = join(dir, MOUNT_DIR)): VolumePaths {
+  return { dir, meta: join(dir, META_FILE), image: join(dir, IMAGE_FILE), mountPoint };
 }
 
 export class Layout {
@@ -29,7 +30,11 @@ export class Layout {
   readonly staging: string;
   readonly trash: string;
 
-  constructor(readonly root: string) {
+  /** `mountRoot` empty: each volume is mounted inside its own directory. */
+  constructor(
+    readonly root: string,
+    readonly mountRoot = '',
+  ) {
     this.volumes = join(root, 'volumes');
     this.staging = join(root, 'staging');
     this.trash = join(root, 'trash');
@@ -37,6 +42,7 @@ export class Layout {
 
   /** `name` must already be validated (volumeName): it is used as a path component. */
   volume(name: string): VolumePaths {
-    return volumePathsIn(join(this.volumes, name));
+    const dir = join(this.volumes, name);
+    return volumePathsIn(dir, this.mountRoot ? join(this.mountRoot, name) : undefined);
   }
 }

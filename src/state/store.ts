@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { chmod, lstat, mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
+import { chmod, lstat, mkdir, readdir, readFile, rename, rm, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crashPoint } from '../faults.js';
 import { readMounts } from '../system/mountinfo.js';
@@ -27,7 +27,8 @@ export class Store {
    */
   async init(): Promise<string[]> {
     const repaired: string[] = [];
-    for (const dir of [this.layout.root, this.layout.volumes, this.layout.staging, this.layout.trash]) {
+    const { root, volumes, staging, trash, mountRoot } = this.layout;
+    for (const dir of [root, volumes, staging, trash, ...(mountRoot ? [mountRoot] : [])]) {
       await mkdir(dir, { recursive: true, mode: 0o700 });
       const info = await lstat(dir);
       if (!info.isDirectory())
@@ -84,7 +85,24 @@ export class Store {
     await syncDir(this.layout.volumes);
     crashPoint('remove:trashed');
     await this.emptyDir(this.layout.trash, target);
+    await this.removeMountPoint(name);
     crashPoint('remove:deleted');
+  }
+
+  /**
+   * Deletes a volume's mountpoint under the mount root, if empty: rmdir fails on a live mount
+   * (EBUSY), and files someone wrote into an unmounted mountpoint are not the plugin's to delete.
+   */
+  private async removeMountPoint(name: string): Promise<boolean> {
+    if (!this.layout.mountRoot) return false;
+    try {
+      await rmdir(join(this.layout.mountRoot, name));
+      return true;
+    } catch (err) {
+      if (['ENOENT', 'ENOTEMPTY', 'EBUSY', 'ENOTDIR'].includes((err as NodeJS.ErrnoException).code ?? ''))
+        return false;
+      throw err;
+    }
   }
 
   async discardStaged(staged: VolumePaths): Promise<void> {
@@ -105,6 +123,15 @@ export class Store {
         const path = join(parent, entry);
         await this.emptyDir(parent, path);
         swept.push(path);
+      }
+    }
+    // Mountpoints whose volume a crash removed between the rename and the rmdir.
+    if (this.layout.mountRoot) {
+      const volumes = new Set(await readdir(this.layout.volumes));
+      for (const name of await readdir(this.layout.mountRoot)) {
+        if (!volumes.has(name) && (await this.removeMountPoint(name))) {
+          swept.push(join(this.layout.mountRoot, name));
+        }
       }
     }
     return swept;

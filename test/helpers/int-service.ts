@@ -18,17 +18,18 @@ export const GiB = 1024 * MiB;
 export const TEST_DEFAULTS: SpecDefaults = { sizeBytes: 64 * MiB, fs: 'ext4' };
 
 /**
- * A VolumeService over `root` as the daemon builds it, with `diskPool` for disk volumes.
- * A second call over the same root is a plugin restart.
+ * A VolumeService over `root` as the daemon builds it, with `diskPool` for disk volumes and
+ * `mountRoot` as --mount-root. A second call over the same root is a plugin restart.
  */
 export function openService(
   root: string,
   log: Logger = silentLog,
   defaults = TEST_DEFAULTS,
   diskPool: string[] = [],
+  mountRoot = '',
 ): VolumeService {
   return new VolumeService(
-    new Store(new Layout(root)),
+    new Store(new Layout(root, mountRoot)),
     { loop: new LoopBackend(), disk: new DiskBackend(diskPool) },
     defaults,
     log,

@@ -56,6 +56,7 @@ describe.runIf(storageAvailable())('VolumeService restart and reconcile', () => 
     await service.create('orphan', {}, silentLog);
     const paths = layout.volume('orphan');
     const device = await attachLoop(paths.image);
+    await mkdir(paths.mountPoint);
     await mountDevice(device, paths.mountPoint, 'ext4');
 
     const restarted = openService(root);
@@ -92,7 +93,7 @@ describe.runIf(storageAvailable())('VolumeService restart and reconcile', () => 
     await restarted.start();
     expect(await readdir(layout.staging)).toEqual([]);
     expect(await readdir(layout.trash)).toEqual([]);
-    expect((await readdir(layout.volume('stays').dir)).sort()).toEqual(['disk.img', 'mnt', 'volume.json']);
+    expect((await readdir(layout.volume('stays').dir)).sort()).toEqual(['disk.img', 'volume.json']);
     expect(await restarted.list()).toEqual([{ Name: 'stays', Mountpoint: '' }]);
     const swept = logs.lines().filter((l) => /leftover/.test(String(l.msg)));
     expect(swept.length).toBe(4);

@@ -37,7 +37,7 @@ describe.runIf(storageAvailable())(
       const target = join(dir, 'elsewhere');
       await mkdir(target);
       const { mnt } = paths('planted');
-      await rm(mnt, { recursive: true });
+      await rm(mnt, { recursive: true, force: true });
       await symlink(target, mnt);
       const reply = await call('VolumeDriver.Mount', { Name: 'planted', ID: 'a' });
       expect(reply.status).toBe(500);

@@ -42,10 +42,21 @@ describe('resolveConfig', () => {
     expect(resolveConfig({ dataRoot: '/srv/loopvol//' }, {}).dataRoot).toBe('/srv/loopvol');
   });
 
+  it('mounts inside the data root unless a mount root is given, by flag or environment', () => {
+    expect(resolveConfig({}, {}).mountRoot).toBe('');
+    expect(resolveConfig({}, { [ENV.mountRoot]: '/mnt/loopvol/' }).mountRoot).toBe('/mnt/loopvol');
+    expect(resolveConfig({ mountRoot: '/mnt/a' }, { [ENV.mountRoot]: '/mnt/b' }).mountRoot).toBe('/mnt/a');
+  });
+
   it.each([
     [{ socket: 'loopvol.sock' }, '--socket must be an absolute path'],
     [{ dataRoot: 'relative/dir' }, '--data-root must be an absolute path'],
     [{ dataRoot: '/' }, '--data-root must not be /'],
+    [{ mountRoot: 'mnt' }, '--mount-root must be an absolute path'],
+    [{ mountRoot: '//' }, '--mount-root must not be /'],
+    [{ mountRoot: '/var/lib/loopvol/mnt' }, '--mount-root and --data-root must not contain one another'],
+    [{ mountRoot: '/var/lib' }, '--mount-root and --data-root must not contain one another'],
+    [{ mountRoot: '/var/lib/loopvol' }, '--mount-root and --data-root must not contain one another'],
     [{ defaultSize: 'huge' }, '--default-size: size "huge" is not a size'],
     [{ defaultSize: '0' }, '--default-size: size "0" must be greater than zero'],
     [{ defaultFs: 'btrfs' }, '--default-fs must be ext4 or xfs'],
