@@ -25,7 +25,7 @@ const MANAGED_FS = new Set(['ext4', 'xfs']);
 export class DiskBackend implements Backend {
   constructor(private readonly pool: readonly string[]) {}
 
-  async provision(paths: VolumePaths, spec: VolumeSpec, claimed: ReadonlySet<string>): Promise<Provisioned> {
+  async provision(_paths: VolumePaths, spec: VolumeSpec, claimed: ReadonlySet<string>): Promise<Provisioned> {
     if (this.pool.length === 0) {
       throw new VolumeError(
         'no disk pool is configured: start loopvol with --disk-pool /dev/sdX[,/dev/sdY...]',

@@ -3,7 +3,7 @@ import { crashPoint } from '../faults.js';
 import type { VolumePaths } from '../state/layout.js';
 import { preallocate } from '../system/allocate.js';
 import { growMounted, growUnmountedExt4, refreshLoopCapacity } from '../system/growfs.js';
-import { attachLoop, detachLoop, listLoops, loopsFor } from '../system/losetup.js';
+import { attachLoop, detachLoop, loopsFor, loopsOf } from '../system/losetup.js';
 import { makeFilesystem } from '../system/mkfs.js';
 import { unmount } from '../system/mount.js';
 import { mountAt } from '../system/mountinfo.js';
@@ -47,8 +47,7 @@ export class LoopBackend implements Backend {
   }
 
   async inspect(paths: VolumePaths): Promise<KernelState> {
-    const [mount, loops] = await Promise.all([mountAt(paths.mountPoint), listLoops()]);
-    const mine = loops.filter((l) => l.backingFile === paths.image);
+    const [mount, mine] = await Promise.all([mountAt(paths.mountPoint), loopsOf(paths.image)]);
     const device = mine.find((l) => !l.autoclear) ?? mine[0];
     return { mounted: mount !== undefined, device: device?.device, detaching: device?.autoclear === true };
   }

@@ -1,4 +1,4 @@
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir, readFile, stat } from 'node:fs/promises';
 import { CommandError, run } from './exec.js';
 
 /**
@@ -68,11 +68,52 @@ function stripDeleted(path: string): string {
 }
 
 /**
+ * Every loop device serving `imagePath`, found by path or, failing that, by device and inode.
+ * A device records its file's path as seen by whoever attached it. A managed plugin that dockerd
+ * restarted runs in a new mount namespace, so devices its previous instance attached (still used by
+ * containers) show paths that lead nowhere here; those are matched by inode, with one losetup call,
+ * so that a Mount never attaches a second device, a second filesystem instance, for one image.
+ */
+export async function loopsOf(imagePath: string): Promise<LoopDevice[]> {
+  const loops = await listLoops();
+  const byPath = loops.filter((l) => l.backingFile === imagePath);
+  if (byPath.length > 0) return byPath;
+  const elsewhere = (
+    await Promise.all(loops.map(async (l) => ((await reachable(l.backingFile)) ? undefined : l)))
+  ).filter((l): l is LoopDevice => l !== undefined);
+  if (elsewhere.length === 0) return [];
+  const image = await stat(imagePath, { bigint: true }).catch(() => undefined);
+  if (!image) return [];
+  const out = await run('losetup', ['--list', '--json', '--output', 'NAME,BACK-MAJ:MIN,BACK-INO']);
+  const wanted = `${devMajor(image.dev)}:${devMinor(image.dev)}`;
+  const matching = new Set(
+    ((JSON.parse(out || '{}') as Partial<LosetupList>).loopdevices ?? [])
+      .filter((d) => String(d['back-maj:min']).trim() === wanted && BigInt(d['back-ino']) === image.ino)
+      .map((d) => d.name),
+  );
+  return elsewhere.filter((l) => matching.has(l.device));
+}
+
+interface LosetupList {
+  loopdevices: { name: string; 'back-maj:min': string; 'back-ino': number | string }[];
+}
+
+const reachable = (path: string) =>
+  stat(path).then(
+    () => true,
+    () => false,
+  );
+
+/** glibc's encoding of dev_t (major and minor are split across high and low bits). */
+const devMajor = (dev: bigint) => ((dev >> 8n) & 0xfffn) | ((dev >> 32n) & ~0xfffn);
+const devMinor = (dev: bigint) => (dev & 0xffn) | ((dev >> 12n) & ~0xffn);
+
+/**
  * Loop devices serving `imagePath` (normally zero or one) that are not on their way out. loopvol
  * never sets autoclear, so an autoclear device of its image is one whose detach the kernel
  * deferred: something still holds it, such as a mount namespace a container copied while the
  * volume was mounted. It is never detached again, and never paired with a second device.
  */
 export async function loopsFor(imagePath: string): Promise<string[]> {
-  return (await listLoops()).filter((l) => l.backingFile === imagePath && !l.autoclear).map((l) => l.device);
+  return (await loopsOf(imagePath)).filter((l) => !l.autoclear).map((l) => l.device);
 }

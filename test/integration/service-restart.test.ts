@@ -1,5 +1,6 @@
 import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
 import { attachLoop, detachLoop, loopsFor } from '../../src/system/losetup.js';
 import { mountDevice, unmount } from '../../src/system/mount.js';
@@ -142,4 +143,64 @@ describe.runIf(storageAvailable())('VolumeService restart and reconcile', () => 
       await cleanupTempDir(caseDir);
     }
   });
+
+  it('finds a loop device attached in another mount namespace by inode, never attaching a second', async () => {
+    // A managed plugin restarted by dockerd runs in a new mount namespace; devices its previous
+    // instance attached, still used by containers, show backing paths that lead nowhere here.
+    const { service, root, dir } = await fresh();
+    await service.create('shared', {}, silentLog);
+    const image = join(root, 'volumes', 'shared', 'disk.img');
+    const other = join(dir, 'other-namespace');
+    const script = [
+      'set -e',
+      `mkdir -p ${other}/root ${other}/mnt`,
+      `mount --bind ${root} ${other}/root`,
+      `dev=$(losetup --find --show ${other}/root/volumes/shared/disk.img)`,
+      `mount "$dev" ${other}/mnt`,
+      `echo written-elsewhere > ${other}/mnt/marker`,
+      `umount --lazy ${other}/root`,
+      'echo "$dev"',
+      'exec sleep 600',
+    ].join('\n');
+    const holder = execa('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', script]);
+    try {
+      const foreign = await firstLine(holder);
+      expect(await loopsFor(image)).toEqual([foreign]);
+
+      const mountPoint = await service.mount('shared', A, silentLog);
+      expect((await service.get('shared')).Status.loopDevice).toBe(foreign);
+      expect(await readFile(join(mountPoint, 'marker'), 'utf8')).toBe('written-elsewhere\n');
+      const { stdout } = await execa('losetup', [
+        '--noheadings',
+        '--list',
+        '--output',
+        'NAME',
+        '--associated',
+        image,
+      ]);
+      expect(stdout.trim()).toBe(foreign);
+      await service.unmount('shared', A, silentLog);
+    } finally {
+      holder.kill('SIGKILL');
+      await holder.catch(() => undefined);
+      // Only on failure is one still attached: its path is not under the test dir, so detach it here.
+      if (!(await mountAt(join(root, 'volumes', 'shared', 'mnt')))) {
+        for (const device of await loopsFor(image)) await detachLoop(device);
+      }
+    }
+    // The other namespace is gone with its process, and with it the last user of the device.
+    await expect.poll(() => loopsFor(image), { timeout: 5_000 }).toEqual([]);
+  });
 });
+
+/** The first line a child prints on stdout. */
+function firstLine(child: ReturnType<typeof execa>): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let text = '';
+    child.stdout?.on('data', (chunk: Buffer) => {
+      text += chunk.toString();
+      if (text.includes('\n')) resolve(text.split('\n')[0] ?? '');
+    });
+    child.catch(reject);
+  });
+}
