@@ -375,6 +375,6 @@ function explain(err: unknown): string {
   if (err instanceof VolumeError) return err.message;
   const e = err as NodeJS.ErrnoException;
   if (e?.code === 'ENOSPC')
-    return 'no space left on the host filesystem holding the data root: free space or ask for less';
+    return 'no space left on the host filesystem holding the data root: free space there and try again';
   return e instanceof Error ? e.message : String(err);
 }

@@ -40,10 +40,10 @@ describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'mount', 'dockerd']))(
       expect(get.body.Volume).toMatchObject({
         Status: { mounted: false, holders: 0, warning: expect.stringMatching(/writes will fail/) },
       });
-      // A new Mount is refused while no holder can be recorded (loopvol never mounts what it cannot
-      // record), saying why; it works again once the host has space.
+      // A new Mount is refused while the host is full (its mountpoint cannot even be made, and
+      // loopvol never mounts what it cannot record), saying why; it works again once there is space.
       await expect(runContainer(docker, 'true', { Binds: ['other:/data'] })).rejects.toThrow(
-        /cannot mount volume other: recording the mount failed: no space left on the host filesystem/,
+        'cannot mount volume other: no space left on the host filesystem holding the data root: free space there and try again',
       );
       await rm(join(host, 'filler'));
       const other = await runContainer(docker, 'echo fine > /data/f && cat /data/f', {

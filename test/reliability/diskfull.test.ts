@@ -71,6 +71,9 @@ describe.runIf(storageAvailable())('a data root on a filesystem that fills up', 
 
   it('gives a writer I/O errors when the host is full, while the plugin keeps serving', async () => {
     const { Mountpoint } = (await plugin.call('VolumeDriver.Mount', { Name: 's1', ID: 'writer' })).body;
+    // s3 has been mounted before, so its mountpoint exists; s2 never was.
+    expect((await plugin.call('VolumeDriver.Mount', { Name: 's3', ID: 'early' })).status).toBe(200);
+    expect((await plugin.call('VolumeDriver.Unmount', { Name: 's3', ID: 'early' })).status).toBe(200);
     // Fill the host filesystem from outside the volume, then write inside it.
     const hostFiller = await fill(join(host, 'filler'), 400);
     expect(hostFiller.code).toBe('ENOSPC');
@@ -89,6 +92,17 @@ describe.runIf(storageAvailable())('a data root on a filesystem that fills up', 
     const refused = await plugin.call('VolumeDriver.Create', { Name: 'more', Opts: { size: '16M' } });
     expect(refused.status).not.toBe(200);
     expect(refused.body.Err).toMatch(/cannot create volume more/);
+    // No Mount while the host is full: loopvol never mounts what it cannot record.
+    const never = await plugin.call('VolumeDriver.Mount', { Name: 's2', ID: 'late' });
+    expect(never.body.Err).toBe(
+      'cannot mount volume s2: no space left on the host filesystem holding the data root: free space there and try again',
+    );
+    const unrecorded = await plugin.call('VolumeDriver.Mount', { Name: 's3', ID: 'late' });
+    expect(unrecorded.body.Err).toBe(
+      'cannot mount volume s3: recording the mount failed: no space left on the host filesystem holding the data root: free space there and try again',
+    );
+    expect(await status('s3')).toMatchObject({ mounted: false, holders: 0 });
+    expect((await kernelStateUnder(join(host, 'root'))).mounts).toEqual([String(Mountpoint)]);
 
     // Free the host: the volume unmounts and is removed; its space comes back.
     await rm(join(host, 'filler'));
