@@ -69,9 +69,10 @@ describe.runIf(storageAvailable())(
       await chmod(root, 0o777);
       await chmod(join(root, 'volumes'), 0o777);
       plugin = await startPlugin(dir);
+      // The socket listens before start-up work (dockerd's timeout); the log line marks it done.
+      await plugin.waitForLog(/"repaired":".*root was mode 0777".*tightened to 0700/);
       expect((await stat(root)).mode & 0o777).toBe(0o700);
       expect((await stat(join(root, 'volumes'))).mode & 0o777).toBe(0o700);
-      await plugin.waitForLog(/"repaired":".*root was mode 0777".*tightened to 0700/);
     });
 
     it('refuses to start on a data root that is a symlink', async () => {
