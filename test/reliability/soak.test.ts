@@ -57,17 +57,24 @@ describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'mount', 'dockerd']))(
         const before = await processFigures(pid);
         const started = Date.now();
         const failures: string[] = [];
+        // RSS every tenth of the run: a leak climbs steadily, heap warm-up levels off.
+        const rssMiB: string[] = [];
         let next = 0;
         while (next < CYCLES) {
           const width = Math.min(1 + Math.floor(Math.random() * 6), CYCLES - next);
           const batch = Array.from({ length: width }, (_, k) => next + k);
+          const tenth = Math.floor((next * 10) / CYCLES);
           next += width;
           for (const failure of await Promise.all(batch.map(lifecycle))) if (failure) failures.push(failure);
+          if (Math.floor((next * 10) / CYCLES) > tenth) {
+            rssMiB.push(((await processFigures(pid)).rssKiB / 1024).toFixed(0));
+          }
         }
         const after = await processFigures(pid);
         console.log(
           `soak: ${CYCLES} lifecycles in ${((Date.now() - started) / 1000).toFixed(1)} s, ${failures.length} failures; ` +
-            `plugin fds ${before.fds} -> ${after.fds}, RSS ${(before.rssKiB / 1024).toFixed(1)} -> ${(after.rssKiB / 1024).toFixed(1)} MiB`,
+            `plugin fds ${before.fds} -> ${after.fds}, RSS ${(before.rssKiB / 1024).toFixed(1)} -> ${(after.rssKiB / 1024).toFixed(1)} MiB ` +
+            `(each tenth: ${rssMiB.join(' ')})`,
         );
         expect(failures).toEqual([]);
         expect(await kernelStateUnder(suite.plugin.dataRoot)).toEqual({ mounts: [], loops: [] });
