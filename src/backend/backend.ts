@@ -8,6 +8,8 @@ export interface KernelState {
   device: string | undefined;
   /** The device's detach is pending in the kernel: it goes away at its last close. */
   detaching?: boolean;
+  /** Bytes a preallocated image had lost (to a host fstrim) and got back as this Mount attached it. */
+  refilledBytes?: number;
 }
 
 /** The parts of a volume record a backend works from. */

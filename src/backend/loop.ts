@@ -1,7 +1,7 @@
 import { open, truncate } from 'node:fs/promises';
 import { crashPoint } from '../faults.js';
 import type { VolumePaths } from '../state/layout.js';
-import { preallocate } from '../system/allocate.js';
+import { preallocate, refillAllocation } from '../system/allocate.js';
 import { growMounted, growUnmountedExt4, refreshLoopCapacity } from '../system/growfs.js';
 import { attachLoop, detachLoop, loopsFor, loopsOf } from '../system/losetup.js';
 import { makeFilesystem } from '../system/mkfs.js';
@@ -67,11 +67,12 @@ export class LoopBackend implements Backend {
       const state = await this.inspect(paths);
       if (state.mounted) return state;
       const attachedHere = state.device === undefined;
+      const refilledBytes = attachedHere && !volume.spec.sparse ? await refillAllocation(paths.image) : 0;
       const device = state.device ?? (await this.attachLock.run('attach', () => attachLoop(paths.image)));
       crashPoint('mount:attached');
       try {
         await mountVolume(device, paths, volume.spec, prepareRoot, mountOptions(volume.spec));
-        return { mounted: true, device };
+        return { mounted: true, device, refilledBytes };
       } catch (err) {
         if (attachedHere) await detachLoop(device).catch(() => undefined);
         throw err;

@@ -129,6 +129,12 @@ export class VolumeService {
         throw new VolumeError(`cannot mount volume ${name}: recording the mount failed: ${explain(err)}`);
       }
       crashPoint('mount:recorded');
+      if (state.refilledBytes) {
+        log.warn(
+          { refilledBytes: state.refilledBytes },
+          'preallocated image had lost part of its allocation (a host fstrim punches the free space of mounted volumes): allocated again',
+        );
+      }
       log.info({ device: state.device, holders: holderCount(this.require(name).holders) }, 'volume mounted');
       return paths.mountPoint;
     });

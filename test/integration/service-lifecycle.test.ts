@@ -1,12 +1,13 @@
 import { mkdir, open, readdir, readFile, rename, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
 import { allocatedBytes, filesystemUsage } from '../../src/system/fsstat.js';
 import { loopsFor } from '../../src/system/losetup.js';
 import { mountAt } from '../../src/system/mountinfo.js';
 import { superOptions, unzeroedInodeTables } from '../helpers/ext4.js';
-import { silentLog } from '../helpers/int-log.js';
+import { captureLog, silentLog } from '../helpers/int-log.js';
 import { GiB, MiB, openService, serviceCases } from '../helpers/int-service.js';
 import { storageAvailable } from '../helpers/tools.js';
 
@@ -85,6 +86,43 @@ describe.runIf(storageAvailable())('VolumeService on the real kernel', () => {
       if (fs === 'ext4') expect(await superOptions(mountPoint)).toContain('noinit_itable');
       await service.unmount('thick', A, silentLog);
       expect(await allocatedBytes(image)).toBeGreaterThanOrEqual((await stat(image)).size);
+    });
+
+    it('gives a preallocated image back the space a host fstrim punched out, at the next Mount', async () => {
+      const { service, layout } = await fresh();
+      await service.create('trimmed', { fs, size: SMALL[fs], sparse: 'false' }, silentLog);
+      const mountPoint = await service.mount('trimmed', A, silentLog);
+      await writeFile(join(mountPoint, 'kept'), 'data');
+      await service.unmount('trimmed', A, silentLog);
+      const image = layout.volume('trimmed').image;
+      const { size } = await stat(image);
+      // What fstrim on the mounted volume does to the image: holes where the filesystem is free.
+      // Both filesystems keep metadata at group/AG starts and the xfs log mid-device; 3/8 in, past
+      // the start of its group or AG, is free space on a fresh filesystem.
+      const offset = (size * 3) / 8 + MiB;
+      await execa('fallocate', [
+        '--punch-hole',
+        '--offset',
+        String(offset),
+        '--length',
+        String(4 * MiB),
+        image,
+      ]);
+      // (An extent-tree block or two counts towards the file's blocks too.)
+      expect(await allocatedBytes(image)).toBeLessThan(size - 3 * MiB);
+
+      const logs = captureLog();
+      await service.mount('trimmed', B, logs.log);
+      expect(await allocatedBytes(image)).toBeGreaterThanOrEqual(size);
+      expect(await readFile(join(mountPoint, 'kept'), 'utf8')).toBe('data');
+      expect(logs.lines()).toContainEqual(
+        expect.objectContaining({
+          level: 40,
+          refilledBytes: expect.toSatisfy((n: number) => n > 3 * MiB && n <= 4 * MiB),
+          msg: expect.stringMatching(/fstrim/),
+        }),
+      );
+      await service.unmount('trimmed', B, silentLog);
     });
 
     it('gives the first mount an empty root with the asked owner and mode', async () => {
