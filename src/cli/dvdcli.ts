@@ -1,6 +1,8 @@
 import { destination, pino } from 'pino';
 import { DVDCLI_USAGE, parseDvdcliArgs } from '../dvdcli/args.js';
-import { discoveryRoots, findPlugin } from '../dvdcli/discovery.js';
+import { discoveryRoots } from '../dvdcli/discovery.js';
+import { locatePlugin } from '../dvdcli/locate.js';
+import { dockerHost } from '../dvdcli/managed.js';
 import { runDvdcli, timeoutsFrom } from '../dvdcli/run.js';
 
 /**
@@ -15,8 +17,9 @@ export async function dvdcliCommand(argv: string[]): Promise<void> {
   const log = pino({ base: { cmd: 'dvdcli' } }, destination({ dest: 2, sync: true }));
   try {
     const args = parseDvdcliArgs(argv);
-    const address = await findPlugin(args.driver, discoveryRoots());
-    const output = await runDvdcli(args, address, timeoutsFrom(), log);
+    const timeouts = timeoutsFrom();
+    const plugin = await locatePlugin(args.driver, discoveryRoots(), dockerHost(), timeouts.fastMs);
+    const output = await runDvdcli(args, plugin, timeouts, log);
     if (output) process.stdout.write(`${output}\n`);
   } catch (err) {
     // One plain line: the isolator copies stderr into the task's failure message.

@@ -30,6 +30,9 @@ async function exists(path: string, kind: 'socket' | 'file'): Promise<boolean> {
   return kind === 'socket' ? Boolean(info?.isSocket()) : Boolean(info?.isFile());
 }
 
+/** No socket or spec file names the plugin. */
+export class PluginNotFoundError extends Error {}
+
 /** Parses a .spec file: one URL, unix:///path or tcp://host:port. */
 export function parseSpecAddress(text: string, source: string): PluginAddress {
   const raw = text.trim();
@@ -72,7 +75,7 @@ export async function findPlugin(name: string, roots: DiscoveryRoots): Promise<P
       }
     }
   }
-  throw new Error(
+  throw new PluginNotFoundError(
     `volume driver "${valid}" not found: no ${valid}.sock in ${roots.socketsDir} and no ${valid}.spec or ${valid}.json in ${roots.specDirs.join(', ')}; is the plugin running?`,
   );
 }

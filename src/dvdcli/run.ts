@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
-import type { PluginAddress } from '../protocol/client.js';
 import { callPlugin } from '../protocol/client.js';
 import type { DvdcliArgs } from './args.js';
+import type { LocatedPlugin } from './locate.js';
 
 /** How long each call may take; dockerd allows 2 min for Create and Mount, 1 min for the rest. */
 export interface Timeouts {
@@ -18,14 +18,15 @@ export function timeoutsFrom(env: NodeJS.ProcessEnv = process.env): Timeouts {
 }
 
 /**
- * Runs one dvdcli command in dvdcli's call order and returns what goes to stdout:
+ * Runs one dvdcli command in dvdcli's call order and returns what goes to stdout (mountpoints as
+ * the host sees them):
  *   mount:   Activate → Get → Create (only if Get failed and not --explicitcreate) → Mount (no ID)
  *   unmount: Activate → Get → Unmount (no ID)
  *   others:  Activate → the one call.
  */
 export async function runDvdcli(
   args: DvdcliArgs,
-  address: PluginAddress,
+  { address, hostPath }: LocatedPlugin,
   timeouts: Timeouts,
   log: Logger,
 ): Promise<string> {
@@ -54,7 +55,7 @@ export async function runDvdcli(
       if (typeof reply.Mountpoint !== 'string' || reply.Mountpoint === '') {
         throw new Error('VolumeDriver.Mount: plugin returned no Mountpoint');
       }
-      return reply.Mountpoint;
+      return hostPath(reply.Mountpoint);
     }
     case 'unmount':
       await call('VolumeDriver.Get', { Name });
@@ -67,7 +68,7 @@ export async function runDvdcli(
       await call('VolumeDriver.Remove', { Name });
       return '';
     case 'path':
-      return String((await call('VolumeDriver.Path', { Name })).Mountpoint ?? '');
+      return hostPath(String((await call('VolumeDriver.Path', { Name })).Mountpoint ?? ''));
     case 'get':
       return JSON.stringify((await call('VolumeDriver.Get', { Name })).Volume ?? {});
     case 'list':

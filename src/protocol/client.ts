@@ -15,14 +15,34 @@ export function postRaw(
   headers: Record<string, string>,
   timeoutMs: number,
 ): Promise<{ status: number; raw: string }> {
+  return exchange(address, 'POST', `/${method}`, method, payload, headers, timeoutMs);
+}
+
+/** GETs `path` (dockerd's API) and parses the JSON answer; anything but 200 rejects. */
+export async function getJson(address: PluginAddress, path: string, timeoutMs: number): Promise<unknown> {
+  const { status, raw } = await exchange(address, 'GET', path, `GET ${path}`, '', {}, timeoutMs);
+  if (status !== 200) throw new Error(`GET ${path}: answered HTTP ${status}: ${raw.trim()}`);
+  return JSON.parse(raw);
+}
+
+/** One HTTP request over a Unix socket or TCP; `label` names it in errors. */
+function exchange(
+  address: PluginAddress,
+  httpMethod: 'GET' | 'POST',
+  path: string,
+  label: string,
+  payload: string,
+  headers: Record<string, string>,
+  timeoutMs: number,
+): Promise<{ status: number; raw: string }> {
   const target =
     address.kind === 'unix' ? { socketPath: address.path } : { host: address.host, port: address.port };
   return new Promise((resolve, reject) => {
     const req = request(
       {
         ...target,
-        path: `/${method}`,
-        method: 'POST',
+        path,
+        method: httpMethod,
         headers: { ...headers, 'Content-Length': Buffer.byteLength(payload) },
         timeout: timeoutMs,
       },
@@ -35,9 +55,9 @@ export function postRaw(
         res.on('end', () => resolve({ status: res.statusCode ?? 0, raw }));
       },
     );
-    req.on('timeout', () => req.destroy(new Error(`${method}: no answer within ${timeoutMs / 1000} s`)));
+    req.on('timeout', () => req.destroy(new Error(`${label}: no answer within ${timeoutMs / 1000} s`)));
     req.on('error', (err) =>
-      reject(err.message.startsWith(method) ? err : new Error(`${method}: ${err.message}`)),
+      reject(err.message.startsWith(label) ? err : new Error(`${label}: ${err.message}`)),
     );
     req.end(payload);
   });

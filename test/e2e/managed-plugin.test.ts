@@ -1,9 +1,10 @@
 import { existsSync } from 'node:fs';
-import { mkdir, readdir, readFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { detachLoop, loopsFor } from '../../src/system/losetup.js';
+import { mountAt } from '../../src/system/mountinfo.js';
 import {
   type Dockerd,
   execIn,
@@ -20,6 +21,7 @@ import { cleanupTempDir, makeTempDir } from '../helpers/kernel.js';
 import { storageAvailable } from '../helpers/tools.js';
 
 const BUILD = new URL('../../scripts/build-plugin', import.meta.url).pathname;
+const DVDCLI = new URL('../../bin/dvdcli', import.meta.url).pathname;
 const PLUGIN = 'loopvol-managed-e2e:latest';
 /** The plugin's command line, from plugin/config.json's entrypoint. */
 const ENTRYPOINT = '/usr/local/bin/node\0/opt/loopvol/bin/loopvol\0serve\0';
@@ -176,6 +178,33 @@ describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'mount', 'dockerd', 'do
         Binds: ['pg:/data'],
       });
       expect(read).toEqual({ exitCode: 0, output: 'kept\nsecond\nthird\n' });
+    });
+
+    it('is found by bin/dvdcli through dockerd, and dvdcli prints the mount as the host sees it', async () => {
+      const docker = dockerd?.docker as NonNullable<Dockerd>['docker'];
+      const dvdcli = (...args: string[]) =>
+        execa(
+          process.execPath,
+          [DVDCLI, ...args, `--volumedriver=${PLUGIN.split(':')[0]}`, '--volumename=mesos'],
+          {
+            env: { DOCKER_HOST: `unix://${dockerd?.socket}` },
+            reject: false,
+          },
+        );
+      const mount = await dvdcli('mount', '--volumeopts=size=64M');
+      expect(mount.exitCode, mount.stderr).toBe(0);
+      expect(mount.stdout).toMatch(new RegExp(`^${tmp}/docker/plugins/[0-9a-f]{64}/propagated-mount/mesos$`));
+      // Mesos runs on the host: it writes through that path, a container reads it back.
+      expect(await mountAt(mount.stdout)).toBeDefined();
+      await writeFile(join(mount.stdout, 'from-mesos'), 'hello');
+      expect(await runContainer(docker, 'cat /data/from-mesos', { Binds: ['mesos:/data'] })).toEqual({
+        exitCode: 0,
+        output: 'hello',
+      });
+      const unmount = await dvdcli('unmount');
+      expect(unmount.exitCode, unmount.stderr).toBe(0);
+      expect(await mountAt(mount.stdout)).toBeUndefined();
+      await cli('volume', 'rm', 'mesos');
     });
 
     it('removes the image with docker volume rm', async () => {
