@@ -19,7 +19,7 @@ const pluginList = z.array(
     Enabled: z.boolean(),
     Config: z.object({
       Interface: z.object({
-        Socket: z.string().regex(/^[^/]+$/),
+        Socket: z.string().regex(/^(?!\.\.?$)[^/]+$/, 'a file name'),
         // dockerd writes each type as "docker.volumedriver/1.0"; the Go struct has Capability.
         Types: z.array(z.union([z.string(), z.object({ Capability: z.string() })])).nullish(),
       }),
@@ -43,7 +43,7 @@ function parseAnswer<T>(schema: z.ZodType<T>, answer: unknown, path: string): T 
 
 const dockerInfo = z.object({ DockerRootDir: z.string().startsWith('/') });
 
-/** dockerd's API socket: DOCKER_HOST when it is a unix:// address, else the default. */
+/** dockerd's API address: DOCKER_HOST (unix:// or tcp://, as the docker CLI reads it), else the default. */
 export function dockerHost(env: NodeJS.ProcessEnv = process.env): PluginAddress {
   return env.DOCKER_HOST
     ? parseSpecAddress(env.DOCKER_HOST, 'DOCKER_HOST')
