@@ -12,8 +12,8 @@ import { VolumeService } from './volume/service.js';
 import { formatSize } from './volume/size.js';
 
 /**
- * Runs the plugin until SIGTERM/SIGINT: listen first (dockerd dials a managed plugin within
- * seconds), reconcile after; requests that arrive meanwhile wait for it.
+ * Runs the plugin until SIGTERM/SIGINT: check the data root (fast), listen (dockerd dials a
+ * managed plugin within seconds), reconcile after; requests that arrive meanwhile wait for it.
  */
 export async function serve(config: Config): Promise<void> {
   const log = pino({ level: config.logLevel, base: { pid: process.pid } });
@@ -28,6 +28,11 @@ export async function serve(config: Config): Promise<void> {
     { sizeBytes: config.defaultSizeBytes, fs: config.defaultFs },
     log,
   );
+  try {
+    await service.prepare();
+  } catch (err) {
+    throw new Error(`cannot use data root ${config.dataRoot}: ${(err as Error).message}`);
+  }
   const server = createServer(createApp(service, log));
   server.keepAliveTimeout = 60_000;
   await listenUnix(server, config.socket);

@@ -31,6 +31,7 @@ export class VolumeService {
   /** Disk volumes pick from one pool: two Creates must not claim the same disk. */
   private readonly poolLock = new KeyedLock();
   private started: Promise<void> | undefined;
+  private prepared: Promise<void> | undefined;
 
   constructor(
     private readonly store: Store,
@@ -38,6 +39,20 @@ export class VolumeService {
     private readonly defaults: SpecDefaults,
     private readonly log: Logger,
   ) {}
+
+  /**
+   * Makes sure the data root is usable (created, plain directories, private), tightening loose
+   * modes with a log line. Fast, so the daemon does it before listening: a data root it must refuse
+   * (a symlink) stops it before dockerd ever sees a socket.
+   */
+  prepare(): Promise<void> {
+    this.prepared ??= this.store.init().then((repairs) => {
+      for (const repaired of repairs) {
+        this.log.warn({ repaired }, 'data root was open to other users: tightened to 0700');
+      }
+    });
+    return this.prepared;
+  }
 
   /** Reconciles the records with the kernel; every request waits for it. Call once. */
   start(): Promise<void> {
@@ -300,9 +315,7 @@ export class VolumeService {
    * mounted with no holders (killed mid-Mount or mid-Unmount) is unmounted; one in use stays mounted.
    */
   private async reconcile(): Promise<void> {
-    for (const repaired of await this.store.init()) {
-      this.log.warn({ repaired }, 'data root was open to other users: tightened to 0700');
-    }
+    await this.prepare();
     try {
       for (const path of await this.store.sweep())
         this.log.info({ path }, 'deleted leftover of an interrupted create or remove');

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { chmod, mkdir, readdir, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -78,7 +79,11 @@ describe.runIf(storageAvailable())(
     it('refuses to start on a data root that is a symlink', async () => {
       await mkdir(join(dir, 'real'));
       await symlink(join(dir, 'real'), join(dir, 'root'));
-      await expect(startPlugin(dir)).rejects.toThrow(/loopvol exited with 1/);
+      // Checked before the socket listens: dockerd never sees a plugin that cannot work.
+      await expect(startPlugin(dir)).rejects.toThrow(
+        /loopvol exited with 1:[\s\S]*cannot use data root .*\/root: .*\/root is not a plain directory \(symlink\?\): refusing to use it/,
+      );
+      expect(existsSync(join(dir, 'plugin.sock'))).toBe(false);
     });
 
     it('re-attaches a volume unmounted and detached behind its back', async () => {
