@@ -63,11 +63,13 @@ export class LoopBackend implements Backend {
   async activate(paths: VolumePaths, volume: BackedVolume, prepareRoot: boolean): Promise<KernelState> {
     await assertPlain(paths.image, 'file');
     await ensureMountPoint(paths.mountPoint);
+    // Counted across retries: the refill happens once, on the attempt that first attaches.
+    let refilledBytes = 0;
     return retryFor(TEARDOWN_WAIT_MS, async () => {
       const state = await this.inspect(paths);
       if (state.mounted) return state;
       const attachedHere = state.device === undefined;
-      const refilledBytes = attachedHere && !volume.spec.sparse ? await refillAllocation(paths.image) : 0;
+      if (attachedHere && !volume.spec.sparse) refilledBytes += await refillAllocation(paths.image);
       const device = state.device ?? (await this.attachLock.run('attach', () => attachLoop(paths.image)));
       crashPoint('mount:attached');
       try {

@@ -5,6 +5,7 @@ import { findManagedPlugin, ManagedPluginDisabledError } from './managed.js';
 /** Where to call a plugin, and how its mountpoints read on the host. */
 export interface LocatedPlugin {
   address: PluginAddress;
+  /** Maps a mountpoint the plugin answers to the same directory as the host sees it. */
   hostPath(mountpoint: string): string;
 }
 

@@ -2,13 +2,7 @@ import { join, relative } from 'node:path';
 import { z } from 'zod';
 import { getJson, type PluginAddress } from '../protocol/client.js';
 import { parseSpecAddress } from './discovery.js';
-
-/** A plugin found through dockerd, and how its mountpoints read on the host. */
-export interface ManagedPlugin {
-  address: PluginAddress;
-  /** Maps a mountpoint inside the plugin to the same directory as the host sees it. */
-  hostPath(inside: string): string;
-}
+import type { LocatedPlugin } from './locate.js';
 
 export class ManagedPluginDisabledError extends Error {}
 
@@ -61,7 +55,7 @@ export async function findManagedPlugin(
   docker: PluginAddress,
   socketsDir: string,
   timeoutMs: number,
-): Promise<ManagedPlugin | undefined> {
+): Promise<LocatedPlugin | undefined> {
   const plugins = parseAnswer(pluginList, await getJson(docker, '/plugins', timeoutMs), '/plugins');
   const wanted = name.includes(':') ? name : `${name}:latest`;
   const plugin = plugins.find(

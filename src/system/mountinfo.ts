@@ -5,6 +5,8 @@ export interface MountEntry {
   mountPoint: string;
   fsType: string;
   source: string;
+  /** The filesystem's own options (the field after the source), e.g. rw,noinit_itable. */
+  superOptions: string[];
 }
 
 /** mountinfo escapes space, tab, newline and backslash as \ooo octal. */
@@ -20,12 +22,13 @@ export function parseMountInfo(text: string): MountEntry[] {
     const [left, right] = line.split(' - ');
     if (left === undefined || right === undefined) continue;
     const mountPoint = left.split(' ')[4];
-    const [fsType, source] = right.split(' ');
+    const [fsType, source, superOptions = ''] = right.split(' ');
     if (mountPoint === undefined || fsType === undefined || source === undefined) continue;
     entries.push({
       mountPoint: unescapeMountField(mountPoint),
       fsType,
       source: unescapeMountField(source),
+      superOptions: superOptions.split(','),
     });
   }
   return entries;

@@ -1,4 +1,3 @@
-import { readFile } from 'node:fs/promises';
 import { execa } from 'execa';
 
 /**
@@ -8,12 +7,4 @@ import { execa } from 'execa';
 export async function unzeroedInodeTables(image: string): Promise<number> {
   const { stdout } = await execa('dumpe2fs', [image], { stderr: 'ignore' });
   return stdout.split('\n').filter((l) => /^Group \d+:/.test(l) && !l.includes('ITABLE_ZEROED')).length;
-}
-
-/** The super options of the mount at `path` (the last field of its mountinfo line). */
-export async function superOptions(path: string): Promise<string[]> {
-  const line = (await readFile('/proc/self/mountinfo', 'utf8'))
-    .split('\n')
-    .findLast((l) => l.split(' ')[4] === path);
-  return line?.split(' ').at(-1)?.split(',') ?? [];
 }

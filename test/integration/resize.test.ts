@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
 import { allocatedBytes, filesystemUsage } from '../../src/system/fsstat.js';
-import { superOptions } from '../helpers/ext4.js';
+import { mountAt } from '../../src/system/mountinfo.js';
 import { silentLog } from '../helpers/int-log.js';
 import { MiB, serviceCases } from '../helpers/int-service.js';
 import { cleanupTempDir, makeTempDir } from '../helpers/kernel.js';
@@ -83,7 +83,7 @@ describe.runIf(
     // resize2fs leaves the new groups' inode tables to the kernel's lazy init, which would punch
     // holes after mount; loopvol mounts preallocated ext4 with noinit_itable.
     const mountPoint = await service.mount('thick', 'a', silentLog);
-    expect(await superOptions(mountPoint)).toContain('noinit_itable');
+    expect((await mountAt(mountPoint))?.superOptions).toContain('noinit_itable');
     await service.unmount('thick', 'a', silentLog);
     expect(await allocatedBytes(image)).toBeGreaterThanOrEqual(64 * MiB);
   });

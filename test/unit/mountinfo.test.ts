@@ -16,7 +16,7 @@ describe('unescapeMountField', () => {
 });
 
 describe('parseMountInfo', () => {
-  it('reads mount point, type and source, with and without optional fields', () => {
+  it('reads mount point, type, source and super options, with and without optional fields', () => {
     const text = [
       // proc(5)'s example: two optional fields before the separator.
       '36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 shared:7 - ext3 /dev/root rw,errors=continue',
@@ -26,17 +26,22 @@ describe('parseMountInfo', () => {
       '',
     ].join('\n');
     expect(parseMountInfo(text)).toEqual([
-      { mountPoint: '/mnt2', fsType: 'ext3', source: '/dev/root' },
-      { mountPoint: '/', fsType: 'ext4', source: '/dev/vda' },
-      { mountPoint: '/var/lib/loopvol/volumes/pg data/mnt', fsType: 'xfs', source: '/dev/loop3' },
-      { mountPoint: '/srv/odd\\name', fsType: 'tmpfs', source: 'my tmp' },
+      { mountPoint: '/mnt2', fsType: 'ext3', source: '/dev/root', superOptions: ['rw', 'errors=continue'] },
+      { mountPoint: '/', fsType: 'ext4', source: '/dev/vda', superOptions: ['rw'] },
+      {
+        mountPoint: '/var/lib/loopvol/volumes/pg data/mnt',
+        fsType: 'xfs',
+        source: '/dev/loop3',
+        superOptions: ['rw', 'attr2'],
+      },
+      { mountPoint: '/srv/odd\\name', fsType: 'tmpfs', source: 'my tmp', superOptions: ['rw', 'size=10k'] },
     ]);
   });
 
   it('keeps a mount point whose name contains " - " once escaped', () => {
     const text = '50 22 7:4 / /data/a\\040-\\040b rw - ext4 /dev/loop4 rw\n';
     expect(parseMountInfo(text)).toEqual([
-      { mountPoint: '/data/a - b', fsType: 'ext4', source: '/dev/loop4' },
+      { mountPoint: '/data/a - b', fsType: 'ext4', source: '/dev/loop4', superOptions: ['rw'] },
     ]);
   });
 
