@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { parseSize } from './volume/size.js';
+import { parseSize } from './core/size.js';
 
 /** Daemon settings after flags, environment and defaults are merged and validated. */
 export interface Config {

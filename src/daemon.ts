@@ -3,13 +3,13 @@ import { pino } from 'pino';
 import { DiskBackend } from './backend/disk.js';
 import { LoopBackend } from './backend/loop.js';
 import type { Config } from './config.js';
+import { MIN_SIZE_BYTES } from './core/options.js';
+import { formatSize } from './core/size.js';
 import { createApp } from './protocol/routes.js';
 import { closeUnix, listenUnix } from './server/unix-socket.js';
 import { Layout } from './state/layout.js';
 import { Store } from './state/store.js';
-import { MIN_SIZE_BYTES } from './volume/options.js';
 import { VolumeService } from './volume/service.js';
-import { formatSize } from './volume/size.js';
 
 /**
  * Runs the plugin until SIGTERM/SIGINT: check the data root (fast), listen (dockerd dials a

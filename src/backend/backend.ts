@@ -1,5 +1,5 @@
+import type { VolumeSpec } from '../core/options.js';
 import type { VolumePaths } from '../state/layout.js';
-import type { VolumeSpec } from '../volume/options.js';
 
 /** What the kernel says about one volume right now. */
 export interface KernelState {

@@ -1,9 +1,9 @@
 import { chmod, chown, lstat, mkdir, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { VolumeSpec } from '../core/options.js';
 import { crashPoint } from '../faults.js';
 import type { VolumePaths } from '../state/layout.js';
 import { mountDevice, unmount } from '../system/mount.js';
-import type { VolumeSpec } from '../volume/options.js';
 
 /**
  * Mounts a volume's block device on its mountpoint. With `prepareRoot`, also empties the new

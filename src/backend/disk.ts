@@ -1,4 +1,7 @@
 import { realpath } from 'node:fs/promises';
+import { VolumeError } from '../core/errors.js';
+import type { VolumeSpec } from '../core/options.js';
+import { formatSize } from '../core/size.js';
 import { crashPoint } from '../faults.js';
 import type { VolumePaths } from '../state/layout.js';
 import { probeSignature, wipeSignatures } from '../system/blkid.js';
@@ -8,9 +11,6 @@ import { makeFilesystem } from '../system/mkfs.js';
 import { unmount } from '../system/mount.js';
 import { mountAt, readMounts } from '../system/mountinfo.js';
 import { retryFor } from '../system/retry.js';
-import { VolumeError } from '../volume/errors.js';
-import type { VolumeSpec } from '../volume/options.js';
-import { formatSize } from '../volume/size.js';
 import type { BackedVolume, Backend, KernelState, Provisioned } from './backend.js';
 import { ensureMountPoint, mountVolume } from './block.js';
 

@@ -1,4 +1,6 @@
 import { open, truncate } from 'node:fs/promises';
+import { KeyedLock } from '../core/keyed-lock.js';
+import type { VolumeSpec } from '../core/options.js';
 import { crashPoint } from '../faults.js';
 import type { VolumePaths } from '../state/layout.js';
 import { preallocate, refillAllocation } from '../system/allocate.js';
@@ -8,8 +10,6 @@ import { makeFilesystem } from '../system/mkfs.js';
 import { unmount } from '../system/mount.js';
 import { mountAt } from '../system/mountinfo.js';
 import { retryFor } from '../system/retry.js';
-import { KeyedLock } from '../volume/keyed-lock.js';
-import type { VolumeSpec } from '../volume/options.js';
 import type { BackedVolume, Backend, KernelState, Provisioned } from './backend.js';
 import { assertPlain, ensureMountPoint, mountVolume } from './block.js';
 

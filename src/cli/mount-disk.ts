@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
+import { formatSize, parseSize } from '../core/size.js';
 import {
   createDisk,
   listDisks,
@@ -8,7 +9,6 @@ import {
   removeDisk,
 } from '../mountdisk/disks.js';
 import { defaultPersistMode, SYSTEM_UNIT_DIR } from '../mountdisk/persist.js';
-import { formatSize, parseSize } from '../volume/size.js';
 
 export const MOUNT_DISK_USAGE = `usage: loopvol mount-disk create --size SIZE [common flags] [--persist systemd|fstab|none]
                               [--fstab PATH] [--unit-dir DIR] [--before UNIT]

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Logger } from 'pino';
 import type { z } from 'zod';
-import { VolumeError } from '../volume/errors.js';
+import { VolumeError } from '../core/errors.js';
 import type { Driver } from './driver.js';
 import {
   createRequest,

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { volumeName } from '../volume/name.js';
+import { volumeName } from '../core/name.js';
 
 /** Request bodies of the VolumeDriver protocol. Unknown fields are ignored, as dockerd may add some. */
 export const nameRequest = z.object({ Name: volumeName });

@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import type { Holders } from '../volume/holders.js';
-import type { VolumeSpec } from '../volume/options.js';
+import type { Holders } from '../core/holders.js';
+import type { VolumeSpec } from '../core/options.js';
 
 /** What volume.json holds. Versioned so a later loopvol can migrate it. */
 export interface VolumeRecord {

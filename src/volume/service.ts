@@ -1,17 +1,17 @@
 import { stat } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { Backend, KernelState } from '../backend/backend.js';
+import { notFound, VolumeError } from '../core/errors.js';
+import { addHolder, describeHolders, holderCount, removeHolder } from '../core/holders.js';
+import { KeyedLock } from '../core/keyed-lock.js';
+import { parseVolumeSpec, type SpecDefaults, type VolumeSpec } from '../core/options.js';
+import { formatSize, parseSize } from '../core/size.js';
 import { crashPoint } from '../faults.js';
 import type { VolumePaths } from '../state/layout.js';
 import type { VolumeRecord } from '../state/record.js';
 import type { Store } from '../state/store.js';
 import { allocatedBytes, filesystemUsage } from '../system/fsstat.js';
 import { readMounts } from '../system/mountinfo.js';
-import { notFound, VolumeError } from './errors.js';
-import { addHolder, describeHolders, holderCount, removeHolder } from './holders.js';
-import { KeyedLock } from './keyed-lock.js';
-import { parseVolumeSpec, type SpecDefaults, type VolumeSpec } from './options.js';
-import { formatSize, parseSize } from './size.js';
 
 /** A volume as Get reports it. */
 export interface VolumeInfo {

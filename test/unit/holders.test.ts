@@ -6,7 +6,7 @@ import {
   holderCount,
   LEGACY_HOLDER,
   removeHolder,
-} from '../../src/volume/holders.js';
+} from '../../src/core/holders.js';
 
 const A = 'a'.repeat(64);
 const B = 'b'.repeat(64);

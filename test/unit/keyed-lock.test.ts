@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { KeyedLock } from '../../src/volume/keyed-lock.js';
+import { KeyedLock } from '../../src/core/keyed-lock.js';
 
 /** A promise the test resolves or rejects by hand, so ordering is decided by the test, not the clock. */
 function deferred<T = void>() {

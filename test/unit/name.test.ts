@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { volumeName } from '../../src/volume/name.js';
+import { volumeName } from '../../src/core/name.js';
 
 const firstMessage = (value: unknown) => volumeName.safeParse(value).error?.issues[0]?.message;
 

@@ -4,7 +4,7 @@ import {
   MIN_SIZE_BYTES,
   parseVolumeSpec,
   type SpecDefaults,
-} from '../../src/volume/options.js';
+} from '../../src/core/options.js';
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;

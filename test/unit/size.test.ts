@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { formatSize, MAX_SIZE_BYTES, parseSize } from '../../src/volume/size.js';
+import { formatSize, MAX_SIZE_BYTES, parseSize } from '../../src/core/size.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
