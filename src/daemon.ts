@@ -9,6 +9,7 @@ import { createApp } from './protocol/routes.js';
 import { closeUnix, listenUnix } from './server/unix-socket.js';
 import { Layout } from './state/layout.js';
 import { Store } from './state/store.js';
+import { selectKernelOps } from './system/kernel-ops.js';
 import { VolumeService } from './volume/service.js';
 
 /**
@@ -22,9 +23,12 @@ export async function serve(config: Config): Promise<void> {
       `--default-size ${formatSize(config.defaultSizeBytes)} is below the ${config.defaultFs} minimum of ${formatSize(MIN_SIZE_BYTES[config.defaultFs])}`,
     );
   }
+  const { ops: kernel, fallback } = selectKernelOps();
+  if (fallback)
+    log.warn({ reason: fallback }, 'using losetup, mount and umount processes instead of system calls');
   const service = new VolumeService(
     new Store(new Layout(config.dataRoot, config.mountRoot)),
-    { loop: new LoopBackend(), disk: new DiskBackend(config.diskPool) },
+    { loop: new LoopBackend(kernel), disk: new DiskBackend(config.diskPool, kernel) },
     { sizeBytes: config.defaultSizeBytes, fs: config.defaultFs },
     log,
   );

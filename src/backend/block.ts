@@ -3,7 +3,8 @@ import { join } from 'node:path';
 import type { VolumeSpec } from '../core/options.js';
 import { crashPoint } from '../faults.js';
 import type { VolumePaths } from '../state/layout.js';
-import { mountDevice, unmount } from '../system/mount.js';
+import type { KernelOps } from '../system/kernel-ops.js';
+import { UNTRUSTED_CONTENT_OPTIONS } from '../system/mount.js';
 
 /**
  * Mounts a volume's block device on its mountpoint. With `prepareRoot`, also empties the new
@@ -11,20 +12,21 @@ import { mountDevice, unmount } from '../system/mount.js';
  * and sets its owner and mode. `mountOptions` are the backend's own additions.
  */
 export async function mountVolume(
+  kernel: KernelOps,
   device: string,
   paths: VolumePaths,
   spec: VolumeSpec,
   prepareRoot: boolean,
   mountOptions: readonly string[] = [],
 ) {
-  await mountDevice(device, paths.mountPoint, spec.fs, mountOptions);
+  await kernel.mount(device, paths.mountPoint, spec.fs, [...UNTRUSTED_CONTENT_OPTIONS, ...mountOptions]);
   crashPoint('mount:mounted');
   if (prepareRoot) {
     try {
       await prepareRootDir(paths.mountPoint, spec);
     } catch (err) {
       // Leave nothing mounted that the caller will not record.
-      await unmount(paths.mountPoint).catch(() => undefined);
+      await kernel.unmount(paths.mountPoint).catch(() => undefined);
       throw err;
     }
   }

@@ -7,9 +7,10 @@ import type { VolumePaths } from '../state/layout.js';
 import { probeSignature, wipeSignatures } from '../system/blkid.js';
 import { blockDeviceSize, isBlockDevice } from '../system/blockdev.js';
 import { CommandError } from '../system/exec.js';
+import type { KernelOps } from '../system/kernel-ops.js';
 import { makeFilesystem } from '../system/mkfs.js';
-import { unmount } from '../system/mount.js';
-import { mountAt, readMounts } from '../system/mountinfo.js';
+import { readMounts } from '../system/mountinfo.js';
+import { isMountPoint } from '../system/mountpoint.js';
 import { retryFor } from '../system/retry.js';
 import type { BackedVolume, Backend, KernelState, Provisioned } from './backend.js';
 import { ensureMountPoint, mountVolume } from './block.js';
@@ -23,7 +24,10 @@ const MANAGED_FS = new Set(['ext4', 'xfs']);
  * the next owner never sees the previous one's files.
  */
 export class DiskBackend implements Backend {
-  constructor(private readonly pool: readonly string[]) {}
+  constructor(
+    private readonly pool: readonly string[],
+    private readonly kernel: KernelOps,
+  ) {}
 
   async provision(_paths: VolumePaths, spec: VolumeSpec, claimed: ReadonlySet<string>): Promise<Provisioned> {
     if (this.pool.length === 0) {
@@ -76,7 +80,7 @@ export class DiskBackend implements Backend {
   }
 
   async inspect(paths: VolumePaths, volume: BackedVolume): Promise<KernelState> {
-    const mounted = (await mountAt(paths.mountPoint)) !== undefined;
+    const mounted = await isMountPoint(paths.mountPoint);
     return { mounted, device: mounted ? volume.disk : undefined };
   }
 
@@ -84,14 +88,14 @@ export class DiskBackend implements Backend {
     const disk = this.owned(volume);
     await ensureMountPoint(paths.mountPoint);
     if (!(await isBlockDevice(disk))) throw new Error(`pool disk ${disk} is missing or not a block device`);
-    if (await mountAt(paths.mountPoint)) return { mounted: true, device: disk };
+    if (await isMountPoint(paths.mountPoint)) return { mounted: true, device: disk };
     crashPoint('mount:attached');
-    await mountVolume(disk, paths, volume.spec, prepareRoot);
+    await mountVolume(this.kernel, disk, paths, volume.spec, prepareRoot);
     return { mounted: true, device: disk };
   }
 
   async deactivate(paths: VolumePaths): Promise<void> {
-    if (await mountAt(paths.mountPoint)) await unmount(paths.mountPoint);
+    if (await isMountPoint(paths.mountPoint)) await this.kernel.unmount(paths.mountPoint);
     crashPoint('unmount:unmounted');
   }
 

@@ -5,13 +5,13 @@ import { crashPoint } from '../faults.js';
 import type { VolumePaths } from '../state/layout.js';
 import { preallocate, refillAllocation } from '../system/allocate.js';
 import { growMounted, growUnmountedExt4, refreshLoopCapacity } from '../system/growfs.js';
-import { attachLoop, detachLoop, loopsFor, loopsOf } from '../system/losetup.js';
+import type { KernelOps, LoopAttachOptions } from '../system/kernel-ops.js';
 import { makeFilesystem } from '../system/mkfs.js';
-import { unmount } from '../system/mount.js';
-import { mountAt } from '../system/mountinfo.js';
+import { isMountPoint } from '../system/mountpoint.js';
 import { retryFor } from '../system/retry.js';
 import type { BackedVolume, Backend, KernelState, Provisioned } from './backend.js';
 import { assertPlain, ensureMountPoint, mountVolume } from './block.js';
+import { LoopIndex } from './loop-index.js';
 
 /**
  * ext4 on a preallocated image skips the kernel's lazy inode-table zeroing, whose zero-out reaches
@@ -27,6 +27,12 @@ const TEARDOWN_WAIT_MS = 5_000;
 export class LoopBackend implements Backend {
   /** `losetup --find` picks the first free device; two at once may pick the same one. */
   private readonly attachLock = new KeyedLock();
+  private readonly loops = new LoopIndex();
+
+  constructor(
+    private readonly kernel: KernelOps,
+    private readonly loopOptions: LoopAttachOptions = { directIo: true },
+  ) {}
 
   /** Creates the image and formats it as a file: no loop device exists until the first Mount. */
   async provision(paths: VolumePaths, spec: VolumeSpec): Promise<Provisioned> {
@@ -46,10 +52,10 @@ export class LoopBackend implements Backend {
     return { sizeBytes: spec.sizeBytes, fs: spec.fs };
   }
 
+  /** A few stat calls and sysfs reads for this one volume, however many volumes and mounts the host has. */
   async inspect(paths: VolumePaths): Promise<KernelState> {
-    const [mount, mine] = await Promise.all([mountAt(paths.mountPoint), loopsOf(paths.image)]);
-    const device = mine.find((l) => !l.autoclear) ?? mine[0];
-    return { mounted: mount !== undefined, device: device?.device, detaching: device?.autoclear === true };
+    const [mounted, loop] = await Promise.all([isMountPoint(paths.mountPoint), this.loops.find(paths.image)]);
+    return { mounted, device: loop?.device, detaching: loop?.autoclear === true };
   }
 
   /**
@@ -70,22 +76,30 @@ export class LoopBackend implements Backend {
       if (state.mounted) return state;
       const attachedHere = state.device === undefined;
       if (attachedHere && !volume.spec.sparse) refilledBytes += await refillAllocation(paths.image);
-      const device = state.device ?? (await this.attachLock.run('attach', () => attachLoop(paths.image)));
+      const device = state.device ?? (await this.attachLock.run('attach', () => this.attach(paths.image)));
       crashPoint('mount:attached');
       try {
-        await mountVolume(device, paths, volume.spec, prepareRoot, mountOptions(volume.spec));
+        await mountVolume(this.kernel, device, paths, volume.spec, prepareRoot, mountOptions(volume.spec));
         return { mounted: true, device, refilledBytes };
       } catch (err) {
-        if (attachedHere) await detachLoop(device).catch(() => undefined);
+        if (attachedHere) await this.kernel.detachLoop(device).catch(() => undefined);
         throw err;
       }
     });
   }
 
+  private async attach(image: string): Promise<string> {
+    const device = await this.kernel.attachLoop(image, this.loopOptions);
+    this.loops.attached(image, device);
+    return device;
+  }
+
+  /** A device whose detach is pending is never detached again: the kernel finishes it at its last close. */
   async deactivate(paths: VolumePaths): Promise<void> {
-    if (await mountAt(paths.mountPoint)) await unmount(paths.mountPoint);
+    if (await isMountPoint(paths.mountPoint)) await this.kernel.unmount(paths.mountPoint);
     crashPoint('unmount:unmounted');
-    for (const device of await loopsFor(paths.image)) await detachLoop(device);
+    const loop = await this.loops.find(paths.image);
+    if (loop && !loop.autoclear) await this.kernel.detachLoop(loop.device);
     crashPoint('unmount:detached');
   }
 

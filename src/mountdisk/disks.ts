@@ -3,9 +3,10 @@ import { join } from 'node:path';
 import { syncDir } from '../state/atomic.js';
 import { preallocate } from '../system/allocate.js';
 import { filesystemUsage } from '../system/fsstat.js';
-import { attachLoop, detachLoop, loopsFor } from '../system/losetup.js';
+import { loopsFor } from '../system/loop-sysfs.js';
+import { attachLoop, detachLoop } from '../system/losetup.js';
 import { makeFilesystem } from '../system/mkfs.js';
-import { mountDevice, unmount } from '../system/mount.js';
+import { mountDevice, UNTRUSTED_CONTENT_OPTIONS, unmount } from '../system/mount.js';
 import { mountAt } from '../system/mountinfo.js';
 import {
   addFstabEntry,
@@ -89,9 +90,9 @@ export async function listDisks(o: MountDiskOptions): Promise<MountDisk[]> {
 async function complete(o: MountDiskOptions, disk: MountDisk): Promise<void> {
   await mkdir(disk.mountPoint, { recursive: true, mode: 0o755 });
   if (!disk.mounted) {
-    const device = disk.loopDevice ?? (await attachLoop(disk.image));
+    const device = disk.loopDevice ?? (await attachLoop(disk.image, { directIo: true }));
     try {
-      await mountDevice(device, disk.mountPoint, 'ext4');
+      await mountDevice(device, disk.mountPoint, 'ext4', UNTRUSTED_CONTENT_OPTIONS);
     } catch (err) {
       if (!disk.loopDevice) await detachLoop(device).catch(() => undefined);
       throw err;

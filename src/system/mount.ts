@@ -2,18 +2,18 @@ import { run } from './exec.js';
 
 export type FsType = 'ext4' | 'xfs';
 
-/**
- * Mounts a block device; `nosuid,nodev` because volume content comes from untrusted containers.
- * `extraOptions` are fixed strings chosen by loopvol, never user input.
- */
+/** Every volume is mounted with these: its content comes from untrusted containers. */
+export const UNTRUSTED_CONTENT_OPTIONS = ['nosuid', 'nodev'] as const;
+
+/** Mounts a block device with mount(8); `options` are fixed strings or allowlisted, never raw input. */
 export async function mountDevice(
   device: string,
   mountPoint: string,
   fsType: FsType,
-  extraOptions: readonly string[] = [],
+  options: readonly string[],
 ): Promise<void> {
-  const options = ['nosuid', 'nodev', ...extraOptions].join(',');
-  await run('mount', ['-t', fsType, '-o', options, '--', device, mountPoint], { timeoutMs: 120_000 });
+  const opts = options.length > 0 ? ['-o', options.join(',')] : [];
+  await run('mount', ['-t', fsType, ...opts, '--', device, mountPoint], { timeoutMs: 120_000 });
 }
 
 export async function unmount(mountPoint: string): Promise<void> {

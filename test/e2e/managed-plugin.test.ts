@@ -3,7 +3,8 @@ import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { detachLoop, loopsFor } from '../../src/system/losetup.js';
+import { loopsFor } from '../../src/system/loop-sysfs.js';
+import { detachLoop } from '../../src/system/losetup.js';
 import { mountAt } from '../../src/system/mountinfo.js';
 import {
   type Dockerd,

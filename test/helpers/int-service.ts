@@ -7,12 +7,16 @@ import { LoopBackend } from '../../src/backend/loop.js';
 import type { SpecDefaults } from '../../src/core/options.js';
 import { Layout } from '../../src/state/layout.js';
 import { Store } from '../../src/state/store.js';
+import { selectKernelOps } from '../../src/system/kernel-ops.js';
 import { VolumeService } from '../../src/volume/service.js';
 import { silentLog } from './int-log.js';
 import { cleanupTempDir, kernelStateUnder, makeTempDir } from './kernel.js';
 
 export const MiB = 1024 * 1024;
 export const GiB = 1024 * MiB;
+
+/** As the daemon picks them: system calls, or the tools with LOOPVOL_SYSCALLS=tools. */
+export const testKernelOps = selectKernelOps().ops;
 
 /** Small enough to format in milliseconds, large enough for ext4. */
 export const TEST_DEFAULTS: SpecDefaults = { sizeBytes: 64 * MiB, fs: 'ext4' };
@@ -30,7 +34,7 @@ export function openService(
 ): VolumeService {
   return new VolumeService(
     new Store(new Layout(root, mountRoot)),
-    { loop: new LoopBackend(), disk: new DiskBackend(diskPool) },
+    { loop: new LoopBackend(testKernelOps), disk: new DiskBackend(diskPool, testKernelOps) },
     defaults,
     log,
   );

@@ -1,7 +1,8 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { detachLoop, listLoops } from '../../src/system/losetup.js';
+import { listLoops } from '../../src/system/loop-sysfs.js';
+import { detachLoop } from '../../src/system/losetup.js';
 import { unmount } from '../../src/system/mount.js';
 import { readMounts } from '../../src/system/mountinfo.js';
 

@@ -16,6 +16,6 @@ export async function smallFilesystem(dir: string, name: string, mib: number): P
   await makeFilesystem(image, 'ext4', 'sparse-image');
   const mountPoint = join(dir, name);
   await mkdir(mountPoint);
-  await mountDevice(await attachLoop(image), mountPoint, 'ext4');
+  await mountDevice(await attachLoop(image, { directIo: true }), mountPoint, 'ext4', []);
   return mountPoint;
 }

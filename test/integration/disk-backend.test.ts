@@ -17,7 +17,7 @@ async function standInDisk(dir: string, name: string, size = 80 * MiB): Promise<
   const handle = await open(image, 'wx');
   await handle.truncate(size);
   await handle.close();
-  return attachLoop(image);
+  return attachLoop(image, { directIo: true });
 }
 
 const statusOf = async (service: VolumeService, name: string) => (await service.get(name)).Status;
@@ -44,7 +44,7 @@ describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'mount', 'blkid', 'wipe
       await run('mkfs.ext4', ['-q', '-F', formatted]);
       const mnt = join(dir, 'seed');
       await run('mkdir', [mnt]);
-      await mountDevice(formatted, mnt, 'ext4');
+      await mountDevice(formatted, mnt, 'ext4', []);
       await writeFile(join(mnt, 'kept.txt'), 'operator data');
       await unmount(mnt);
       await run('mkswap', [swap]);

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
 import { allocatedBytes, filesystemUsage } from '../../src/system/fsstat.js';
-import { loopsFor } from '../../src/system/losetup.js';
+import { loopsFor } from '../../src/system/loop-sysfs.js';
 import { mountAt } from '../../src/system/mountinfo.js';
 import { unzeroedInodeTables } from '../helpers/ext4.js';
 import { captureLog, silentLog } from '../helpers/int-log.js';

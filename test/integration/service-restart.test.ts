@@ -2,7 +2,8 @@ import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
-import { attachLoop, detachLoop, loopsFor } from '../../src/system/losetup.js';
+import { loopsFor } from '../../src/system/loop-sysfs.js';
+import { attachLoop, detachLoop } from '../../src/system/losetup.js';
 import { mountDevice, unmount } from '../../src/system/mount.js';
 import { mountAt } from '../../src/system/mountinfo.js';
 import { captureLog, silentLog } from '../helpers/int-log.js';
@@ -56,9 +57,9 @@ describe.runIf(storageAvailable())('VolumeService restart and reconcile', () => 
     const { service, layout, root } = await fresh();
     await service.create('orphan', {}, silentLog);
     const paths = layout.volume('orphan');
-    const device = await attachLoop(paths.image);
+    const device = await attachLoop(paths.image, { directIo: true });
     await mkdir(paths.mountPoint);
-    await mountDevice(device, paths.mountPoint, 'ext4');
+    await mountDevice(device, paths.mountPoint, 'ext4', []);
 
     const restarted = openService(root);
     expect((await restarted.get('orphan')).Status).toMatchObject({
@@ -73,7 +74,7 @@ describe.runIf(storageAvailable())('VolumeService restart and reconcile', () => 
   it('detaches a loop device left attached but not mounted', async () => {
     const { service, layout, root } = await fresh();
     await service.create('attached', {}, silentLog);
-    await attachLoop(layout.volume('attached').image);
+    await attachLoop(layout.volume('attached').image, { directIo: true });
 
     await openService(root).start();
     expect(await loopsFor(layout.volume('attached').image)).toEqual([]);
