@@ -47,7 +47,7 @@ async function readLines(path: string): Promise<string[]> {
 export async function addFstabEntry(fstab: string, image: string, mountPoint: string): Promise<boolean> {
   const lines = await readLines(fstab);
   if (lines.some((l) => !l.trim().startsWith('#') && fields(l)[1] === mountPoint)) return false;
-  await writeFileAtomic(fstab, `${[...lines, fstabLine(image, mountPoint)].join('\n')}\n`, 0o644);
+  await writeFileAtomic(fstab, `${[...lines, fstabLine(image, mountPoint)].join('\n')}\n`, { mode: 0o644 });
   return true;
 }
 
@@ -55,7 +55,7 @@ export async function removeFstabEntry(fstab: string, mountPoint: string): Promi
   const lines = await readLines(fstab);
   const kept = lines.filter((l) => l.trim().startsWith('#') || fields(l)[1] !== mountPoint);
   if (kept.length === lines.length) return false;
-  await writeFileAtomic(fstab, kept.length > 0 ? `${kept.join('\n')}\n` : '', 0o644);
+  await writeFileAtomic(fstab, kept.length > 0 ? `${kept.join('\n')}\n` : '', { mode: 0o644 });
   return true;
 }
 
@@ -86,7 +86,7 @@ const managesSystemd = (unitDir: string) => unitDir === SYSTEM_UNIT_DIR && exist
 
 export async function writeMountUnit(o: PersistOptions, image: string, mountPoint: string): Promise<string> {
   const unit = join(o.unitDir, mountUnitName(mountPoint));
-  await writeFileAtomic(unit, mountUnit(image, mountPoint, o.before), 0o644);
+  await writeFileAtomic(unit, mountUnit(image, mountPoint, o.before), { mode: 0o644 });
   if (managesSystemd(o.unitDir)) {
     await run('systemctl', ['daemon-reload']);
     await run('systemctl', ['enable', mountUnitName(mountPoint)]);

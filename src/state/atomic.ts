@@ -12,17 +12,33 @@ export async function syncDir(dir: string): Promise<void> {
   }
 }
 
+/** How writeFileAtomic writes. */
+export interface AtomicWriteOptions {
+  mode?: number;
+  /**
+   * fsync the file and its directory so the new content survives a power cut (default). Without
+   * it the rename is still atomic for a crash of the process (the page cache survives that);
+   * only a power cut can lose the change.
+   */
+  durable?: boolean;
+}
+
 /**
  * Replaces `path` with `data` so that a crash at any instant leaves either the old or the new
  * content, never a mix: write a temp file beside it, fsync, rename over, fsync the directory.
  */
-export async function writeFileAtomic(path: string, data: string, mode = 0o600): Promise<void> {
+export async function writeFileAtomic(
+  path: string,
+  data: string,
+  options: AtomicWriteOptions = {},
+): Promise<void> {
+  const { mode = 0o600, durable = true } = options;
   const dir = dirname(path);
   const temp = join(dir, `.tmp-${randomBytes(6).toString('hex')}`);
   const handle = await open(temp, 'wx', mode);
   try {
     await handle.writeFile(data);
-    await handle.sync();
+    if (durable) await handle.sync();
   } catch (err) {
     await handle.close();
     await rm(temp, { force: true });
@@ -35,7 +51,7 @@ export async function writeFileAtomic(path: string, data: string, mode = 0o600):
     await rm(temp, { force: true });
     throw err;
   }
-  await syncDir(dir);
+  if (durable) await syncDir(dir);
 }
 
 /** True for names writeFileAtomic leaves behind when killed mid-write; reconcile deletes them. */

@@ -2,7 +2,8 @@ import { join } from 'node:path';
 
 /**
  * Where everything lives under the data root:
- *   volumes/<name>/volume.json   metadata and holders (atomic rewrite)
+ *   volumes/<name>/volume.json   metadata (atomic, durable rewrite)
+ *   volumes/<name>/holders.json  who has it mounted (atomic rewrite, not fsynced: see Store.saveHolders)
  *   volumes/<name>/disk.img      the sparse or preallocated image
  *   volumes/<name>/mnt/          the mountpoint, or <mountRoot>/<name>/ when a mount root is set
  *                                (a managed plugin mounts under its propagated mount, data stays apart)
@@ -13,16 +14,24 @@ import { join } from 'node:path';
 export interface VolumePaths {
   dir: string;
   meta: string;
+  holders: string;
   image: string;
   mountPoint: string;
 }
 
 export const META_FILE = 'volume.json';
+export const HOLDERS_FILE = 'holders.json';
 export const IMAGE_FILE = 'disk.img';
 export const MOUNT_DIR = 'mnt';
 
 export function volumePathsIn(dir: string, mountPoint = join(dir, MOUNT_DIR)): VolumePaths {
-  return { dir, meta: join(dir, META_FILE), image: join(dir, IMAGE_FILE), mountPoint };
+  return {
+    dir,
+    meta: join(dir, META_FILE),
+    holders: join(dir, HOLDERS_FILE),
+    image: join(dir, IMAGE_FILE),
+    mountPoint,
+  };
 }
 
 export class Layout {

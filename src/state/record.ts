@@ -13,8 +13,11 @@ export interface VolumeRecord {
   disk?: string;
   /** The root directory was prepared (lost+found removed, owner and mode set) on first mount. */
   initialized: boolean;
+  /** Kept in holders.json beside volume.json; volume.json files of loopvol 0.1 carry them inline. */
   holders: Holders;
 }
+
+const holdersSchema = z.record(z.string(), z.number().int().positive());
 
 const recordSchema = z.object({
   version: z.literal(1),
@@ -31,7 +34,7 @@ const recordSchema = z.object({
   }),
   disk: z.string().optional(),
   initialized: z.boolean(),
-  holders: z.record(z.string(), z.number().int().positive()),
+  holders: holdersSchema.default({}),
 });
 
 /** Parses volume.json; a file that does not match is reported, never half-trusted. */
@@ -39,6 +42,16 @@ export function parseRecord(text: string): VolumeRecord {
   return recordSchema.parse(JSON.parse(text));
 }
 
+/** volume.json: everything but the holders, which change on every Mount and live apart. */
 export function serializeRecord(record: VolumeRecord): string {
-  return `${JSON.stringify(record, null, 2)}\n`;
+  const { holders: _, ...rest } = record;
+  return `${JSON.stringify(rest, null, 2)}\n`;
+}
+
+export function parseHolders(text: string): Holders {
+  return holdersSchema.parse(JSON.parse(text));
+}
+
+export function serializeHolders(holders: Holders): string {
+  return `${JSON.stringify(holders)}\n`;
 }

@@ -6,7 +6,8 @@ export async function filesystemUsage(mountPoint: string): Promise<{ usedBytes: 
   return { usedBytes: (s.blocks - s.bfree) * s.bsize, freeBytes: s.bavail * s.bsize };
 }
 
-/** Bytes a (possibly sparse) file really occupies on the host. */
-export async function allocatedBytes(path: string): Promise<number> {
-  return (await stat(path)).blocks * 512;
+/** A (possibly sparse) file's apparent size and the bytes it really occupies on the host, from one stat. */
+export async function fileSpace(path: string): Promise<{ sizeBytes: number; allocatedBytes: number }> {
+  const s = await stat(path);
+  return { sizeBytes: s.size, allocatedBytes: s.blocks * 512 };
 }

@@ -1,4 +1,4 @@
-import { stat } from 'node:fs/promises';
+import pMap from 'p-map';
 import type { Logger } from 'pino';
 import type { Backend, KernelState } from '../backend/backend.js';
 import { notFound, VolumeError } from '../core/errors.js';
@@ -10,8 +10,9 @@ import { crashPoint } from '../faults.js';
 import type { VolumePaths } from '../state/layout.js';
 import type { VolumeRecord } from '../state/record.js';
 import type { Store } from '../state/store.js';
-import { allocatedBytes, filesystemUsage } from '../system/fsstat.js';
+import { fileSpace, filesystemUsage } from '../system/fsstat.js';
 import { readMounts } from '../system/mountinfo.js';
+import { SpaceLedger } from './ledger.js';
 
 /** A volume as Get reports it. */
 export interface VolumeInfo {
@@ -27,6 +28,9 @@ export interface VolumeInfo {
  */
 export class VolumeService {
   private readonly records = new Map<string, VolumeRecord>();
+  /** List's order, kept until a Create or Remove changes the set of names. */
+  private sortedNames: string[] | undefined;
+  private readonly ledger = new SpaceLedger();
   private readonly locks = new KeyedLock();
   /** Disk volumes pick from one pool: two Creates must not claim the same disk. */
   private readonly poolLock = new KeyedLock();
@@ -85,6 +89,8 @@ export class VolumeService {
           };
           await this.store.commit(staged, record);
           this.records.set(name, record);
+          this.sortedNames = undefined;
+          await this.measure(record);
           log.info({ spec: record.spec, disk }, 'volume created');
         } catch (err) {
           if (staged) {
@@ -118,6 +124,8 @@ export class VolumeService {
         throw new VolumeError(`cannot remove volume ${name}: ${explain(err)}`);
       }
       this.records.delete(name);
+      this.sortedNames = undefined;
+      this.ledger.delete(name);
       log.info('volume removed');
     });
   }
@@ -133,7 +141,9 @@ export class VolumeService {
         throw new VolumeError(`cannot mount volume ${name}: ${explain(err)}`);
       }
       try {
-        await this.update({ ...record, initialized: true, holders: addHolder(record.holders, id) });
+        const next = { ...record, initialized: true, holders: addHolder(record.holders, id) };
+        // Only the first Mount changes volume.json (initialized); later ones touch the holders alone.
+        await (record.initialized ? this.saveHolders(next) : this.update(next));
       } catch (err) {
         // Unrecorded, this mount would have no holder to ever release it.
         if (holderCount(record.holders) === 0) {
@@ -199,6 +209,7 @@ export class VolumeService {
         );
       }
       crashPoint('resize:recorded');
+      await this.measure(this.require(name));
       log.info({ from: record.spec.sizeBytes, to: parsed.bytes }, 'volume resized');
     });
   }
@@ -210,15 +221,19 @@ export class VolumeService {
     });
   }
 
+  /** A handful of stat calls for this one volume, whatever the number of volumes on the host. */
   async get(name: string): Promise<VolumeInfo> {
     return this.whenReady(name, async () => {
       const record = this.require(name);
       const paths = this.store.layout.volume(name);
-      const state = await this.inspect(record);
-      const usage = state.mounted ? await filesystemUsage(paths.mountPoint) : undefined;
       const loop = record.spec.backend === 'loop';
-      const allocated = loop ? await allocatedBytes(paths.image).catch(() => null) : null;
-      const hostFree = loop ? (await filesystemUsage(paths.dir)).freeBytes : null;
+      const [state, measured, host] = await Promise.all([
+        this.inspect(record),
+        this.measure(record),
+        loop ? filesystemUsage(paths.dir) : undefined,
+      ]);
+      const usage = state.mounted ? await filesystemUsage(paths.mountPoint) : undefined;
+      const hostFree = host?.freeBytes ?? null;
       return {
         Name: name,
         Mountpoint: state.mounted ? paths.mountPoint : '',
@@ -229,9 +244,9 @@ export class VolumeService {
           size: record.spec.sizeBytes,
           fs: record.spec.fs,
           sparse: record.spec.sparse,
-          allocated,
+          allocated: measured.allocated,
           hostFree,
-          ...overcommitWarning(await this.sparseGrowth(), hostFree),
+          ...overcommitWarning(this.ledger.totals().sparseGrowthBytes, hostFree),
           mounted: state.mounted,
           holders: holderCount(record.holders),
           // A device whose detach is pending is on its way out, not the volume's device.
@@ -246,15 +261,16 @@ export class VolumeService {
     });
   }
 
+  /** One read of mountinfo, however many volumes there are. */
   async list(): Promise<{ Name: string; Mountpoint: string }[]> {
     await this.start();
     const mounted = new Set((await readMounts()).map((m) => m.mountPoint));
-    return [...this.records.keys()].sort().map((name) => {
+    this.sortedNames ??= [...this.records.keys()].sort();
+    return this.sortedNames.map((name) => {
       const mountPoint = this.store.layout.volume(name).mountPoint;
       return { Name: name, Mountpoint: mounted.has(mountPoint) ? mountPoint : '' };
     });
   }
-
   private async whenReady<T>(name: string, work: () => Promise<T>): Promise<T> {
     await this.start();
     return this.locks.run(name, work);
@@ -266,17 +282,16 @@ export class VolumeService {
     return record;
   }
 
-  /** How much all sparse images together may still grow (their sizes minus what they occupy). */
-  private async sparseGrowth(): Promise<number> {
-    let growth = 0;
-    for (const r of this.records.values()) {
-      if (r.spec.backend !== 'loop' || !r.spec.sparse) continue;
-      const allocated = await allocatedBytes(this.store.layout.volume(r.name).image).catch(
-        () => r.spec.sizeBytes,
-      );
-      growth += Math.max(0, r.spec.sizeBytes - allocated);
-    }
-    return growth;
+  /**
+   * Stats a loop volume's image once, updating the running space totals. `allocated` is null when
+   * the image cannot be read (Get still answers); disk volumes live outside the data root.
+   */
+  private async measure(record: VolumeRecord): Promise<{ allocated: number | null; imageSize?: number }> {
+    if (record.spec.backend !== 'loop') return { allocated: null };
+    const image = await fileSpace(this.store.layout.volume(record.name).image).catch(() => undefined);
+    const { sizeBytes, sparse } = record.spec;
+    this.ledger.set(record.name, { sizeBytes, allocatedBytes: image?.allocatedBytes ?? sizeBytes, sparse });
+    return { allocated: image?.allocatedBytes ?? null, imageSize: image?.sizeBytes };
   }
 
   /**
@@ -286,7 +301,7 @@ export class VolumeService {
    */
   private async releaseHolder(record: VolumeRecord, log: Logger): Promise<void> {
     try {
-      await this.update(record);
+      await this.saveHolders(record);
     } catch (err) {
       this.records.set(record.name, record);
       log.error(
@@ -304,8 +319,14 @@ export class VolumeService {
     return this.backendOf(record).inspect(this.store.layout.volume(record.name), record);
   }
 
+  /** Records a change of the volume's metadata (durably) and of its holders. */
   private async update(record: VolumeRecord): Promise<void> {
     await this.store.save(record);
+    await this.saveHolders(record);
+  }
+
+  private async saveHolders(record: VolumeRecord): Promise<void> {
+    await this.store.saveHolders(record);
     this.records.set(record.name, record);
   }
 
@@ -322,29 +343,34 @@ export class VolumeService {
     } catch (err) {
       this.log.error({ err }, 'could not delete leftovers of interrupted operations; they are kept');
     }
-    const { records, unreadable } = await this.store.loadAll();
+    const { records, unreadable, swept } = await this.store.loadAll();
+    for (const path of swept) this.log.info({ path }, 'deleted leftover of an interrupted metadata write');
     for (const bad of unreadable) {
       this.log.error(
         { volume: bad.name, reason: bad.reason, path: this.store.layout.volume(bad.name).dir },
         'volume metadata unreadable: volume not served; repair or move the directory away and restart',
       );
     }
-    for (const record of records) {
-      const log = this.log.child({ volume: record.name });
-      this.records.set(record.name, record);
-      try {
-        await this.reconcileOne(record, log);
-      } catch (err) {
-        log.error({ err }, 'could not reconcile volume with the kernel; it is served as recorded');
-      }
-    }
+    for (const record of records) this.records.set(record.name, record);
+    // Each volume costs a few stat calls and sysfs reads: start-up is linear in the number of volumes.
+    await pMap(
+      records,
+      async (record) => {
+        const log = this.log.child({ volume: record.name });
+        try {
+          await this.reconcileOne(record, log);
+        } catch (err) {
+          log.error({ err }, 'could not reconcile volume with the kernel; it is served as recorded');
+        }
+      },
+      { concurrency: RECONCILE_CONCURRENCY },
+    );
     this.log.info({ volumes: records.length }, 'state reconciled with the kernel');
   }
 
   private async reconcileOne(record: VolumeRecord, log: Logger): Promise<void> {
     const paths = this.store.layout.volume(record.name);
-    const imageSize =
-      record.spec.backend === 'loop' ? (await stat(paths.image).catch(() => undefined))?.size : undefined;
+    const { imageSize } = await this.measure(record);
     if (imageSize !== undefined && imageSize > record.spec.sizeBytes) {
       log.warn(
         { recorded: record.spec.sizeBytes, image: imageSize },
@@ -362,7 +388,7 @@ export class VolumeService {
         { dropped: record.holders },
         'volume is no longer mounted (reboot or manual umount): dropping its holders',
       );
-      await this.update({ ...record, holders: {} });
+      await this.saveHolders({ ...record, holders: {} });
     }
     if (state.mounted || state.device) {
       log.warn(
@@ -373,6 +399,9 @@ export class VolumeService {
     }
   }
 }
+
+/** Volumes reconciled at once at start-up. */
+const RECONCILE_CONCURRENCY = 32;
 
 /**
  * Sparse images grow as containers write; when the host filesystem cannot hold what they may still

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
-import { allocatedBytes, filesystemUsage } from '../../src/system/fsstat.js';
+import { fileSpace, filesystemUsage } from '../../src/system/fsstat.js';
 import { loopsFor } from '../../src/system/loop-sysfs.js';
 import { mountAt } from '../../src/system/mountinfo.js';
 import { unzeroedInodeTables } from '../helpers/ext4.js';
@@ -56,7 +56,7 @@ describe.runIf(storageAvailable())('VolumeService on the real kernel', () => {
     it('allocates little for a sparse image', async () => {
       const { service, layout } = await fresh();
       await service.create('thin', { fs, size: '1G' }, silentLog);
-      const allocated = await allocatedBytes(layout.volume('thin').image);
+      const allocated = (await fileSpace(layout.volume('thin').image)).allocatedBytes;
       expect((await stat(layout.volume('thin').image)).size).toBe(GiB);
       // ext4 with lazy init writes well under a megabyte; mkfs.xfs zeroes its 64M log.
       expect(allocated).toBeLessThan(fs === 'ext4' ? 16 * MiB : 128 * MiB);
@@ -73,7 +73,7 @@ describe.runIf(storageAvailable())('VolumeService on the real kernel', () => {
       };
       expect(sparse).toBe(false);
       expect(allocated).toBeGreaterThanOrEqual(size);
-      expect(await allocatedBytes(layout.volume('thick').image)).toBe(allocated);
+      expect((await fileSpace(layout.volume('thick').image)).allocatedBytes).toBe(allocated);
     });
 
     it('keeps a sparse=false image allocated once mounted: no lazy inode-table init', async () => {
@@ -85,7 +85,7 @@ describe.runIf(storageAvailable())('VolumeService on the real kernel', () => {
       const mountPoint = await service.mount('thick', A, silentLog);
       if (fs === 'ext4') expect((await mountAt(mountPoint))?.superOptions).toContain('noinit_itable');
       await service.unmount('thick', A, silentLog);
-      expect(await allocatedBytes(image)).toBeGreaterThanOrEqual((await stat(image)).size);
+      expect((await fileSpace(image)).allocatedBytes).toBeGreaterThanOrEqual((await stat(image)).size);
     });
 
     it('gives a preallocated image back the space a host fstrim punched out, at the next Mount', async () => {
@@ -109,11 +109,11 @@ describe.runIf(storageAvailable())('VolumeService on the real kernel', () => {
         image,
       ]);
       // (An extent-tree block or two counts towards the file's blocks too.)
-      expect(await allocatedBytes(image)).toBeLessThan(size - 3 * MiB);
+      expect((await fileSpace(image)).allocatedBytes).toBeLessThan(size - 3 * MiB);
 
       const logs = captureLog();
       await service.mount('trimmed', B, logs.log);
-      expect(await allocatedBytes(image)).toBeGreaterThanOrEqual(size);
+      expect((await fileSpace(image)).allocatedBytes).toBeGreaterThanOrEqual(size);
       expect(await readFile(join(mountPoint, 'kept'), 'utf8')).toBe('data');
       expect(logs.lines()).toContainEqual(
         expect.objectContaining({

@@ -140,7 +140,7 @@ describe.runIf(storageAvailable())('crash at every step boundary (LOOPVOL_CRASH_
     const p = await plugin();
     // Activate is answered before reconcile (which deletes the temp file); List waits for it.
     await ok(p, 'VolumeDriver.List', {});
-    expect((await readdir(volumeDir)).sort()).toEqual(['disk.img', 'mnt', 'volume.json']);
+    expect((await readdir(volumeDir)).sort()).toEqual(['disk.img', 'holders.json', 'mnt', 'volume.json']);
     // A Create the client retries after a crash is a no-op on the existing volume.
     await ok(p, 'VolumeDriver.Create', { Name: VOL, Opts: { size: '64M' } });
     await ok(p, 'VolumeDriver.Remove', { Name: VOL });
