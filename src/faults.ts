@@ -29,6 +29,9 @@ export const CRASH_STEPS = [
 
 export type CrashStep = (typeof CRASH_STEPS)[number];
 
+/** Steps reached after the request was answered (a removed volume's files are deleted afterwards). */
+export const AFTER_ANSWER_STEPS: readonly CrashStep[] = ['remove:deleted'];
+
 export function crashPoint(step: CrashStep): void {
   if (crashAt === step) process.kill(process.pid, 'SIGKILL');
 }

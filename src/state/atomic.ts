@@ -23,6 +23,20 @@ export interface AtomicWriteOptions {
   durable?: boolean;
 }
 
+/** Writes a new file and fsyncs it; on failure nothing is left behind. */
+export async function writeNewFile(path: string, data: string, mode: number, durable = true): Promise<void> {
+  const handle = await open(path, 'wx', mode);
+  try {
+    await handle.writeFile(data);
+    if (durable) await handle.sync();
+  } catch (err) {
+    await handle.close();
+    await rm(path, { force: true });
+    throw err;
+  }
+  await handle.close();
+}
+
 /**
  * Replaces `path` with `data` so that a crash at any instant leaves either the old or the new
  * content, never a mix: write a temp file beside it, fsync, rename over, fsync the directory.
@@ -35,16 +49,7 @@ export async function writeFileAtomic(
   const { mode = 0o600, durable = true } = options;
   const dir = dirname(path);
   const temp = join(dir, `.tmp-${randomBytes(6).toString('hex')}`);
-  const handle = await open(temp, 'wx', mode);
-  try {
-    await handle.writeFile(data);
-    if (durable) await handle.sync();
-  } catch (err) {
-    await handle.close();
-    await rm(temp, { force: true });
-    throw err;
-  }
-  await handle.close();
+  await writeNewFile(temp, data, mode, durable);
   try {
     await rename(temp, path);
   } catch (err) {
@@ -53,7 +58,6 @@ export async function writeFileAtomic(
   }
   if (durable) await syncDir(dir);
 }
-
 /** True for names writeFileAtomic leaves behind when killed mid-write; reconcile deletes them. */
 export function isAtomicTemp(name: string): boolean {
   return name.startsWith('.tmp-');

@@ -5,7 +5,7 @@ import pMap from 'p-map';
 import type { Holders } from '../core/holders.js';
 import { crashPoint } from '../faults.js';
 import { readMounts } from '../system/mountinfo.js';
-import { isAtomicTemp, syncDir, writeFileAtomic } from './atomic.js';
+import { isAtomicTemp, syncDir, writeFileAtomic, writeNewFile } from './atomic.js';
 import { HOLDERS_FILE, type Layout, type VolumePaths, volumePathsIn } from './layout.js';
 import { parseHolders, parseRecord, serializeHolders, serializeRecord, type VolumeRecord } from './record.js';
 
@@ -112,24 +112,32 @@ export class Store {
     return volumePathsIn(dir);
   }
 
-  /** Writes the record into the staged directory and renames it into place: the volume now exists. */
+  /**
+   * Writes the record into the staged directory and renames it into place: the volume now exists.
+   * Nothing sees the staged directory, so its record needs no temp file; one fsync of volumes/
+   * commits the rename, and with it the entry's removal from staging/ (one journal transaction).
+   */
   async commit(staged: VolumePaths, record: VolumeRecord): Promise<void> {
-    await writeFileAtomic(staged.meta, serializeRecord(record));
+    await writeNewFile(staged.meta, serializeRecord(record), 0o600);
     await rename(staged.dir, this.layout.volume(record.name).dir);
     await syncDir(this.layout.volumes);
-    await syncDir(this.layout.staging);
     crashPoint('create:committed');
   }
 
-  /** Moves a volume out of volumes/ in one rename (it no longer exists), then deletes its files. */
-  async discard(name: string): Promise<void> {
+  /**
+   * Moves a volume out of volumes/ in one durable rename: it no longer exists. Returns the deletion
+   * of its files, which the caller may finish after answering (start-up deletes what is left).
+   */
+  async discard(name: string): Promise<() => Promise<void>> {
     const target = join(this.layout.trash, randomBytes(8).toString('hex'));
     await rename(this.layout.volume(name).dir, target);
     await syncDir(this.layout.volumes);
     crashPoint('remove:trashed');
-    await this.emptyDir(this.layout.trash, target);
     await this.removeMountPoint(name);
-    crashPoint('remove:deleted');
+    return async () => {
+      await this.emptyDir(this.layout.trash, target);
+      crashPoint('remove:deleted');
+    };
   }
 
   /**

@@ -31,6 +31,7 @@ export class VolumeService {
   /** List's order, kept until a Create or Remove changes the set of names. */
   private sortedNames: string[] | undefined;
   private readonly ledger = new SpaceLedger();
+  private readonly pending = new Set<Promise<void>>();
   private readonly locks = new KeyedLock();
   /** Disk volumes pick from one pool: two Creates must not claim the same disk. */
   private readonly poolLock = new KeyedLock();
@@ -58,6 +59,19 @@ export class VolumeService {
     return this.prepared;
   }
 
+  /** Resolves once the work left running after answering (deleting removed volumes' files) is done. */
+  async idle(): Promise<void> {
+    while (this.pending.size > 0) await Promise.all(this.pending);
+  }
+
+  /** Runs work that need not delay the answer; failures are logged, and Create waits for it (space). */
+  private afterwards(work: () => Promise<void>, log: Logger, failure: string): void {
+    const done: Promise<void> = work()
+      .catch((err) => log.error({ err: explain(err) }, failure))
+      .finally(() => this.pending.delete(done));
+    this.pending.add(done);
+  }
+
   /** Reconciles the records with the kernel; every request waits for it. Call once. */
   start(): Promise<void> {
     this.started ??= this.reconcile();
@@ -72,6 +86,8 @@ export class VolumeService {
         log.info('volume exists; create is a no-op and its options are ignored');
         return;
       }
+      // A removed volume's files may still be on their way out: their space is about to be free.
+      await this.idle();
       const build = async () => {
         let staged: VolumePaths | undefined;
         try {
@@ -114,15 +130,17 @@ export class VolumeService {
           409,
         );
       }
+      let purge: () => Promise<void>;
       try {
         const backend = this.backendOf(record);
         await backend.deactivate(this.store.layout.volume(name), record);
         await backend.release(record);
         crashPoint('remove:released');
-        await this.store.discard(name);
+        purge = await this.store.discard(name);
       } catch (err) {
         throw new VolumeError(`cannot remove volume ${name}: ${explain(err)}`);
       }
+      this.afterwards(purge, log, "could not delete a removed volume's files; start-up deletes them");
       this.records.delete(name);
       this.sortedNames = undefined;
       this.ledger.delete(name);

@@ -189,6 +189,7 @@ describe.runIf(storageAvailable())('VolumeService on the real kernel', () => {
     await expect(stat(layout.volume('busy').dir)).rejects.toMatchObject({ code: 'ENOENT' });
     expect(await service.list()).toEqual([]);
     await expect(service.get('busy')).rejects.toMatchObject({ status: 404 });
+    await service.idle();
     expect(await readdir(layout.trash)).toEqual([]);
   });
 
