@@ -12,6 +12,8 @@ export interface Config {
   diskPool: string[];
   /** Where volumes are mounted, as <mountRoot>/<name>; empty: inside each volume's directory. */
   mountRoot: string;
+  /** Sparse images kept formatted ahead of time per recently created size; 0: none. */
+  spares: number;
 }
 
 export const DEFAULTS = {
@@ -22,6 +24,7 @@ export const DEFAULTS = {
   logLevel: 'info',
   diskPool: '',
   mountRoot: '',
+  spares: '2',
 } as const;
 
 /** Environment variables read when a flag is absent. */
@@ -33,6 +36,7 @@ export const ENV = {
   logLevel: 'LOOPVOL_LOG_LEVEL',
   diskPool: 'LOOPVOL_DISK_POOL',
   mountRoot: 'LOOPVOL_MOUNT_ROOT',
+  spares: 'LOOPVOL_SPARES',
 } as const;
 
 const absolute = (what: string) =>
@@ -87,6 +91,11 @@ const schema = z
         ),
       )
       .refine((ds) => new Set(ds).size === ds.length, '--disk-pool names a device twice'),
+    spares: z
+      .string()
+      .regex(/^\d{1,2}$/, '--spares takes a whole number from 0 to 16')
+      .transform(Number)
+      .refine((n) => n <= 16, '--spares takes a whole number from 0 to 16'),
   })
   .refine(
     (c) => c.mountRoot === '' || !(within(c.mountRoot, c.dataRoot) || within(c.dataRoot, c.mountRoot)),
@@ -108,6 +117,7 @@ export function resolveConfig(flags: Partial<Record<Key, string>>, env: NodeJS.P
     logLevel: pick('logLevel'),
     diskPool: pick('diskPool'),
     mountRoot: pick('mountRoot'),
+    spares: pick('spares'),
   });
   if (!result.success) throw new Error(result.error.issues.map((i) => i.message).join('; '));
   const c = result.data;
@@ -119,5 +129,6 @@ export function resolveConfig(flags: Partial<Record<Key, string>>, env: NodeJS.P
     logLevel: c.logLevel,
     diskPool: c.diskPool,
     mountRoot: c.mountRoot,
+    spares: c.spares,
   };
 }

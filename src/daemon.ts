@@ -2,6 +2,7 @@ import { createServer } from 'node:http';
 import { pino } from 'pino';
 import { DiskBackend } from './backend/disk.js';
 import { LoopBackend } from './backend/loop.js';
+import { SparePool } from './backend/spares.js';
 import type { Config } from './config.js';
 import { MIN_SIZE_BYTES } from './core/options.js';
 import { formatSize } from './core/size.js';
@@ -26,9 +27,16 @@ export async function serve(config: Config): Promise<void> {
   const { ops: kernel, fallback } = selectKernelOps();
   if (fallback)
     log.warn({ reason: fallback }, 'using losetup, mount and umount processes instead of system calls');
+  const layout = new Layout(config.dataRoot, config.mountRoot);
+  const spares = new SparePool(
+    layout.spares,
+    config.spares,
+    { fs: config.defaultFs, sizeBytes: config.defaultSizeBytes },
+    log,
+  );
   const service = new VolumeService(
-    new Store(new Layout(config.dataRoot, config.mountRoot)),
-    { loop: new LoopBackend(kernel), disk: new DiskBackend(config.diskPool, kernel) },
+    new Store(layout),
+    { loop: new LoopBackend(kernel, { spares }), disk: new DiskBackend(config.diskPool, kernel) },
     { sizeBytes: config.defaultSizeBytes, fs: config.defaultFs },
     log,
   );

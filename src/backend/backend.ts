@@ -31,6 +31,10 @@ export interface Provisioned {
  * kernel says, so a retry after a crash converges rather than stacking devices or mounts.
  */
 export interface Backend {
+  /** Runs once at start-up, before reconcile. */
+  startup(): Promise<void>;
+  /** Resolves when work the backend runs in the background is done. */
+  idle(): Promise<void>;
   /** Makes storage for a new volume in its staged directory; `claimed` are disks other volumes own. */
   provision(paths: VolumePaths, spec: VolumeSpec, claimed: ReadonlySet<string>): Promise<Provisioned>;
   inspect(paths: VolumePaths, volume: BackedVolume): Promise<KernelState>;

@@ -29,6 +29,10 @@ export class DiskBackend implements Backend {
     private readonly kernel: KernelOps,
   ) {}
 
+  async startup(): Promise<void> {}
+
+  async idle(): Promise<void> {}
+
   async provision(_paths: VolumePaths, spec: VolumeSpec, claimed: ReadonlySet<string>): Promise<Provisioned> {
     if (this.pool.length === 0) {
       throw new VolumeError(

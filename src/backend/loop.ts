@@ -1,9 +1,9 @@
-import { open, truncate } from 'node:fs/promises';
+import { rename, truncate } from 'node:fs/promises';
 import { KeyedLock } from '../core/keyed-lock.js';
 import type { VolumeSpec } from '../core/options.js';
 import { crashPoint } from '../faults.js';
 import type { VolumePaths } from '../state/layout.js';
-import { preallocate, refillAllocation } from '../system/allocate.js';
+import { createSparse, preallocate, refillAllocation } from '../system/allocate.js';
 import { growMounted, growUnmountedExt4, refreshLoopCapacity } from '../system/growfs.js';
 import type { KernelOps, LoopAttachOptions } from '../system/kernel-ops.js';
 import { makeFilesystem } from '../system/mkfs.js';
@@ -12,6 +12,7 @@ import { retryFor } from '../system/retry.js';
 import type { BackedVolume, Backend, KernelState, Provisioned } from './backend.js';
 import { assertPlain, ensureMountPoint, mountVolume } from './block.js';
 import { LoopIndex } from './loop-index.js';
+import type { SparePool } from './spares.js';
 
 /**
  * ext4 on a preallocated image skips the kernel's lazy inode-table zeroing, whose zero-out reaches
@@ -23,29 +24,58 @@ const mountOptions = (spec: VolumeSpec) => (!spec.sparse && spec.fs === 'ext4' ?
 /** How long a Mount keeps retrying while a loop device of its image is being torn down. */
 const TEARDOWN_WAIT_MS = 5_000;
 
+/** How a LoopBackend works; every field has a default. */
+export interface LoopBackendOptions {
+  /** How loop devices serve images (default: direct I/O, 512-byte blocks). */
+  loop?: LoopAttachOptions;
+  /** Images formatted ahead of time for Create; absent: every Create runs mkfs. */
+  spares?: SparePool;
+}
+
 /** Loop-backed volumes: an image file formatted in place, attached to a loop device and mounted on demand. */
 export class LoopBackend implements Backend {
   /** `losetup --find` picks the first free device; two at once may pick the same one. */
   private readonly attachLock = new KeyedLock();
   private readonly loops = new LoopIndex();
 
+  private readonly loopOptions: LoopAttachOptions;
+  private readonly spares: SparePool | undefined;
+
   constructor(
     private readonly kernel: KernelOps,
-    private readonly loopOptions: LoopAttachOptions = { directIo: true },
-  ) {}
+    options: LoopBackendOptions = {},
+  ) {
+    this.loopOptions = options.loop ?? { directIo: true };
+    this.spares = options.spares;
+  }
 
-  /** Creates the image and formats it as a file: no loop device exists until the first Mount. */
+  async startup(): Promise<void> {
+    await this.spares?.start();
+  }
+
+  async idle(): Promise<void> {
+    await this.spares?.idle();
+  }
+
+  /**
+   * Creates the image and formats it as a file: no loop device exists until the first Mount.
+   * A sparse image of a size formatted ahead of time is taken from the spares instead.
+   */
   async provision(paths: VolumePaths, spec: VolumeSpec): Promise<Provisioned> {
-    if (spec.sparse) {
-      const handle = await open(paths.image, 'wx', 0o600);
-      try {
-        await handle.truncate(spec.sizeBytes);
-      } finally {
-        await handle.close();
-      }
-    } else {
-      await preallocate(paths.image, spec.sizeBytes);
+    const spare = spec.sparse ? this.spares?.take(spec) : undefined;
+    if (
+      spare &&
+      (await rename(spare, paths.image).then(
+        () => true,
+        () => false,
+      ))
+    ) {
+      crashPoint('create:image');
+      crashPoint('create:formatted');
+      return { sizeBytes: spec.sizeBytes, fs: spec.fs };
     }
+    if (spec.sparse) await createSparse(paths.image, spec.sizeBytes);
+    else await preallocate(paths.image, spec.sizeBytes);
     crashPoint('create:image');
     await makeFilesystem(paths.image, spec.fs, spec.sparse ? 'sparse-image' : 'preallocated-image');
     crashPoint('create:formatted');

@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util';
 import { resolveConfig } from '../config.js';
 import { serve } from '../daemon.js';
 
-export const SERVE_USAGE = `usage: loopvol serve [--socket PATH] [--data-root DIR] [--default-size SIZE] [--default-fs ext4|xfs] [--log-level LEVEL] [--disk-pool DEVS] [--mount-root DIR]
+export const SERVE_USAGE = `usage: loopvol serve [--socket PATH] [--data-root DIR] [--default-size SIZE] [--default-fs ext4|xfs] [--log-level LEVEL] [--disk-pool DEVS] [--mount-root DIR] [--spares N]
 
   --socket PATH        Unix socket to serve (env LOOPVOL_SOCKET, default /run/docker/plugins/loopvol.sock)
   --data-root DIR      where images, metadata and mountpoints live (env LOOPVOL_DATA_ROOT, default /var/lib/loopvol)
@@ -10,7 +10,9 @@ export const SERVE_USAGE = `usage: loopvol serve [--socket PATH] [--data-root DI
   --default-size SIZE  size when Create names none (env LOOPVOL_DEFAULT_SIZE, default 1G)
   --default-fs FS      ext4 or xfs (env LOOPVOL_DEFAULT_FS, default ext4)
   --log-level LEVEL    fatal|error|warn|info|debug|trace|silent (env LOOPVOL_LOG_LEVEL, default info)
-  --disk-pool DEVS     comma-separated whole disks for -o backend=disk volumes (env LOOPVOL_DISK_POOL, default none)`;
+  --disk-pool DEVS     comma-separated whole disks for -o backend=disk volumes (env LOOPVOL_DISK_POOL, default none)
+  --spares N           sparse images kept formatted ahead per recently created size, so Create skips mkfs
+                       (env LOOPVOL_SPARES, default 2, 0 to 16; 0 turns it off)`;
 
 export async function serveCommand(argv: string[]): Promise<void> {
   const { values } = parseArgs({
@@ -23,6 +25,7 @@ export async function serveCommand(argv: string[]): Promise<void> {
       'log-level': { type: 'string' },
       'disk-pool': { type: 'string' },
       'mount-root': { type: 'string' },
+      spares: { type: 'string' },
     },
     strict: true,
     allowPositionals: false,
@@ -36,6 +39,7 @@ export async function serveCommand(argv: string[]): Promise<void> {
       logLevel: values['log-level'],
       diskPool: values['disk-pool'],
       mountRoot: values['mount-root'],
+      spares: values.spares,
     },
     process.env,
   );

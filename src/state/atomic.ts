@@ -4,7 +4,12 @@ import { dirname, join } from 'node:path';
 
 /** fsyncs a directory so that a rename or unlink inside it survives power loss. */
 export async function syncDir(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
+  await syncFile(dir);
+}
+
+/** fsyncs a file or directory that is not open. */
+export async function syncFile(path: string): Promise<void> {
+  const handle = await open(path, 'r');
   try {
     await handle.sync();
   } finally {

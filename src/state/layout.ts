@@ -9,6 +9,7 @@ import { join } from 'node:path';
  *                                (a managed plugin mounts under its propagated mount, data stays apart)
  *   staging/<random>/            a Create in progress; renamed into volumes/ when complete
  *   trash/<random>/              a Remove in progress; deleted, and emptied again at start-up
+ *   spares/                      images formatted ahead of time for Create (remade at start-up)
  * A volume exists exactly when volumes/<name>/volume.json does, so a crash never leaves one half-made.
  */
 export interface VolumePaths {
@@ -38,6 +39,7 @@ export class Layout {
   readonly volumes: string;
   readonly staging: string;
   readonly trash: string;
+  readonly spares: string;
 
   /** `mountRoot` empty: each volume is mounted inside its own directory. */
   constructor(
@@ -47,6 +49,7 @@ export class Layout {
     this.volumes = join(root, 'volumes');
     this.staging = join(root, 'staging');
     this.trash = join(root, 'trash');
+    this.spares = join(root, 'spares');
   }
 
   /** `name` must already be validated (volumeName): it is used as a path component. */

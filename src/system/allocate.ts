@@ -1,5 +1,15 @@
-import { stat } from 'node:fs/promises';
+import { open, stat } from 'node:fs/promises';
 import { run } from './exec.js';
+
+/** Creates a sparse file of `sizeBytes` (all hole); fails if `file` exists. */
+export async function createSparse(file: string, sizeBytes: number): Promise<void> {
+  const handle = await open(file, 'wx', 0o600);
+  try {
+    await handle.truncate(sizeBytes);
+  } finally {
+    await handle.close();
+  }
+}
 
 /**
  * Allocates every block of `file` up to `sizeBytes`, growing it if shorter. Blocks already there

@@ -61,6 +61,11 @@ export class VolumeService {
 
   /** Resolves once the work left running after answering (deleting removed volumes' files) is done. */
   async idle(): Promise<void> {
+    await this.settled();
+    await Promise.all(Object.values(this.backends).map((b) => b.idle()));
+  }
+
+  private async settled(): Promise<void> {
     while (this.pending.size > 0) await Promise.all(this.pending);
   }
 
@@ -87,7 +92,7 @@ export class VolumeService {
         return;
       }
       // A removed volume's files may still be on their way out: their space is about to be free.
-      await this.idle();
+      await this.settled();
       const build = async () => {
         let staged: VolumePaths | undefined;
         try {
@@ -361,6 +366,7 @@ export class VolumeService {
     } catch (err) {
       this.log.error({ err }, 'could not delete leftovers of interrupted operations; they are kept');
     }
+    await Promise.all(Object.values(this.backends).map((b) => b.startup()));
     const { records, unreadable, swept } = await this.store.loadAll();
     for (const path of swept) this.log.info({ path }, 'deleted leftover of an interrupted metadata write');
     for (const bad of unreadable) {

@@ -1,0 +1,93 @@
+import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { describe, expect, it } from 'vitest';
+import { DiskBackend } from '../../src/backend/disk.js';
+import { LoopBackend } from '../../src/backend/loop.js';
+import { SparePool } from '../../src/backend/spares.js';
+import { Layout } from '../../src/state/layout.js';
+import { Store } from '../../src/state/store.js';
+import { VolumeService } from '../../src/volume/service.js';
+import { silentLog } from '../helpers/int-log.js';
+import { MiB, serviceCases, TEST_DEFAULTS, testKernelOps } from '../helpers/int-service.js';
+import { storageAvailable } from '../helpers/tools.js';
+
+const uuidOf = async (image: string) =>
+  (await execa('blkid', ['-p', '-o', 'value', '-s', 'UUID', '--', image])).stdout.trim();
+
+/** Sparse images formatted ahead of time, so a Create of a size seen before skips mkfs. */
+describe.runIf(storageAvailable())('spare images on the real kernel', () => {
+  const fresh = serviceCases('int-spares');
+
+  function withSpares(root: string, depth: number) {
+    const layout = new Layout(root);
+    const spares = new SparePool(layout.spares, depth, TEST_DEFAULTS, silentLog);
+    const service = new VolumeService(
+      new Store(layout),
+      { loop: new LoopBackend(testKernelOps, { spares }), disk: new DiskBackend([], testKernelOps) },
+      TEST_DEFAULTS,
+      silentLog,
+    );
+    return { layout, service };
+  }
+
+  const sparesIn = async (layout: Layout) => (await readdir(layout.spares)).filter((f) => f.endsWith('.img'));
+
+  it('warms the default size at start, hands a spare to Create, and refills it once Creates pause', async () => {
+    const { root } = await fresh();
+    // A restart finds leftovers of the previous run: a half-formatted temp file and an old spare.
+    await mkdir(join(root, 'spares'), { recursive: true, mode: 0o700 });
+    await writeFile(join(root, 'spares', '.tmp-0123456789ab'), 'half');
+    await writeFile(join(root, 'spares', 'ext4-67108864-old.img'), 'from an older loopvol');
+    const { layout, service } = withSpares(root, 2);
+    await service.start();
+    await service.idle();
+    const warmed = await sparesIn(layout);
+    expect(warmed).toHaveLength(2);
+    expect(await readdir(layout.spares)).toEqual(
+      expect.not.arrayContaining(['.tmp-0123456789ab', 'ext4-67108864-old.img']),
+    );
+
+    await service.create('a', { size: '64M' }, silentLog);
+    await service.create('b', {}, silentLog);
+    expect(await sparesIn(layout)).toEqual([]);
+    // Each spare was formatted on its own: every volume has its own filesystem UUID.
+    const [a, b] = await Promise.all([uuidOf(layout.volume('a').image), uuidOf(layout.volume('b').image)]);
+    expect(a).toMatch(/^[0-9a-f-]{36}$/);
+    expect(a).not.toBe(b);
+
+    const mountPoint = await service.mount('a', 'x', silentLog);
+    await writeFile(join(mountPoint, 'data'), 'kept');
+    expect((await service.get('a')).Status).toMatchObject({ mounted: true, size: 64 * MiB, fs: 'ext4' });
+    await service.unmount('a', 'x', silentLog);
+
+    await expect.poll(() => sparesIn(layout), { timeout: 10_000 }).toHaveLength(2);
+    await service.idle();
+    await service.remove('a', silentLog);
+    await service.remove('b', silentLog);
+    await service.idle();
+  });
+
+  it('formats in place when no spare fits (another size, xfs, preallocated) and with the pool off', async () => {
+    const { root } = await fresh();
+    const { layout, service } = withSpares(root, 1);
+    await service.start();
+    await service.idle();
+    await service.create('other-size', { size: '80M' }, silentLog);
+    await service.create('thick', { size: '64M', sparse: 'false' }, silentLog);
+    expect(await sparesIn(layout)).toHaveLength(1);
+    for (const name of ['other-size', 'thick']) {
+      await service.mount(name, 'x', silentLog);
+      await service.unmount(name, 'x', silentLog);
+      await service.remove(name, silentLog);
+    }
+    await service.idle();
+
+    const off = withSpares(join(root, 'off'), 0);
+    await off.service.start();
+    await off.service.create('plain', {}, silentLog);
+    await expect(readdir(off.layout.spares)).rejects.toMatchObject({ code: 'ENOENT' });
+    await off.service.remove('plain', silentLog);
+    await off.service.idle();
+  });
+});
