@@ -37,7 +37,11 @@ export interface Backend {
   idle(): Promise<void>;
   /** Makes storage for a new volume in its staged directory; `claimed` are disks other volumes own. */
   provision(paths: VolumePaths, spec: VolumeSpec, claimed: ReadonlySet<string>): Promise<Provisioned>;
-  inspect(paths: VolumePaths, volume: BackedVolume): Promise<KernelState>;
+  /**
+   * What the kernel says of this volume. `mounts`, the mountpoints of one read of mountinfo, saves
+   * the per-volume check when many volumes are inspected at once (start-up).
+   */
+  inspect(paths: VolumePaths, volume: BackedVolume, mounts?: ReadonlySet<string>): Promise<KernelState>;
   /** Attaches and mounts unless already done; with `prepareRoot`, readies a fresh filesystem's root. */
   activate(paths: VolumePaths, volume: BackedVolume, prepareRoot: boolean): Promise<KernelState>;
   /** Unmounts and detaches; a no-op for a volume that is neither. */

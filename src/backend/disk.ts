@@ -83,8 +83,12 @@ export class DiskBackend implements Backend {
     );
   }
 
-  async inspect(paths: VolumePaths, volume: BackedVolume): Promise<KernelState> {
-    const mounted = await isMountPoint(paths.mountPoint);
+  async inspect(
+    paths: VolumePaths,
+    volume: BackedVolume,
+    mounts?: ReadonlySet<string>,
+  ): Promise<KernelState> {
+    const mounted = mounts ? mounts.has(paths.mountPoint) : await isMountPoint(paths.mountPoint);
     return { mounted, device: mounted ? volume.disk : undefined };
   }
 

@@ -83,8 +83,15 @@ export class LoopBackend implements Backend {
   }
 
   /** A few stat calls and sysfs reads for this one volume, however many volumes and mounts the host has. */
-  async inspect(paths: VolumePaths): Promise<KernelState> {
-    const [mounted, loop] = await Promise.all([isMountPoint(paths.mountPoint), this.loops.find(paths.image)]);
+  async inspect(
+    paths: VolumePaths,
+    _volume?: BackedVolume,
+    mounts?: ReadonlySet<string>,
+  ): Promise<KernelState> {
+    const [mounted, loop] = await Promise.all([
+      mounts ? mounts.has(paths.mountPoint) : isMountPoint(paths.mountPoint),
+      this.loops.find(paths.image),
+    ]);
     return { mounted, device: loop?.device, detaching: loop?.autoclear === true };
   }
 

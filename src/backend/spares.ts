@@ -17,7 +17,8 @@ export interface SpareSpec {
 const MAX_SPECS = 4;
 
 /**
- * A spare is made only once no Create has taken one for this long. Formatting competes with
+ * A spare is made only once no Create has taken one for this long (and as long after start-up,
+ * which reconciles meanwhile). Formatting competes with
  * requests for the host filesystem's journal (a Create's fsync measured 1.4 ms alone, 6-13 ms
  * beside a running mkfs), so it waits for a quiet moment; under a burst of Creates the spares run
  * out and Creates format their own, as without a pool.
@@ -56,7 +57,7 @@ export class SparePool {
     if (this.depth === 0) return;
     await mkdir(this.dir, { mode: 0o700 });
     this.want(this.defaults);
-    this.refill();
+    this.refillWhenQuiet();
   }
 
   /** A formatted image for `spec`, moved out of the pool (the caller renames it), or undefined. */
@@ -64,9 +65,13 @@ export class SparePool {
     if (this.depth === 0) return undefined;
     const spare = this.stock.get(keyOf(spec))?.pop();
     this.want(spec);
+    this.refillWhenQuiet();
+    return spare;
+  }
+
+  private refillWhenQuiet(): void {
     clearTimeout(this.quietTimer);
     this.quietTimer = setTimeout(() => this.refill(), QUIET_MS).unref();
-    return spare;
   }
 
   /** Resolves when no spare is being made. */

@@ -1,43 +1,70 @@
-import { DVDCLI_COMMAND_USAGE, dvdcliCommand } from './dvdcli.js';
-import { MESOS_RESOURCES_USAGE, mesosResourcesCommand } from './mesos-resources.js';
-import { MOUNT_DISK_USAGE, mountDiskCommand } from './mount-disk.js';
-import { RESIZE_USAGE, resizeCommand } from './resize.js';
-import { SERVE_USAGE, serveCommand } from './serve.js';
+/** One command: its entry point and usage text. */
+interface Command {
+  run: (argv: string[]) => Promise<void>;
+  usage: string;
+}
 
-const USAGE = `usage: loopvol <command> [options]
-
-commands:
-  serve           run the Docker volume plugin daemon
-${DVDCLI_COMMAND_USAGE}
-  resize          grow a volume, online when it is mounted
-  mount-disk      create, list and remove DC/OS mount disks (/dcos/volume<N>)
-  mesos-resources print or write the MOUNT disk resources a Mesos agent offers
-
-${SERVE_USAGE}
-
-${RESIZE_USAGE}
-
-${MOUNT_DISK_USAGE}
-
-${MESOS_RESOURCES_USAGE}`;
-
-const commands: Record<string, (argv: string[]) => Promise<void>> = {
-  serve: serveCommand,
-  dvdcli: dvdcliCommand,
-  resize: resizeCommand,
-  'mount-disk': mountDiskCommand,
-  'mesos-resources': mesosResourcesCommand,
+/**
+ * Each command's module is loaded only when that command runs: `serve` does not load the Mesos
+ * tooling, and its start-up (which dockerd and the restart time wait for) stays short.
+ */
+const commands: Record<string, { summary: string; load: () => Promise<Command> }> = {
+  serve: {
+    summary: 'run the Docker volume plugin daemon',
+    load: async () => {
+      const m = await import('./serve.js');
+      return { run: m.serveCommand, usage: m.SERVE_USAGE };
+    },
+  },
+  dvdcli: {
+    summary: 'the dvdcli-compatible client (same as bin/dvdcli) for the Mesos docker/volume isolator',
+    load: async () => {
+      const m = await import('./dvdcli.js');
+      return { run: m.dvdcliCommand, usage: m.DVDCLI_COMMAND_USAGE };
+    },
+  },
+  resize: {
+    summary: 'grow a volume, online when it is mounted',
+    load: async () => {
+      const m = await import('./resize.js');
+      return { run: m.resizeCommand, usage: m.RESIZE_USAGE };
+    },
+  },
+  'mount-disk': {
+    summary: 'create, list and remove DC/OS mount disks (/dcos/volume<N>)',
+    load: async () => {
+      const m = await import('./mount-disk.js');
+      return { run: m.mountDiskCommand, usage: m.MOUNT_DISK_USAGE };
+    },
+  },
+  'mesos-resources': {
+    summary: 'print or write the MOUNT disk resources a Mesos agent offers',
+    load: async () => {
+      const m = await import('./mesos-resources.js');
+      return { run: m.mesosResourcesCommand, usage: m.MESOS_RESOURCES_USAGE };
+    },
+  },
 };
+
+async function usage(): Promise<string> {
+  const names = Object.keys(commands);
+  const width = Math.max(...names.map((n) => n.length)) + 2;
+  const list = names.map((n) => `  ${n.padEnd(width)}${commands[n]?.summary}`).join('\n');
+  const details = (await Promise.all(names.map(async (n) => (await commands[n]?.load())?.usage))).filter(
+    (u) => u?.startsWith('usage:'),
+  );
+  return `usage: loopvol <command> [options]\n\ncommands:\n${list}\n\n${details.join('\n\n')}`;
+}
 
 async function main(argv: string[]): Promise<void> {
   const [name, ...rest] = argv;
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
-    process.stdout.write(`${USAGE}\n`);
+    process.stdout.write(`${await usage()}\n`);
     return;
   }
   const command = Object.hasOwn(commands, name) ? commands[name] : undefined;
-  if (!command) throw new Error(`unknown command "${name}"\n\n${USAGE}`);
-  await command(rest);
+  if (!command) throw new Error(`unknown command "${name}"\n\n${await usage()}`);
+  await (await command.load()).run(rest);
 }
 
 main(process.argv.slice(2)).catch((err: Error) => {

@@ -52,9 +52,22 @@ export class Layout {
     this.spares = join(root, 'spares');
   }
 
+  /** Every request asks for its volume's paths, often several times: they are computed once. */
+  private readonly paths = new Map<string, VolumePaths>();
+
   /** `name` must already be validated (volumeName): it is used as a path component. */
   volume(name: string): VolumePaths {
-    const dir = join(this.volumes, name);
-    return volumePathsIn(dir, this.mountRoot ? join(this.mountRoot, name) : undefined);
+    let paths = this.paths.get(name);
+    if (!paths) {
+      const dir = join(this.volumes, name);
+      paths = volumePathsIn(dir, this.mountRoot ? join(this.mountRoot, name) : undefined);
+      this.paths.set(name, paths);
+    }
+    return paths;
+  }
+
+  /** Forgets a removed volume's paths (names are unbounded over a daemon's life). */
+  forget(name: string): void {
+    this.paths.delete(name);
   }
 }

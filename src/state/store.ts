@@ -1,16 +1,25 @@
 import { randomBytes } from 'node:crypto';
+import { lstatSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { chmod, lstat, mkdir, readdir, readFile, rename, rm, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import pMap from 'p-map';
 import type { Holders } from '../core/holders.js';
 import { crashPoint } from '../faults.js';
+import type { FileSpace } from '../system/fsstat.js';
 import { readMounts } from '../system/mountinfo.js';
 import { isAtomicTemp, syncDir, writeFileAtomic, writeNewFile } from './atomic.js';
-import { HOLDERS_FILE, type Layout, type VolumePaths, volumePathsIn } from './layout.js';
+import { HOLDERS_FILE, IMAGE_FILE, type Layout, type VolumePaths, volumePathsIn } from './layout.js';
 import { parseHolders, parseRecord, serializeHolders, serializeRecord, type VolumeRecord } from './record.js';
 
-/** Volume directories read at once at start-up: enough to keep the disk busy, few enough for fds. */
-const LOAD_CONCURRENCY = 32;
+/** Volumes read at start-up between two turns of the event loop. */
+const YIELD_EVERY = 64;
+
+/**
+ * Reads a metadata file synchronously when it is a regular file; anything else (a FIFO, a device
+ * someone put there) could block the whole daemon, so it is read on the thread pool instead.
+ */
+async function readSmallFile(path: string): Promise<string> {
+  return lstatSync(path).isFile() ? readFileSync(path, 'utf8') : readFile(path, 'utf8');
+}
 
 /** A volume directory whose volume.json could not be read: left alone and reported. */
 export interface UnreadableVolume {
@@ -47,33 +56,47 @@ export class Store {
 
   /**
    * Reads every volume's record in one pass over volumes/, deleting the temp files interrupted
-   * metadata writes left in each directory. Linear in the number of volumes.
+   * metadata writes left in each directory. Linear in the number of volumes, and fast: the reads
+   * are synchronous (a tenth of the cost of fs/promises for small files), yielding to the event
+   * loop every few dozen volumes so that the socket keeps answering during a large start-up.
    */
-  async loadAll(): Promise<{ records: VolumeRecord[]; unreadable: UnreadableVolume[]; swept: string[] }> {
+  async loadAll(): Promise<{
+    records: VolumeRecord[];
+    /** Each loop volume's image as found (a missing image is absent). */
+    images: Map<string, FileSpace>;
+    unreadable: UnreadableVolume[];
+    swept: string[];
+  }> {
     const records: VolumeRecord[] = [];
+    const images = new Map<string, FileSpace>();
     const unreadable: UnreadableVolume[] = [];
     const swept: string[] = [];
-    await pMap(
-      await readdir(this.layout.volumes),
-      async (name) => {
-        const paths = this.layout.volume(name);
-        const entries = await readdir(paths.dir).catch((): string[] => []);
-        for (const temp of entries.filter(isAtomicTemp).map((t) => join(paths.dir, t))) {
-          await rm(temp, { force: true });
-          swept.push(temp);
-        }
-        try {
-          const record = parseRecord(await readFile(paths.meta, 'utf8'));
-          if (record.name !== name) throw new Error(`it names volume ${record.name}`);
-          if (entries.includes(HOLDERS_FILE)) record.holders = await this.loadHolders(paths.holders, record);
-          records.push(record);
-        } catch (err) {
-          unreadable.push({ name, reason: (err as Error).message });
-        }
-      },
-      { concurrency: LOAD_CONCURRENCY },
-    );
-    return { records, unreadable, swept };
+    const names = readdirSync(this.layout.volumes);
+    for (const [i, name] of names.entries()) {
+      if (i % YIELD_EVERY === 0) await new Promise((resolve) => setImmediate(resolve));
+      const paths = this.layout.volume(name);
+      let entries: string[] = [];
+      try {
+        entries = readdirSync(paths.dir);
+      } catch {}
+      for (const temp of entries.filter(isAtomicTemp).map((t) => join(paths.dir, t))) {
+        rmSync(temp, { force: true });
+        swept.push(temp);
+      }
+      try {
+        const record = parseRecord(await readSmallFile(paths.meta));
+        if (record.name !== name) throw new Error(`it names volume ${record.name}`);
+        if (entries.includes(HOLDERS_FILE)) record.holders = await this.loadHolders(paths.holders, record);
+        const image = entries.includes(IMAGE_FILE)
+          ? statSync(paths.image, { throwIfNoEntry: false })
+          : undefined;
+        if (image) images.set(name, { sizeBytes: image.size, allocatedBytes: image.blocks * 512 });
+        records.push(record);
+      } catch (err) {
+        unreadable.push({ name, reason: (err as Error).message });
+      }
+    }
+    return { records, images, unreadable, swept };
   }
 
   /**
@@ -82,7 +105,7 @@ export class Store {
    */
   private async loadHolders(path: string, record: VolumeRecord): Promise<Holders> {
     try {
-      return parseHolders(await readFile(path, 'utf8'));
+      return parseHolders(await readSmallFile(path));
     } catch {
       return record.holders;
     }

@@ -1,4 +1,5 @@
-import { execa } from 'execa';
+/** Loaded at the first tool run: most requests run none, and start-up need not pay for it (~150 ms). */
+let execaModule: Promise<typeof import('execa')> | undefined;
 
 /** Options for one run of a system tool. */
 export interface RunOptions {
@@ -26,6 +27,8 @@ export class CommandError extends Error {
  * cannot be interpreted as shell syntax. Returns trimmed stdout.
  */
 export async function run(file: string, args: readonly string[], options: RunOptions = {}): Promise<string> {
+  execaModule ??= import('execa');
+  const { execa } = await execaModule;
   const result = await execa(file, args, {
     timeout: options.timeoutMs ?? 60_000,
     reject: false,

@@ -10,7 +10,7 @@ import { crashPoint } from '../faults.js';
 import type { VolumePaths } from '../state/layout.js';
 import type { VolumeRecord } from '../state/record.js';
 import type { Store } from '../state/store.js';
-import { fileSpace, filesystemUsage } from '../system/fsstat.js';
+import { type FileSpace, fileSpace, filesystemUsage } from '../system/fsstat.js';
 import { readMounts } from '../system/mountinfo.js';
 import { SpaceLedger } from './ledger.js';
 
@@ -149,6 +149,7 @@ export class VolumeService {
       this.records.delete(name);
       this.sortedNames = undefined;
       this.ledger.delete(name);
+      this.store.layout.forget(name);
       log.info('volume removed');
     });
   }
@@ -309,9 +310,13 @@ export class VolumeService {
    * Stats a loop volume's image once, updating the running space totals. `allocated` is null when
    * the image cannot be read (Get still answers); disk volumes live outside the data root.
    */
-  private async measure(record: VolumeRecord): Promise<{ allocated: number | null; imageSize?: number }> {
+  private async measure(
+    record: VolumeRecord,
+    known?: FileSpace,
+  ): Promise<{ allocated: number | null; imageSize?: number }> {
     if (record.spec.backend !== 'loop') return { allocated: null };
-    const image = await fileSpace(this.store.layout.volume(record.name).image).catch(() => undefined);
+    const image =
+      known ?? (await fileSpace(this.store.layout.volume(record.name).image).catch(() => undefined));
     const { sizeBytes, sparse } = record.spec;
     this.ledger.set(record.name, { sizeBytes, allocatedBytes: image?.allocatedBytes ?? sizeBytes, sparse });
     return { allocated: image?.allocatedBytes ?? null, imageSize: image?.sizeBytes };
@@ -338,8 +343,8 @@ export class VolumeService {
     return this.backends[record.spec.backend];
   }
 
-  private inspect(record: VolumeRecord): Promise<KernelState> {
-    return this.backendOf(record).inspect(this.store.layout.volume(record.name), record);
+  private inspect(record: VolumeRecord, mounts?: ReadonlySet<string>): Promise<KernelState> {
+    return this.backendOf(record).inspect(this.store.layout.volume(record.name), record, mounts);
   }
 
   /** Records a change of the volume's metadata (durably) and of its holders. */
@@ -367,7 +372,7 @@ export class VolumeService {
       this.log.error({ err }, 'could not delete leftovers of interrupted operations; they are kept');
     }
     await Promise.all(Object.values(this.backends).map((b) => b.startup()));
-    const { records, unreadable, swept } = await this.store.loadAll();
+    const { records, images, unreadable, swept } = await this.store.loadAll();
     for (const path of swept) this.log.info({ path }, 'deleted leftover of an interrupted metadata write');
     for (const bad of unreadable) {
       this.log.error(
@@ -376,15 +381,18 @@ export class VolumeService {
       );
     }
     for (const record of records) this.records.set(record.name, record);
-    // Each volume costs a few stat calls and sysfs reads: start-up is linear in the number of volumes.
+    // One read of mountinfo for all; then each volume costs a stat and, if attached, a sysfs read.
+    const mounts = new Set((await readMounts()).map((m) => m.mountPoint));
     await pMap(
       records,
       async (record) => {
-        const log = this.log.child({ volume: record.name });
         try {
-          await this.reconcileOne(record, log);
+          await this.reconcileOne(record, mounts, images.get(record.name));
         } catch (err) {
-          log.error({ err }, 'could not reconcile volume with the kernel; it is served as recorded');
+          this.log.error(
+            { volume: record.name, err },
+            'could not reconcile volume with the kernel; it is served as recorded',
+          );
         }
       },
       { concurrency: RECONCILE_CONCURRENCY },
@@ -392,16 +400,21 @@ export class VolumeService {
     this.log.info({ volumes: records.length }, 'state reconciled with the kernel');
   }
 
-  private async reconcileOne(record: VolumeRecord, log: Logger): Promise<void> {
+  private async reconcileOne(
+    record: VolumeRecord,
+    mounts: ReadonlySet<string>,
+    image: FileSpace | undefined,
+  ): Promise<void> {
+    const log = this.log.child({ volume: record.name });
     const paths = this.store.layout.volume(record.name);
-    const { imageSize } = await this.measure(record);
+    const { imageSize } = await this.measure(record, image);
     if (imageSize !== undefined && imageSize > record.spec.sizeBytes) {
       log.warn(
         { recorded: record.spec.sizeBytes, image: imageSize },
         `a resize was interrupted: run "loopvol resize ${record.name} ${imageSize}B" again to complete it`,
       );
     }
-    const state = await this.inspect(record);
+    const state = await this.inspect(record, mounts);
     const count = holderCount(record.holders);
     if (state.mounted && count > 0) {
       log.info({ holders: count, device: state.device }, 'volume in use stays mounted');

@@ -41,9 +41,7 @@ describe.runIf(storageAvailable())('spare images on the real kernel', () => {
     await writeFile(join(root, 'spares', 'ext4-67108864-old.img'), 'from an older loopvol');
     const { layout, service } = withSpares(root, 2);
     await service.start();
-    await service.idle();
-    const warmed = await sparesIn(layout);
-    expect(warmed).toHaveLength(2);
+    await expect.poll(() => sparesIn(layout), { timeout: 10_000 }).toHaveLength(2);
     expect(await readdir(layout.spares)).toEqual(
       expect.not.arrayContaining(['.tmp-0123456789ab', 'ext4-67108864-old.img']),
     );
@@ -72,7 +70,7 @@ describe.runIf(storageAvailable())('spare images on the real kernel', () => {
     const { root } = await fresh();
     const { layout, service } = withSpares(root, 1);
     await service.start();
-    await service.idle();
+    await expect.poll(() => sparesIn(layout), { timeout: 10_000 }).toHaveLength(1);
     await service.create('other-size', { size: '80M' }, silentLog);
     await service.create('thick', { size: '64M', sparse: 'false' }, silentLog);
     expect(await sparesIn(layout)).toHaveLength(1);
