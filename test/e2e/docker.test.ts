@@ -180,8 +180,8 @@ describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'mkfs.xfs', 'mount', 'd
 
         // docker cp mounts and unmounts again under the container's mount ID: back to one reference.
         expect(await pluginStatus('cp')).toMatchObject({ mounted: true, holders: 1 });
-        const record = JSON.parse(await readFile(join(volumeDir('cp'), 'volume.json'), 'utf8'));
-        expect(Object.values(record.holders)).toEqual([1]);
+        const holders = JSON.parse(await readFile(join(volumeDir('cp'), 'holders.json'), 'utf8'));
+        expect(Object.values(holders)).toEqual([1]);
 
         await container.stop({ t: 10 });
         expect(await pluginStatus('cp')).toMatchObject({ mounted: false, holders: 0 });

@@ -183,10 +183,11 @@ describe.runIf(storageAvailable())('the HTTP API under random and hostile reques
   async function resetPlugin() {
     const listed = (await plugin.call('VolumeDriver.List', {})).body.Volumes as { Name: string }[];
     for (const { Name } of listed) {
-      const record = JSON.parse(
-        await readFile(join(plugin.dataRoot, 'volumes', Name, 'volume.json'), 'utf8'),
-      );
-      for (const [ID, n] of Object.entries(record.holders as Record<string, number>)) {
+      // holders.json appears at the first Mount.
+      const holders = JSON.parse(
+        await readFile(join(plugin.dataRoot, 'volumes', Name, 'holders.json'), 'utf8').catch(() => '{}'),
+      ) as Record<string, number>;
+      for (const [ID, n] of Object.entries(holders)) {
         for (let i = 0; i < n; i++) await plugin.call('VolumeDriver.Unmount', { Name, ID });
       }
       await plugin.call('VolumeDriver.Remove', { Name });
