@@ -88,7 +88,7 @@ export class DiskBackend implements Backend {
     volume: BackedVolume,
     mounts?: ReadonlySet<string>,
   ): Promise<KernelState> {
-    const mounted = mounts ? mounts.has(paths.mountPoint) : await isMountPoint(paths.mountPoint);
+    const mounted = mounts ? mounts.has(paths.mountPoint) : isMountPoint(paths.mountPoint);
     return { mounted, device: mounted ? volume.disk : undefined };
   }
 
@@ -96,14 +96,14 @@ export class DiskBackend implements Backend {
     const disk = this.owned(volume);
     await ensureMountPoint(paths.mountPoint);
     if (!(await isBlockDevice(disk))) throw new Error(`pool disk ${disk} is missing or not a block device`);
-    if (await isMountPoint(paths.mountPoint)) return { mounted: true, device: disk };
+    if (isMountPoint(paths.mountPoint)) return { mounted: true, device: disk };
     crashPoint('mount:attached');
     await mountVolume(this.kernel, disk, paths, volume.spec, prepareRoot);
     return { mounted: true, device: disk };
   }
 
   async deactivate(paths: VolumePaths): Promise<void> {
-    if (await isMountPoint(paths.mountPoint)) await this.kernel.unmount(paths.mountPoint);
+    if (isMountPoint(paths.mountPoint)) await this.kernel.unmount(paths.mountPoint);
     crashPoint('unmount:unmounted');
   }
 

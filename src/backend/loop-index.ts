@@ -40,7 +40,7 @@ export class LoopIndex {
     await this.scan();
     const device = this.byImage.get(image);
     if (device !== undefined) {
-      const loop = await readLoop(device);
+      const loop = readLoop(device);
       if (loop?.backingFile === image) return loop;
       this.byImage.delete(image);
     }
@@ -48,7 +48,7 @@ export class LoopIndex {
     const key = (await inodeKey(image)) ?? '';
     const known = this.byInode.get(key);
     if (known === undefined) return undefined;
-    const loop = await readLoop(known.device);
+    const loop = readLoop(known.device);
     if (loop?.backingFile === known.backingFile) return loop;
     this.byInode.delete(key);
     return undefined;

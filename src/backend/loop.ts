@@ -88,10 +88,8 @@ export class LoopBackend implements Backend {
     _volume?: BackedVolume,
     mounts?: ReadonlySet<string>,
   ): Promise<KernelState> {
-    const [mounted, loop] = await Promise.all([
-      mounts ? mounts.has(paths.mountPoint) : isMountPoint(paths.mountPoint),
-      this.loops.find(paths.image),
-    ]);
+    const mounted = mounts ? mounts.has(paths.mountPoint) : isMountPoint(paths.mountPoint);
+    const loop = await this.loops.find(paths.image);
     return { mounted, device: loop?.device, detaching: loop?.autoclear === true };
   }
 
@@ -133,7 +131,7 @@ export class LoopBackend implements Backend {
 
   /** A device whose detach is pending is never detached again: the kernel finishes it at its last close. */
   async deactivate(paths: VolumePaths): Promise<void> {
-    if (await isMountPoint(paths.mountPoint)) await this.kernel.unmount(paths.mountPoint);
+    if (isMountPoint(paths.mountPoint)) await this.kernel.unmount(paths.mountPoint);
     crashPoint('unmount:unmounted');
     const loop = await this.loops.find(paths.image);
     if (loop && !loop.autoclear) await this.kernel.detachLoop(loop.device);

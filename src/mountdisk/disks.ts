@@ -66,7 +66,7 @@ async function describe(o: MountDiskOptions, index: number): Promise<MountDisk> 
     mounted,
     loopDevice: loops[0] ?? null,
     sizeBytes: info?.size ?? null,
-    freeBytes: mounted ? (await filesystemUsage(mountPoint)).freeBytes : null,
+    freeBytes: mounted ? filesystemUsage(mountPoint).freeBytes : null,
     persisted,
     resourceMiB: mounted ? await offerableMiB(mountPoint) : null,
   };

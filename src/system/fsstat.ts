@@ -1,8 +1,10 @@
-import { stat, statfs } from 'node:fs/promises';
+import { statfsSync, statSync } from 'node:fs';
+
+// Synchronous: in-memory counters and inodes, microseconds (see isMountPoint).
 
 /** Space inside a mounted filesystem, as `df` would show it for an unprivileged user. */
-export async function filesystemUsage(mountPoint: string): Promise<{ usedBytes: number; freeBytes: number }> {
-  const s = await statfs(mountPoint);
+export function filesystemUsage(mountPoint: string): { usedBytes: number; freeBytes: number } {
+  const s = statfsSync(mountPoint);
   return { usedBytes: (s.blocks - s.bfree) * s.bsize, freeBytes: s.bavail * s.bsize };
 }
 
@@ -13,7 +15,7 @@ export interface FileSpace {
 }
 
 /** A file's space, from one stat. */
-export async function fileSpace(path: string): Promise<FileSpace> {
-  const s = await stat(path);
+export function fileSpace(path: string): FileSpace {
+  const s = statSync(path);
   return { sizeBytes: s.size, allocatedBytes: s.blocks * 512 };
 }

@@ -1,4 +1,5 @@
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { readdir, stat } from 'node:fs/promises';
 import { loopBackingInodes } from './losetup.js';
 
 /** One attached loop device, read from sysfs: the kernel's own record, no process spawned. */
@@ -9,14 +10,15 @@ export interface LoopDevice {
   autoclear: boolean;
 }
 
-/** One loop device's state, or undefined when it serves no file (never attached, or detached). */
-export async function readLoop(device: string): Promise<LoopDevice | undefined> {
+/**
+ * One loop device's state, or undefined when it serves no file (never attached, or detached).
+ * sysfs is memory: read synchronously (see isMountPoint).
+ */
+export function readLoop(device: string): LoopDevice | undefined {
   const name = device.slice('/dev/'.length);
   try {
-    const [backing, autoclear] = await Promise.all([
-      readFile(`/sys/block/${name}/loop/backing_file`, 'utf8'),
-      readFile(`/sys/block/${name}/loop/autoclear`, 'utf8').catch(() => '0'),
-    ]);
+    const backing = readFileSync(`/sys/block/${name}/loop/backing_file`, 'utf8');
+    const autoclear = readFileSync(`/sys/block/${name}/loop/autoclear`, 'utf8');
     return { device, backingFile: stripDeleted(backing.trimEnd()), autoclear: autoclear.trim() === '1' };
   } catch {
     return undefined;
@@ -31,7 +33,7 @@ export async function listLoops(): Promise<LoopDevice[]> {
   } catch {
     return [];
   }
-  const found = await Promise.all(names.map((name) => readLoop(`/dev/${name}`)));
+  const found = names.map((name) => readLoop(`/dev/${name}`));
   return found.filter((l): l is LoopDevice => l !== undefined);
 }
 

@@ -111,7 +111,7 @@ export class VolumeService {
           await this.store.commit(staged, record);
           this.records.set(name, record);
           this.sortedNames = undefined;
-          await this.measure(record);
+          this.measure(record);
           log.info({ spec: record.spec, disk }, 'volume created');
         } catch (err) {
           if (staged) {
@@ -233,7 +233,7 @@ export class VolumeService {
         );
       }
       crashPoint('resize:recorded');
-      await this.measure(this.require(name));
+      this.measure(this.require(name));
       log.info({ from: record.spec.sizeBytes, to: parsed.bytes }, 'volume resized');
     });
   }
@@ -251,12 +251,10 @@ export class VolumeService {
       const record = this.require(name);
       const paths = this.store.layout.volume(name);
       const loop = record.spec.backend === 'loop';
-      const [state, measured, host] = await Promise.all([
-        this.inspect(record),
-        this.measure(record),
-        loop ? filesystemUsage(paths.dir) : undefined,
-      ]);
-      const usage = state.mounted ? await filesystemUsage(paths.mountPoint) : undefined;
+      const state = await this.inspect(record);
+      const measured = this.measure(record);
+      const host = loop ? filesystemUsage(paths.dir) : undefined;
+      const usage = state.mounted ? filesystemUsage(paths.mountPoint) : undefined;
       const hostFree = host?.freeBytes ?? null;
       return {
         Name: name,
@@ -310,13 +308,9 @@ export class VolumeService {
    * Stats a loop volume's image once, updating the running space totals. `allocated` is null when
    * the image cannot be read (Get still answers); disk volumes live outside the data root.
    */
-  private async measure(
-    record: VolumeRecord,
-    known?: FileSpace,
-  ): Promise<{ allocated: number | null; imageSize?: number }> {
+  private measure(record: VolumeRecord, known?: FileSpace): { allocated: number | null; imageSize?: number } {
     if (record.spec.backend !== 'loop') return { allocated: null };
-    const image =
-      known ?? (await fileSpace(this.store.layout.volume(record.name).image).catch(() => undefined));
+    const image = known ?? imageSpace(this.store.layout.volume(record.name).image);
     const { sizeBytes, sparse } = record.spec;
     this.ledger.set(record.name, { sizeBytes, allocatedBytes: image?.allocatedBytes ?? sizeBytes, sparse });
     return { allocated: image?.allocatedBytes ?? null, imageSize: image?.sizeBytes };
@@ -407,7 +401,7 @@ export class VolumeService {
   ): Promise<void> {
     const log = this.log.child({ volume: record.name });
     const paths = this.store.layout.volume(record.name);
-    const { imageSize } = await this.measure(record, image);
+    const { imageSize } = this.measure(record, image);
     if (imageSize !== undefined && imageSize > record.spec.sizeBytes) {
       log.warn(
         { recorded: record.spec.sizeBytes, image: imageSize },
@@ -434,6 +428,15 @@ export class VolumeService {
       );
       await this.backendOf(record).deactivate(paths, record);
     }
+  }
+}
+
+/** A volume image's space, or undefined when it cannot be read (Get still answers). */
+function imageSpace(image: string): FileSpace | undefined {
+  try {
+    return fileSpace(image);
+  } catch {
+    return undefined;
   }
 }
 

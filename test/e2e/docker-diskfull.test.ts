@@ -22,7 +22,7 @@ describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'mount', 'dockerd']))(
       await docker.createVolume({ Name: 'sparse', Driver: driver, DriverOpts: { size: '200M' } });
       await docker.createVolume({ Name: 'other', Driver: driver, DriverOpts: { size: '32M' } });
       // Leave the host almost nothing: the sparse image cannot grow by what the container writes.
-      const { freeBytes } = await filesystemUsage(host);
+      const { freeBytes } = filesystemUsage(host);
       await execa('fallocate', ['--length', String(freeBytes - 2 * 1024 * 1024), join(host, 'filler')]);
       const fill = await runContainer(
         docker,

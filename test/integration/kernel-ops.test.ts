@@ -50,7 +50,7 @@ describe.runIf(storageAvailable())('kernel operations on the real kernel', () =>
       const { image, mountPoint } = await formatted('cycle');
       const device = await ops().attachLoop(image, { directIo: true, blockSize: 512 });
       const name = device.slice('/dev/'.length);
-      expect(await readLoop(device)).toEqual({ device, backingFile: image, autoclear: false });
+      expect(readLoop(device)).toEqual({ device, backingFile: image, autoclear: false });
       const { readFile } = await import('node:fs/promises');
       expect((await readFile(`/sys/block/${name}/loop/dio`, 'utf8')).trim()).toBe('1');
       expect((await readFile(`/sys/block/${name}/queue/logical_block_size`, 'utf8')).trim()).toBe('512');
@@ -65,11 +65,11 @@ describe.runIf(storageAvailable())('kernel operations on the real kernel', () =>
       expect(perMount?.split(' ')[5]?.split(',')).toEqual(
         expect.arrayContaining(['nosuid', 'nodev', 'noatime']),
       );
-      expect(await isMountPoint(mountPoint)).toBe(true);
+      expect(isMountPoint(mountPoint)).toBe(true);
       await writeFile(join(mountPoint, 'f'), 'x');
 
       await ops().unmount(mountPoint);
-      expect(await isMountPoint(mountPoint)).toBe(false);
+      expect(isMountPoint(mountPoint)).toBe(false);
       await ops().detachLoop(device);
       await expect.poll(() => readLoop(device), { timeout: 5_000 }).toBeUndefined();
       expect(await kernelStateUnder(dir)).toEqual({ mounts: [], loops: [] });
@@ -83,7 +83,7 @@ describe.runIf(storageAvailable())('kernel operations on the real kernel', () =>
       const held = await open(join(mountPoint, 'held'), 'w');
       try {
         await expect(ops().unmount(mountPoint)).rejects.toThrow(mountPoint);
-        expect(await isMountPoint(mountPoint)).toBe(true);
+        expect(isMountPoint(mountPoint)).toBe(true);
       } finally {
         await held.close();
       }
@@ -98,7 +98,7 @@ describe.runIf(storageAvailable())('kernel operations on the real kernel', () =>
       const device = await ops().attachLoop(image, { directIo: true });
       try {
         await expect(ops().mount(device, mountPoint, 'xfs', [])).rejects.toThrow(device);
-        expect(await isMountPoint(mountPoint)).toBe(false);
+        expect(isMountPoint(mountPoint)).toBe(false);
       } finally {
         await ops().detachLoop(device);
       }

@@ -31,7 +31,7 @@ describe.runIf(
     await service.create('grow', { fs, size: from }, silentLog);
     const mnt = await service.mount('grow', 'a', silentLog);
     await writeFile(join(mnt, 'keep'), 'data');
-    const before = await filesystemUsage(mnt);
+    const before = filesystemUsage(mnt);
     if (!mounted) await service.unmount('grow', 'a', silentLog);
 
     await service.resize('grow', to, silentLog);
@@ -42,7 +42,7 @@ describe.runIf(
     });
 
     if (!mounted) await service.mount('grow', 'a', silentLog);
-    const after = await filesystemUsage(mnt);
+    const after = filesystemUsage(mnt);
     expect(after.usedBytes + after.freeBytes).toBeGreaterThan(before.usedBytes + before.freeBytes + 50 * MiB);
     expect(await readFile(join(mnt, 'keep'), 'utf8')).toBe('data');
     await service.unmount('grow', 'a', silentLog);
@@ -68,7 +68,7 @@ describe.runIf(
       await service.resize('online', '128M', silentLog);
       await service.mount('online', 'a', silentLog);
     }
-    const { usedBytes, freeBytes } = await filesystemUsage(mnt);
+    const { usedBytes, freeBytes } = filesystemUsage(mnt);
     expect(usedBytes + freeBytes).toBeGreaterThan(100 * MiB);
     expect(await readFile(join(mnt, 'keep'), 'utf8')).toBe('data');
     await service.unmount('online', 'a', silentLog);
@@ -79,13 +79,13 @@ describe.runIf(
     await service.create('thick', { size: '32M', sparse: 'false' }, silentLog);
     await service.resize('thick', '64M', silentLog);
     const image = layout.volume('thick').image;
-    expect((await fileSpace(image)).allocatedBytes).toBeGreaterThanOrEqual(64 * MiB);
+    expect(fileSpace(image).allocatedBytes).toBeGreaterThanOrEqual(64 * MiB);
     // resize2fs leaves the new groups' inode tables to the kernel's lazy init, which would punch
     // holes after mount; loopvol mounts preallocated ext4 with noinit_itable.
     const mountPoint = await service.mount('thick', 'a', silentLog);
     expect((await mountAt(mountPoint))?.superOptions).toContain('noinit_itable');
     await service.unmount('thick', 'a', silentLog);
-    expect((await fileSpace(image)).allocatedBytes).toBeGreaterThanOrEqual(64 * MiB);
+    expect(fileSpace(image).allocatedBytes).toBeGreaterThanOrEqual(64 * MiB);
   });
 
   it('refuses to shrink, is a no-op at the same size, and validates the size', async () => {

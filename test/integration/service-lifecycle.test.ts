@@ -56,7 +56,7 @@ describe.runIf(storageAvailable())('VolumeService on the real kernel', () => {
     it('allocates little for a sparse image', async () => {
       const { service, layout } = await fresh();
       await service.create('thin', { fs, size: '1G' }, silentLog);
-      const allocated = (await fileSpace(layout.volume('thin').image)).allocatedBytes;
+      const allocated = fileSpace(layout.volume('thin').image).allocatedBytes;
       expect((await stat(layout.volume('thin').image)).size).toBe(GiB);
       // ext4 with lazy init writes well under a megabyte; mkfs.xfs zeroes its 64M log.
       expect(allocated).toBeLessThan(fs === 'ext4' ? 16 * MiB : 128 * MiB);
@@ -73,7 +73,7 @@ describe.runIf(storageAvailable())('VolumeService on the real kernel', () => {
       };
       expect(sparse).toBe(false);
       expect(allocated).toBeGreaterThanOrEqual(size);
-      expect((await fileSpace(layout.volume('thick').image)).allocatedBytes).toBe(allocated);
+      expect(fileSpace(layout.volume('thick').image).allocatedBytes).toBe(allocated);
     });
 
     it('keeps a sparse=false image allocated once mounted: no lazy inode-table init', async () => {
@@ -85,7 +85,7 @@ describe.runIf(storageAvailable())('VolumeService on the real kernel', () => {
       const mountPoint = await service.mount('thick', A, silentLog);
       if (fs === 'ext4') expect((await mountAt(mountPoint))?.superOptions).toContain('noinit_itable');
       await service.unmount('thick', A, silentLog);
-      expect((await fileSpace(image)).allocatedBytes).toBeGreaterThanOrEqual((await stat(image)).size);
+      expect(fileSpace(image).allocatedBytes).toBeGreaterThanOrEqual((await stat(image)).size);
     });
 
     it('gives a preallocated image back the space a host fstrim punched out, at the next Mount', async () => {
@@ -109,11 +109,11 @@ describe.runIf(storageAvailable())('VolumeService on the real kernel', () => {
         image,
       ]);
       // (An extent-tree block or two counts towards the file's blocks too.)
-      expect((await fileSpace(image)).allocatedBytes).toBeLessThan(size - 3 * MiB);
+      expect(fileSpace(image).allocatedBytes).toBeLessThan(size - 3 * MiB);
 
       const logs = captureLog();
       await service.mount('trimmed', B, logs.log);
-      expect((await fileSpace(image)).allocatedBytes).toBeGreaterThanOrEqual(size);
+      expect(fileSpace(image).allocatedBytes).toBeGreaterThanOrEqual(size);
       expect(await readFile(join(mountPoint, 'kept'), 'utf8')).toBe('data');
       expect(logs.lines()).toContainEqual(
         expect.objectContaining({
@@ -293,7 +293,7 @@ describe.runIf(storageAvailable())('VolumeService on the real kernel', () => {
     });
     expect(idle.Status.allocated).toEqual(expect.any(Number));
     // The host filesystem is shared with whatever else runs: compare within a margin.
-    const hostFree = (await filesystemUsage(layout.volume('status').dir)).freeBytes;
+    const hostFree = filesystemUsage(layout.volume('status').dir).freeBytes;
     expect(Math.abs(Number(idle.Status.hostFree) - hostFree)).toBeLessThan(256 * MiB);
     expect(idle.Status).not.toHaveProperty('warning');
     expect(await service.path('status')).toBe('');
@@ -317,7 +317,7 @@ describe.runIf(storageAvailable())('VolumeService on the real kernel', () => {
   it('warns in Status when a sparse volume could outgrow the host filesystem', async () => {
     const { service } = await fresh();
     // Twice what the host has free (at most the 16T limit): creating it is allowed, growing is not.
-    const hostFree = (await filesystemUsage(tmpdir())).freeBytes;
+    const hostFree = filesystemUsage(tmpdir()).freeBytes;
     const size = Math.min(16 * 1024 * GiB, Math.ceil((2 * hostFree) / GiB) * GiB);
     await service.create('overcommitted', { size: `${size / GiB}G` }, silentLog);
     const { Status } = await service.get('overcommitted');

@@ -107,11 +107,11 @@ describe.runIf(storageAvailable())('a data root on a filesystem that fills up', 
     // Free the host: the volume unmounts and is removed; its space comes back.
     await rm(join(host, 'filler'));
     expect((await plugin.call('VolumeDriver.Unmount', { Name: 's1', ID: 'writer' })).status).toBe(200);
-    const before = (await filesystemUsage(host)).freeBytes;
+    const before = filesystemUsage(host).freeBytes;
     for (const name of ['s1', 's2', 's3']) {
       expect((await plugin.call('VolumeDriver.Remove', { Name: name })).status).toBe(200);
     }
-    expect((await filesystemUsage(host)).freeBytes).toBeGreaterThan(before);
+    expect(filesystemUsage(host).freeBytes).toBeGreaterThan(before);
     expect(await kernelStateUnder(join(host, 'root'))).toEqual({ mounts: [], loops: [] });
   });
 });
