@@ -1,0 +1,103 @@
+// Shared pieces of the benchmark sections: the daemon under test, a keep-alive client on its
+// socket, the shell baseline, statistics, and cleanup of what a section left in the kernel.
+import { execFileSync, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { Agent, request } from 'node:http';
+import { join } from 'node:path';
+import { toolOps } from '../dist/system/kernel-ops.js';
+import { listLoops } from '../dist/system/loop-sysfs.js';
+import { readMounts } from '../dist/system/mountinfo.js';
+
+export const BIN = process.env.LOOPVOL_BENCH_BIN ?? new URL('../bin/loopvol', import.meta.url).pathname;
+
+export const now = () => performance.now();
+
+/** p50, p99 and mean of a list of milliseconds. */
+export function stats(xs) {
+  const s = [...xs].sort((a, b) => a - b);
+  const at = (q) => s[Math.min(s.length - 1, Math.floor(q * s.length))];
+  return { n: s.length, p50: at(0.5), p99: at(0.99), mean: s.reduce((a, b) => a + b, 0) / s.length };
+}
+
+/** Starts `loopvol serve` on a socket and data root under `dir`; resolves once List answers. */
+export async function startDaemon(dir, args = []) {
+  const socket = join(dir, 'bench.sock');
+  const started = now();
+  const child = spawn(
+    process.execPath,
+    [BIN, 'serve', '--socket', socket, '--data-root', join(dir, 'root'), '--log-level', 'warn', ...args],
+    { stdio: ['ignore', 'inherit', 'inherit'] },
+  );
+  const client = connect(socket);
+  for (;;) {
+    try {
+      await client.call('VolumeDriver.List', {});
+      break;
+    } catch (err) {
+      if (child.exitCode !== null) throw new Error(`loopvol exited with ${child.exitCode}`);
+      if (now() - started > 120_000) throw err;
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  }
+  return {
+    ...client,
+    pid: child.pid,
+    readyMs: now() - started,
+    rssBytes: () =>
+      Number(/VmRSS:\s+(\d+)/.exec(execFileSync('cat', [`/proc/${child.pid}/status`]).toString())?.[1]) *
+      1024,
+    async stop() {
+      client.close();
+      if (child.exitCode !== null) return;
+      child.kill('SIGTERM');
+      await once(child, 'exit');
+    },
+  };
+}
+
+/** A client that keeps its connections alive, as dockerd does. */
+export function connect(socket, maxSockets = 8) {
+  const agent = new Agent({ keepAlive: true, maxSockets });
+  const call = (method, body) =>
+    new Promise((resolve, reject) => {
+      const req = request({ socketPath: socket, agent, path: `/${method}`, method: 'POST' }, (res) => {
+        let raw = '';
+        res.on('data', (c) => {
+          raw += c;
+        });
+        res.on('end', () => {
+          try {
+            const reply = JSON.parse(raw);
+            if (reply.Err) reject(new Error(`${method}: ${reply.Err}`));
+            else resolve(reply);
+          } catch (err) {
+            reject(err);
+          }
+        });
+      });
+      req.on('error', reject);
+      req.end(JSON.stringify(body));
+    });
+  return { call, close: () => agent.destroy() };
+}
+
+/**
+ * The sequence an operator would script by hand for one volume's lifecycle, run by one shell:
+ * the baseline loopvol is compared with, on paths under `dir`.
+ */
+export function shellLifecycle(dir, i) {
+  const script = `set -e; truncate -s 1G "$1"; mkdir -p "$2"; dev=$(losetup --find --show --direct-io=on "$1")
+mkfs.ext4 -q -F -E lazy_itable_init=1,lazy_journal_init=1,nodiscard "$dev"; mount "$dev" "$2"; umount "$2"
+losetup -d "$dev"; rm -f "$1"; rmdir "$2"`;
+  execFileSync('sh', ['-c', script, 'sh', join(dir, `shell-${i}.img`), join(dir, `shell-${i}`)]);
+}
+
+const below = (path, dir) => path === dir || path.startsWith(`${dir}/`);
+
+/** Unmounts and detaches whatever is left under `dir` (a section that failed half-way), and only that. */
+export async function releaseKernelState(dir) {
+  const mounts = (await readMounts()).filter((m) => below(m.mountPoint, dir)).map((m) => m.mountPoint);
+  for (const m of mounts.sort((a, b) => b.length - a.length)) await toolOps.unmount(m).catch(() => undefined);
+  for (const l of await listLoops())
+    if (below(l.backingFile, dir)) await toolOps.detachLoop(l.device).catch(() => undefined);
+}

@@ -1,0 +1,101 @@
+// loopvol benchmarks: `npm run bench` (full) or `npm run bench -- --quick` (under 2 minutes).
+// Prints a table and writes bench/results/<timestamp>.json; asserts nothing (timings belong
+// here, not in tests). Run as root. LOOPVOL_BENCH_BIN=/path/to/bin/loopvol measures another build.
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, freemem, release, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { io } from './io.mjs';
+import { BIN, releaseKernelState, startDaemon } from './lib.mjs';
+import { concurrency, lifecycle } from './lifecycle.mjs';
+import { scale } from './scale.mjs';
+
+const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false } } });
+const quick = values.quick;
+const plan = quick
+  ? {
+      lifecycle: { cycles: 15, pauseMs: 300 },
+      concurrency: { cycles: 10 },
+      io: { reps: 2, runtime: 2, seqSize: '256M' },
+      scale: [{ volumes: 1000, samples: 500 }],
+    }
+  : {
+      lifecycle: { cycles: 40, pauseMs: 300 },
+      concurrency: { cycles: 30 },
+      io: { reps: 3, runtime: 10, seqSize: '1G' },
+      scale: [
+        { volumes: 1000, samples: 2000 },
+        { volumes: 10000, samples: 2000 },
+      ],
+    };
+
+const machine = {
+  cores: cpus().length,
+  cpu: cpus()[0]?.model,
+  memoryBytes: totalmem(),
+  freeMemoryBytes: freemem(),
+  kernel: release(),
+  node: process.version,
+  hostFilesystem: execFileSync('findmnt', ['-n', '-o', 'FSTYPE,OPTIONS', '--target', '/var/tmp'])
+    .toString()
+    .trim(),
+  loopvol: BIN,
+};
+
+// The data root lives on the host filesystem (not a tmpfs /tmp): that is what volumes sit on.
+const dir = mkdtempSync('/var/tmp/loopvol-bench-');
+const results = { date: new Date().toISOString(), mode: quick ? 'quick' : 'full', machine, plan };
+const f = (x, d = 1) => (x === undefined ? '-' : x.toFixed(d));
+try {
+  const daemon = await startDaemon(join(dir, 'main'));
+  try {
+    process.stderr.write('lifecycle...\n');
+    results.lifecycle = await lifecycle(daemon, dir, plan.lifecycle);
+    process.stderr.write('concurrency...\n');
+    results.concurrency = await concurrency(daemon, plan.concurrency);
+    process.stderr.write('fio...\n');
+    results.io = await io(daemon, dir, plan.io);
+  } finally {
+    await daemon.stop();
+  }
+  results.scale = [];
+  for (const s of plan.scale) {
+    process.stderr.write(`scale ${s.volumes}...\n`);
+    results.scale.push(await scale(join(dir, `scale-${s.volumes}`), s));
+  }
+} finally {
+  await releaseKernelState(dir);
+  rmSync(dir, { recursive: true, force: true });
+}
+
+const lines = [
+  `loopvol benchmark (${results.mode}), ${machine.cores} cores, ${machine.kernel}, node ${machine.node}`,
+];
+for (const [rhythm, l] of Object.entries(results.lifecycle)) {
+  lines.push(
+    `lifecycle ${rhythm.padEnd(12)} loopvol p50 ${f(l.loopvol.p50)} ms, shell p50 ${f(l.shell.p50)} ms, ratio ${f(l.ratio, 2)}x`,
+    `  steps p50/p99 ms: ${Object.entries(l.steps)
+      .map(([k, s]) => `${k} ${f(s.p50)}/${f(s.p99)}`)
+      .join(', ')}`,
+  );
+}
+const c = results.concurrency;
+lines.push(`concurrency: 1 at a time ${f(c.one)}/s, 4 at a time ${f(c.four)}/s, ratio ${f(c.ratio, 2)}x`);
+for (const [name, j] of Object.entries(results.io.jobs)) {
+  const med = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  lines.push(
+    `fio ${name.padEnd(20)} plain ${f(med(j.plain), 0)} ${j.unit}, loop ${f(med(j.loop), 0)} ${j.unit}, ratio ${f(j.ratio, 2)}x`,
+  );
+}
+for (const s of results.scale) {
+  lines.push(
+    `scale ${s.volumes} volumes (${s.mounted} mounted): Get p50/p99 ${f(s.get.p50, 2)}/${f(s.get.p99, 2)} ms, Path ${f(s.path.p50, 2)}/${f(s.path.p99, 2)} ms, List p50 ${f(s.list.p50)} ms, restart ${f(s.restartMs, 0)} ms, RSS ${f(s.rssBytes / 2 ** 20, 0)} MiB, created in ${f(s.createSeconds)} s`,
+  );
+}
+console.log(lines.join('\n'));
+const out = new URL('../bench/results/', import.meta.url).pathname;
+mkdirSync(out, { recursive: true });
+const file = join(out, `${results.date.replace(/[:.]/g, '-')}.json`);
+writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
+console.log(`written ${file}`);
