@@ -4,6 +4,7 @@ import { discoveryRoots } from '../dvdcli/discovery.js';
 import { locatePlugin } from '../dvdcli/locate.js';
 import { dockerHost } from '../dvdcli/managed.js';
 import { runDvdcli, timeoutsFrom } from '../dvdcli/run.js';
+import { versionText } from '../dvdcli/version.js';
 
 /**
  * `dvdcli` / `loopvol dvdcli`: the Mesos docker/volume isolator reads the mountpoint from stdout, so
@@ -17,6 +18,10 @@ export async function dvdcliCommand(argv: string[]): Promise<void> {
   const log = pino({ base: { cmd: 'dvdcli' } }, destination({ dest: 2, sync: true }));
   try {
     const args = parseDvdcliArgs(argv);
+    if (args.command === 'version') {
+      process.stdout.write(`${versionText(process.argv[1] ?? '')}\n`);
+      return;
+    }
     const timeouts = timeoutsFrom();
     const plugin = await locatePlugin(args.driver, discoveryRoots(), dockerHost(), timeouts.fastMs);
     const output = await runDvdcli(args, plugin, timeouts, log);

@@ -18,11 +18,13 @@ export function timeoutsFrom(env: NodeJS.ProcessEnv = process.env): Timeouts {
 }
 
 /**
- * Runs one dvdcli command in dvdcli's call order and returns what goes to stdout (mountpoints as
- * the host sees them):
- *   mount:   Activate → Get → Create (only if Get failed and not --explicitcreate) → Mount (no ID)
- *   unmount: Activate → Get → Unmount (no ID)
- *   others:  Activate → the one call.
+ * Runs one dvdcli command in the Go dvdcli 0.2's call order and returns what it prints on stdout
+ * (mountpoints as the host sees them). Activate comes first, as the Go dvdcli's plugin lookup sends it:
+ *   mount:   Get → Create with the options (only if Get failed and not --explicitcreate) → Mount (no ID)
+ *   unmount: Get → Unmount (no ID)            remove: Get → Remove
+ *   path:    Get → Path only when Get's answer has no Mountpoint; printed only when there is one
+ *   get:     Get → the volume's name           list: List → one name a line
+ *   create:  Create with the options; prints nothing
  */
 export async function runDvdcli(
   args: DvdcliArgs,
@@ -65,13 +67,31 @@ export async function runDvdcli(
       await call('VolumeDriver.Create', { Name, Opts: args.opts }, true);
       return '';
     case 'remove':
+      await call('VolumeDriver.Get', { Name });
       await call('VolumeDriver.Remove', { Name });
       return '';
-    case 'path':
-      return hostPath(String((await call('VolumeDriver.Path', { Name })).Mountpoint ?? ''));
-    case 'get':
-      return JSON.stringify((await call('VolumeDriver.Get', { Name })).Volume ?? {});
-    case 'list':
-      return JSON.stringify((await call('VolumeDriver.List', {})).Volumes ?? []);
+    case 'path': {
+      const known = volumeOf(await call('VolumeDriver.Get', { Name })).Mountpoint;
+      const mountPoint = known || String((await call('VolumeDriver.Path', { Name })).Mountpoint ?? '');
+      return mountPoint ? hostPath(mountPoint) : '';
+    }
+    case 'get': {
+      const volume = volumeOf(await call('VolumeDriver.Get', { Name }));
+      return args.json ? JSON.stringify(volume) : (volume.Name ?? Name);
+    }
+    case 'list': {
+      const volumes = ((await call('VolumeDriver.List', {})).Volumes ?? []) as { Name?: string }[];
+      return args.json ? JSON.stringify(volumes) : volumes.map((v) => v.Name ?? '').join('\n');
+    }
+    case 'version':
+      throw new Error('version asks no plugin');
   }
+}
+
+/** The volume in a Get answer; the plugin's own fields are kept as they are (for --json). */
+function volumeOf(reply: Record<string, unknown>): { Name?: string; Mountpoint?: string } {
+  const volume = reply.Volume;
+  return typeof volume === 'object' && volume !== null
+    ? (volume as { Name?: string; Mountpoint?: string })
+    : {};
 }

@@ -16,6 +16,7 @@ describe('dvdcli flags', () => {
       volume: 'pg',
       opts: {},
       explicitCreate: false,
+      json: false,
     });
   });
 
@@ -36,6 +37,8 @@ describe('dvdcli flags', () => {
     [['--explicitcreate'], true],
     [['--explicitcreate=true'], true],
     [['--explicitcreate=false'], false],
+    [['--explicitCreate=true'], true],
+    [['--explicitCreate'], true],
     [[], false],
   ])('reads %j as explicitcreate %s', (flags, expected) => {
     const args = parseDvdcliArgs(['mount', '--volumedriver=d', '--volumename=v', ...flags]);
@@ -53,6 +56,11 @@ describe('dvdcli flags', () => {
     [['mount', '--volumedriver=d', '--volumename=v', '--explicitcreate=maybe'], 'true or false'],
   ])('refuses %j', (argv, message) => {
     expect(() => parseDvdcliArgs(argv)).toThrow(message);
+  });
+
+  it('reads --json, and needs no driver for version', () => {
+    expect(parseDvdcliArgs(['get', '--volumedriver=d', '--volumename=v', '--json']).json).toBe(true);
+    expect(parseDvdcliArgs(['version'])).toMatchObject({ command: 'version', driver: '' });
   });
 
   it('needs no volume name for list', () => {

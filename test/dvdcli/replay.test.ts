@@ -108,14 +108,20 @@ describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'mkfs.xfs', 'mount']))(
 
     it('lists, gets and removes; reports the plugin error with exit 1', async () => {
       const list = await dvdcli(dir, ['list', '--volumedriver=loopvol']);
-      expect(JSON.parse(list.stdout).map((v: { Name: string }) => v.Name)).toEqual(
+      expect(list.stdout.split('\n')).toEqual(expect.arrayContaining(['pg', 'shared', 'explicit']));
+      const listJson = await dvdcli(dir, ['list', '--volumedriver=loopvol', '--json']);
+      expect(JSON.parse(listJson.stdout).map((v: { Name: string }) => v.Name)).toEqual(
         expect.arrayContaining(['pg', 'shared', 'explicit']),
       );
-      expect(JSON.parse((await dvdcli(dir, ['get', ...flags('pg')])).stdout)).toMatchObject({ Name: 'pg' });
+      expect(await dvdcli(dir, ['get', ...flags('pg')])).toMatchObject({ stdout: 'pg', exitCode: 0 });
+      expect(JSON.parse((await dvdcli(dir, ['get', ...flags('pg'), '--json'])).stdout)).toMatchObject({
+        Name: 'pg',
+        Status: { fs: 'ext4' },
+      });
       expect((await dvdcli(dir, ['remove', ...flags('pg')])).exitCode).toBe(0);
       const again = await dvdcli(dir, ['remove', ...flags('pg')]);
       expect(again.exitCode).toBe(1);
-      expect(again.stderr).toContain('dvdcli: VolumeDriver.Remove: volume pg does not exist');
+      expect(again.stderr).toContain('dvdcli: VolumeDriver.Get: volume pg does not exist');
       const bad = await dvdcli(dir, ['mount', ...flags('bad', '--volumeopts=size=-1')]);
       expect(bad.exitCode).toBe(1);
       expect(bad.stderr).toContain('VolumeDriver.Create: cannot create volume bad: size "-1" is not a size');
@@ -127,6 +133,7 @@ describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'mkfs.xfs', 'mount']))(
 function recordingPlugin() {
   const calls: { method: string; body: string }[] = [];
   const created = new Set<string>();
+  const mounted = new Set<string>();
   let hang = false;
   const server = createServer((req, res) => {
     let body = '';
@@ -145,13 +152,21 @@ function recordingPlugin() {
           return reply(200, { Implements: ['VolumeDriver'] });
         case 'VolumeDriver.Get':
           return name && created.has(name)
-            ? reply(200, { Volume: { Name: name } })
+            ? reply(200, { Volume: { Name: name, Mountpoint: mounted.has(name) ? `/fake/mnt/${name}` : '' } })
             : reply(200, { Err: 'no such volume' });
         case 'VolumeDriver.Create':
           if (name) created.add(name);
           return reply(200, {});
         case 'VolumeDriver.Mount':
+          if (name) mounted.add(name);
           return reply(200, { Mountpoint: `/fake/mnt/${name}` });
+        case 'VolumeDriver.Unmount':
+          if (name) mounted.delete(name);
+          return reply(200, {});
+        case 'VolumeDriver.Path':
+          return reply(200, { Mountpoint: name === 'pathonly' ? '/fake/path/pathonly' : '' });
+        case 'VolumeDriver.List':
+          return reply(200, { Volumes: [...created].sort().map((n) => ({ Name: n })) });
         default:
           return reply(200, {});
       }
@@ -160,6 +175,13 @@ function recordingPlugin() {
   return {
     server,
     calls,
+    /** Lets a test start from a volume the plugin already has. */
+    has: (name: string) => created.add(name),
+    /** Forgets every volume: each test starts from an empty plugin. */
+    forget: () => {
+      created.clear();
+      mounted.clear();
+    },
     reset: () => {
       calls.length = 0;
       hang = false;
@@ -185,8 +207,10 @@ describe('dvdcli against another volume plugin (unix socket and tcp .spec)', () 
     await writeFile(join(dir, 'specs', 'remote.spec'), `tcp://127.0.0.1:${port}\n`);
   });
   beforeEach(() => {
-    unix.reset();
-    tcp.reset();
+    for (const plugin of [unix, tcp]) {
+      plugin.reset();
+      plugin.forget();
+    }
   });
   afterAll(async () => {
     for (const s of [unix.server, tcp.server]) {
@@ -230,6 +254,126 @@ describe('dvdcli against another volume plugin (unix socket and tcp .spec)', () 
       { method: 'VolumeDriver.Get', body: '{"Name":"v"}' },
       { method: 'VolumeDriver.Unmount', body: '{"Name":"v"}' },
     ]);
+  });
+
+  /** Runs dvdcli against the unix-socket plugin; returns what the Go dvdcli's callers read. */
+  async function replay(...args: string[]) {
+    unix.reset();
+    const run = await dvdcli(dir, [...args]);
+    return {
+      stdout: run.stdout,
+      exitCode: run.exitCode,
+      calls: unix.calls.map((c) => (c.body ? `${c.method} ${c.body}` : c.method)),
+    };
+  }
+
+  it('pins every command: stdout, exit code and calls, as the Go dvdcli 0.2 (7dede14)', async () => {
+    const d = '--volumedriver=other';
+    expect(await replay('create', d, '--volumename=c1', '--volumeopts=size=5,fs=xfs')).toEqual({
+      stdout: '',
+      exitCode: 0,
+      calls: ['Plugin.Activate', 'VolumeDriver.Create {"Name":"c1","Opts":{"size":"5","fs":"xfs"}}'],
+    });
+    unix.has('m1');
+    expect(await replay('list', d)).toEqual({
+      stdout: 'c1\nm1',
+      exitCode: 0,
+      calls: ['Plugin.Activate', 'VolumeDriver.List {}'],
+    });
+    expect((await replay('list', d, '--json')).stdout).toBe('[{"Name":"c1"},{"Name":"m1"}]');
+    expect(await replay('get', d, '--volumename=c1')).toEqual({
+      stdout: 'c1',
+      exitCode: 0,
+      calls: ['Plugin.Activate', 'VolumeDriver.Get {"Name":"c1"}'],
+    });
+    expect((await replay('get', d, '--volumename=c1', '--json')).stdout).toBe(
+      '{"Name":"c1","Mountpoint":""}',
+    );
+    // Not mounted: Get has no Mountpoint, so Path is asked; it has none either, and nothing is printed.
+    expect(await replay('path', d, '--volumename=c1')).toEqual({
+      stdout: '',
+      exitCode: 0,
+      calls: ['Plugin.Activate', 'VolumeDriver.Get {"Name":"c1"}', 'VolumeDriver.Path {"Name":"c1"}'],
+    });
+    unix.has('pathonly');
+    expect((await replay('path', d, '--volumename=pathonly')).stdout).toBe('/fake/path/pathonly');
+    expect(await replay('mount', d, '--volumename=c1')).toEqual({
+      stdout: '/fake/mnt/c1',
+      exitCode: 0,
+      calls: ['Plugin.Activate', 'VolumeDriver.Get {"Name":"c1"}', 'VolumeDriver.Mount {"Name":"c1"}'],
+    });
+    // Mounted: Get's Mountpoint answers, no Path call.
+    expect(await replay('path', d, '--volumename=c1')).toEqual({
+      stdout: '/fake/mnt/c1',
+      exitCode: 0,
+      calls: ['Plugin.Activate', 'VolumeDriver.Get {"Name":"c1"}'],
+    });
+    expect(await replay('unmount', d, '--volumename=c1')).toEqual({
+      stdout: '',
+      exitCode: 0,
+      calls: ['Plugin.Activate', 'VolumeDriver.Get {"Name":"c1"}', 'VolumeDriver.Unmount {"Name":"c1"}'],
+    });
+    expect(await replay('remove', d, '--volumename=c1')).toEqual({
+      stdout: '',
+      exitCode: 0,
+      calls: ['Plugin.Activate', 'VolumeDriver.Get {"Name":"c1"}', 'VolumeDriver.Remove {"Name":"c1"}'],
+    });
+    const version = await replay('version');
+    expect(version.exitCode).toBe(0);
+    expect(version.calls).toEqual([]);
+    expect(version.stdout.split('\n').map((l) => l.split(':')[0])).toEqual([
+      'Binary',
+      'SemVer',
+      'OsArch',
+      'Branch',
+      'Commit',
+      'Formed',
+    ]);
+  });
+
+  it('takes what real callers send: camel-case --explicitCreate, one --volumeopts per option, values with =', async () => {
+    const refused = await replay(
+      'mount',
+      '--volumedriver=other',
+      '--volumename=absent',
+      '--explicitCreate=true',
+    );
+    expect(refused).toEqual({
+      stdout: '',
+      exitCode: 1,
+      calls: ['Plugin.Activate', 'VolumeDriver.Get {"Name":"absent"}'],
+    });
+    const created = await replay(
+      'mount',
+      '--volumedriver=other',
+      '--volumename=opts',
+      '--volumeopts=size=5',
+      '--volumeopts',
+      'fs=ext4,label=a=b',
+      '--explicitCreate=false',
+    );
+    expect(created.exitCode).toBe(0);
+    expect(created.calls).toContain(
+      'VolumeDriver.Create {"Name":"opts","Opts":{"size":"5","fs":"ext4","label":"a=b"}}',
+    );
+  });
+
+  it('fails with exit 1 and nothing on stdout for each kind of failure, having called only what it could', async () => {
+    const missing = await dvdcli(dir, ['get', '--volumedriver=nosuch', '--volumename=v']);
+    expect(missing).toMatchObject({ exitCode: 1, stdout: '' });
+    expect(missing.stderr).toMatch(/^dvdcli: .*nosuch/m);
+    expect(await replay('get', '--volumedriver=other', '--volumename=absent')).toEqual({
+      stdout: '',
+      exitCode: 1,
+      calls: ['Plugin.Activate', 'VolumeDriver.Get {"Name":"absent"}'],
+    });
+    expect(await replay('remove', '--volumedriver=other', '--volumename=absent')).toEqual({
+      stdout: '',
+      exitCode: 1,
+      calls: ['Plugin.Activate', 'VolumeDriver.Get {"Name":"absent"}'],
+    });
+    const usage = await dvdcli(dir, ['list']);
+    expect(usage).toMatchObject({ exitCode: 1, stdout: '' });
   });
 
   it('exits 1 with the plugin message on an error reply', async () => {
