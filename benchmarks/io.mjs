@@ -3,6 +3,7 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { connect } from './lib.mjs';
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
@@ -10,17 +11,26 @@ function jobs({ runtime, seqSize }) {
   return {
     // A database's pattern: every 4k write followed by fsync.
     'randwrite-4k-fsync': {
-      args: ['--rw=randwrite', '--bs=4k', '--size=256M', '--fsync=1', `--runtime=${runtime}`, '--time_based'],
+      args: [
+        '--filename=rand',
+        '--rw=randwrite',
+        '--bs=4k',
+        '--size=256M',
+        '--fsync=1',
+        `--runtime=${runtime}`,
+        '--time_based',
+      ],
       metric: (j) => j.write.iops,
       unit: 'IOPS',
     },
     'seq-write-1M': {
-      args: ['--rw=write', '--bs=1M', `--size=${seqSize}`, '--direct=1', '--end_fsync=1'],
+      args: ['--filename=seq', '--rw=write', '--bs=1M', `--size=${seqSize}`, '--direct=1', '--end_fsync=1'],
       metric: (j) => j.write.bw / 1024,
       unit: 'MiB/s',
     },
     'seq-read-1M': {
-      args: ['--rw=read', '--bs=1M', `--size=${seqSize}`, '--direct=1'],
+      // Reads the file the write job left.
+      args: ['--filename=seq', '--rw=read', '--bs=1M', `--size=${seqSize}`, '--direct=1'],
       metric: (j) => j.read.bw / 1024,
       unit: 'MiB/s',
     },
@@ -37,10 +47,13 @@ function fio(directory, name, args) {
 }
 
 export async function io(daemon, dir, { reps, runtime, seqSize }) {
+  // A connection per call: the fio runs leave a kept-alive one idle past the daemon's timeout.
+  const client = connect(daemon.socket, { keepAlive: false });
   const plain = join(dir, 'plain');
   mkdirSync(plain, { recursive: true });
-  await daemon.call('VolumeDriver.Create', { Name: 'fio', Opts: { size: '2G' } });
-  const { Mountpoint: loop } = await daemon.call('VolumeDriver.Mount', { Name: 'fio', ID: 'bench' });
+  // Room for the 256M random-write file and the sequential file, with ext4's overhead.
+  await client.call('VolumeDriver.Create', { Name: 'fio', Opts: { size: '3G' } });
+  const { Mountpoint: loop } = await client.call('VolumeDriver.Mount', { Name: 'fio', ID: 'bench' });
   try {
     const result = {};
     for (const [name, job] of Object.entries(jobs({ runtime, seqSize }))) {
@@ -60,7 +73,8 @@ export async function io(daemon, dir, { reps, runtime, seqSize }) {
     }
     return { reps, runtime, seqSize, jobs: result };
   } finally {
-    await daemon.call('VolumeDriver.Unmount', { Name: 'fio', ID: 'bench' });
-    await daemon.call('VolumeDriver.Remove', { Name: 'fio' });
+    await client.call('VolumeDriver.Unmount', { Name: 'fio', ID: 'bench' });
+    await client.call('VolumeDriver.Remove', { Name: 'fio' });
+    client.close();
   }
 }

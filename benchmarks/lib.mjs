@@ -41,6 +41,7 @@ export async function startDaemon(dir, args = []) {
   }
   return {
     ...client,
+    socket,
     pid: child.pid,
     readyMs: now() - started,
     rssBytes: () =>
@@ -56,8 +57,8 @@ export async function startDaemon(dir, args = []) {
 }
 
 /** A client that keeps its connections alive, as dockerd does. */
-export function connect(socket, maxSockets = 8) {
-  const agent = new Agent({ keepAlive: true, maxSockets });
+export function connect(socket, { keepAlive = true, maxSockets = 8 } = {}) {
+  const agent = new Agent({ keepAlive, maxSockets });
   const call = (method, body) =>
     new Promise((resolve, reject) => {
       const req = request({ socketPath: socket, agent, path: `/${method}`, method: 'POST' }, (res) => {

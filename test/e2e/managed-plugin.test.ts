@@ -24,7 +24,7 @@ import { storageAvailable } from '../helpers/tools.js';
 const BUILD = new URL('../../scripts/build-plugin', import.meta.url).pathname;
 const DVDCLI = new URL('../../bin/dvdcli', import.meta.url).pathname;
 const PLUGIN = 'loopvol-managed-e2e:latest';
-/** The plugin's command line, from plugin/config.json's entrypoint. */
+/** The plugin's command line, from plugin-config.json's entrypoint. */
 const ENTRYPOINT = '/usr/local/bin/node\0/opt/loopvol/bin/loopvol\0serve\0';
 
 /**

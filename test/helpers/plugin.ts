@@ -46,6 +46,8 @@ export interface PluginProcess {
 }
 
 export interface StartOptions {
+  /** The executable to start; defaults to this checkout's bin/loopvol. */
+  bin?: string;
   args?: string[];
   env?: Record<string, string>;
   /** Defaults to <dir>/plugin.sock and <dir>/root. */
@@ -60,7 +62,7 @@ export async function startPlugin(dir: string, options: StartOptions = {}): Prom
   const child = spawn(
     process.execPath,
     [
-      BIN,
+      options.bin ?? BIN,
       'serve',
       '--socket',
       socket,
