@@ -24,6 +24,8 @@ export interface Provisioned {
   sizeBytes: number;
   fs: VolumeSpec['fs'];
   disk?: string;
+  /** The root is already as the spec asks (empty, owner, mode): the first Mount has nothing to prepare. */
+  rootPrepared?: boolean;
 }
 
 /**

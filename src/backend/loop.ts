@@ -12,7 +12,7 @@ import { retryFor } from '../system/retry.js';
 import type { BackedVolume, Backend, KernelState, Provisioned } from './backend.js';
 import { assertPlain, ensureMountPoint, mountVolume } from './block.js';
 import { LoopIndex } from './loop-index.js';
-import type { SparePool } from './spares.js';
+import { SPARE_ROOT, type SparePool } from './spares.js';
 
 /**
  * ext4 on a preallocated image skips the kernel's lazy inode-table zeroing, whose zero-out reaches
@@ -72,7 +72,9 @@ export class LoopBackend implements Backend {
     ) {
       crashPoint('create:image');
       crashPoint('create:formatted');
-      return { sizeBytes: spec.sizeBytes, fs: spec.fs };
+      const rootPrepared =
+        spec.uid === SPARE_ROOT.uid && spec.gid === SPARE_ROOT.gid && spec.mode === SPARE_ROOT.mode;
+      return { sizeBytes: spec.sizeBytes, fs: spec.fs, rootPrepared };
     }
     if (spec.sparse) await createSparse(paths.image, spec.sizeBytes);
     else await preallocate(paths.image, spec.sizeBytes);

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { syncFile } from '../state/atomic.js';
 import { createSparse } from '../system/allocate.js';
+import { removeLostFound } from '../system/debugfs.js';
 import { makeFilesystem } from '../system/mkfs.js';
 import type { FsType } from '../system/mount.js';
 
@@ -26,6 +27,9 @@ const MAX_SPECS = 4;
 const QUIET_MS = 250;
 
 const keyOf = (spec: SpareSpec) => `${spec.fs}-${spec.sizeBytes}`;
+
+/** The root a spare has: mkfs's owner and mode, no lost+found. */
+export const SPARE_ROOT = { uid: 0, gid: 0, mode: 0o755 } as const;
 
 /**
  * Sparse images formatted ahead of time, so that a Create of a size seen before renames one into
@@ -124,6 +128,9 @@ export class SparePool {
         try {
           await createSparse(temp, spec.sizeBytes);
           await makeFilesystem(temp, spec.fs, 'sparse-image');
+          // A spare's root is made ready for the default owner and mode (mkfs's own: root, 0755),
+          // so that a Create asking for those records a volume whose first Mount prepares nothing.
+          if (spec.fs === 'ext4') await removeLostFound(temp);
           // Flushed here, off the request path: otherwise the Create that takes it pays for writing
           // the new filesystem's metadata, as its fsyncs commit the journal that orders that data.
           await syncFile(temp);

@@ -11,7 +11,8 @@ export interface VolumeRecord {
   spec: VolumeSpec;
   /** The pool disk a `disk` volume owns exclusively. */
   disk?: string;
-  /** The root directory was prepared (lost+found removed, owner and mode set) on first mount. */
+  /** The root is prepared (lost+found removed, owner and mode set): at the first Mount, or already at
+   * Create when the volume came from a spare and asks for its default owner and mode. */
   initialized: boolean;
   /** Kept in holders.json beside volume.json; volume.json files of loopvol 0.1 carry them inline. */
   holders: Holders;

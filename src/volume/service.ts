@@ -98,14 +98,18 @@ export class VolumeService {
         try {
           staged = await this.store.stage();
           const claimed = new Set([...this.records.values()].flatMap((r) => (r.disk ? [r.disk] : [])));
-          const { sizeBytes, fs, disk } = await this.backends[spec.backend].provision(staged, spec, claimed);
+          const { sizeBytes, fs, disk, rootPrepared } = await this.backends[spec.backend].provision(
+            staged,
+            spec,
+            claimed,
+          );
           const record: VolumeRecord = {
             version: 1,
             name,
             createdAt: new Date().toISOString(),
             spec: { ...spec, sizeBytes, fs },
             ...(disk ? { disk } : {}),
-            initialized: false,
+            initialized: rootPrepared === true,
             holders: {},
           };
           await this.store.commit(staged, record);

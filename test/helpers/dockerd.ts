@@ -48,7 +48,11 @@ function ping(socket: string): Promise<boolean> {
  * Starts a private dockerd: its data, exec root (kept short: containerd's sockets live there),
  * API socket and pidfile under `dir`, and no iptables, bridge or forwarding changes to the host.
  */
-export async function startDockerd(dir: string, timeoutMs = 60_000): Promise<Dockerd> {
+export async function startDockerd(
+  dir: string,
+  timeoutMs = 60_000,
+  extraArgs: string[] = [],
+): Promise<Dockerd> {
   const socket = join(dir, 'docker.sock');
   const logFile = join(dir, 'dockerd.log');
   const child = spawn(
@@ -66,6 +70,7 @@ export async function startDockerd(dir: string, timeoutMs = 60_000): Promise<Doc
       '--bridge=none',
       '--ip-forward=false',
       '--ip-masq=false',
+      ...extraArgs,
     ],
     { detached: false, stdio: ['ignore', 'pipe', 'pipe'] },
   );

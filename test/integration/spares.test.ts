@@ -1,4 +1,4 @@
-import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
@@ -54,12 +54,25 @@ describe.runIf(storageAvailable())('spare images on the real kernel', () => {
     expect(a).toMatch(/^[0-9a-f-]{36}$/);
     expect(a).not.toBe(b);
 
+    // A spare's root is ready for the default owner and mode: the first Mount prepares nothing.
+    const recordOf = async (name: string) => JSON.parse(await readFile(layout.volume(name).meta, 'utf8'));
+    expect((await recordOf('a')).initialized).toBe(true);
     const mountPoint = await service.mount('a', 'x', silentLog);
+    expect(await readdir(mountPoint)).toEqual([]);
+    expect(await stat(mountPoint)).toMatchObject({ uid: 0, gid: 0, mode: 0o40755 });
     await writeFile(join(mountPoint, 'data'), 'kept');
     expect((await service.get('a')).Status).toMatchObject({ mounted: true, size: 64 * MiB, fs: 'ext4' });
     await service.unmount('a', 'x', silentLog);
 
     await expect.poll(() => sparesIn(layout), { timeout: 10_000 }).toHaveLength(2);
+    // Another owner: taken from a spare too, and prepared at its first Mount as usual.
+    await service.create('owned', { uid: '1000', gid: '1000', mode: '0750' }, silentLog);
+    expect((await recordOf('owned')).initialized).toBe(false);
+    const owned = await service.mount('owned', 'x', silentLog);
+    expect(await readdir(owned)).toEqual([]);
+    expect(await stat(owned)).toMatchObject({ uid: 1000, gid: 1000, mode: 0o40750 });
+    await service.unmount('owned', 'x', silentLog);
+    await service.remove('owned', silentLog);
     await service.idle();
     await service.remove('a', silentLog);
     await service.remove('b', silentLog);
