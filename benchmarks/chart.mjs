@@ -50,7 +50,7 @@ const spec = {
         {
           mark: 'bar',
           encoding: {
-            y: { field: 'what', type: 'nominal', title: null, sort: null },
+            y: { field: 'what', type: 'nominal', title: null, sort: null, axis: { labelLimit: 320 } },
             x: { field: 'ratio', type: 'quantitative', title: 'ratio' },
           },
         },
