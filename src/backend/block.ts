@@ -19,9 +19,14 @@ export async function mountVolume(
   prepareRoot: boolean,
   mountOptions: readonly string[] = [],
 ) {
-  await kernel.mount(device, paths.mountPoint, spec.fs, [...UNTRUSTED_CONTENT_OPTIONS, ...mountOptions]);
+  await kernel.mount(device, paths.mountPoint, spec.fs, [
+    ...UNTRUSTED_CONTENT_OPTIONS,
+    ...mountOptions,
+    ...spec.mountOptions,
+  ]);
   crashPoint('mount:mounted');
-  if (prepareRoot) {
+  // A read-only volume's root cannot be prepared: it is served as its filesystem has it.
+  if (prepareRoot && !spec.mountOptions.includes('ro')) {
     try {
       await prepareRootDir(paths.mountPoint, spec);
     } catch (err) {

@@ -14,6 +14,8 @@ export interface VolumeSpec {
   uid: number;
   gid: number;
   mode: number;
+  /** Allowlisted mount options (MOUNT_OPTIONS), added to the nosuid,nodev every volume gets. */
+  mountOptions: MountOption[];
 }
 
 /** Defaults taken from the daemon's configuration. */
@@ -25,7 +27,42 @@ export interface SpecDefaults {
 /** Smallest filesystem each mkfs accepts (mkfs.xfs refuses below 300 MiB). */
 export const MIN_SIZE_BYTES: Record<FsType, number> = { ext4: 16 * 1024 * 1024, xfs: 300 * 1024 * 1024 };
 
-export const ACCEPTED_OPTIONS = ['size', 'fs', 'sparse', 'uid', 'gid', 'mode', 'backend'] as const;
+export const ACCEPTED_OPTIONS = ['size', 'fs', 'sparse', 'uid', 'gid', 'mode', 'backend', 'mountopts'] as const;
+
+/**
+ * Mount options a Create may ask for (`-o mountopts=noatime,lazytime`). Anything else could weaken
+ * what the host relies on (exec of setuid files, devices) or break the plugin's own handling, so
+ * it is refused; nosuid and nodev are always added.
+ */
+export const MOUNT_OPTIONS = [
+  'noatime',
+  'nodiratime',
+  'relatime',
+  'lazytime',
+  'discard',
+  'nodiscard',
+  'data=ordered',
+  'data=journal',
+  'ro',
+] as const;
+export type MountOption = (typeof MOUNT_OPTIONS)[number];
+
+/** Options only ext4 understands. */
+const EXT4_ONLY: readonly MountOption[] = ['data=ordered', 'data=journal'];
+
+function parseMountOptions(list: string, fs: FsType): MountOption[] | { error: string } {
+  const asked = [...new Set(list.split(',').map((o) => o.trim()).filter(Boolean))];
+  const refused = asked.filter((o) => !(MOUNT_OPTIONS as readonly string[]).includes(o));
+  if (refused.length > 0) {
+    return {
+      error: `mount option ${refused.map((o) => `"${o}"`).join(', ')} is not allowed: mountopts accepts ${MOUNT_OPTIONS.join(', ')} (nosuid and nodev are always set)`,
+    };
+  }
+  const options = asked as MountOption[];
+  const ext4Only = options.filter((o) => EXT4_ONLY.includes(o));
+  if (fs !== 'ext4' && ext4Only.length > 0) return { error: `mount option ${ext4Only[0]} is for ext4 only` };
+  return options;
+}
 
 const id = (what: string) =>
   z
@@ -47,6 +84,7 @@ const optionsSchema = z.strictObject(
       .regex(/^0?[0-7]{3,4}$/, 'mode must be octal, like 0755 or 2770')
       .transform((s) => Number.parseInt(s, 8))
       .optional(),
+    mountopts: z.string().max(256, 'mountopts is too long').optional(),
   },
   { error: (issue) => unknownOptionMessage(issue) },
 );
@@ -83,6 +121,8 @@ export function parseVolumeSpec(opts: unknown, defaults: SpecDefaults): VolumeSp
     if ('error' in size) return { error: size.error };
     sizeBytes = size.bytes;
   }
+  const mountOptions = parseMountOptions(o.mountopts ?? '', fs);
+  if ('error' in mountOptions) return mountOptions;
   if (backend === 'loop' && sizeBytes < MIN_SIZE_BYTES[fs]) {
     return {
       error: `size ${formatSize(sizeBytes)} is below the minimum of ${formatSize(MIN_SIZE_BYTES[fs])} for ${fs}: ask for more`,
@@ -96,5 +136,6 @@ export function parseVolumeSpec(opts: unknown, defaults: SpecDefaults): VolumeSp
     uid: o.uid ?? 0,
     gid: o.gid ?? 0,
     mode: o.mode ?? 0o755,
+    mountOptions,
   };
 }

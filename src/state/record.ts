@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { Holders } from '../core/holders.js';
-import type { VolumeSpec } from '../core/options.js';
+import { MOUNT_OPTIONS, type VolumeSpec } from '../core/options.js';
 
 /** What volume.json holds. Versioned so a later loopvol can migrate it. */
 export interface VolumeRecord {
@@ -32,6 +32,8 @@ const recordSchema = z.object({
     uid: z.number().int().nonnegative(),
     gid: z.number().int().nonnegative(),
     mode: z.number().int().nonnegative(),
+    // Volumes of loopvol 0.1 have none.
+    mountOptions: z.array(z.enum(MOUNT_OPTIONS)).default([]),
   }),
   disk: z.string().optional(),
   initialized: z.boolean(),

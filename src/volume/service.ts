@@ -282,6 +282,7 @@ export class VolumeService {
           uid: record.spec.uid,
           gid: record.spec.gid,
           mode: `0${record.spec.mode.toString(8)}`,
+          mountOptions: record.spec.mountOptions.join(','),
         },
       };
     });

@@ -45,6 +45,29 @@ describe('parseVolumeSpec', () => {
     ).toMatchObject({ sizeBytes: 5 * GiB, fs: 'xfs', sparse: false, uid: 1000, gid: 1001, mode: 0o2770 });
   });
 
+  it('takes allowlisted mount options, deduplicated, and none by default', () => {
+    expect(parseVolumeSpec({}, defaults)).toMatchObject({ mountOptions: [] });
+    expect(
+      parseVolumeSpec({ mountopts: 'noatime, lazytime,data=journal,noatime,,ro' }, defaults),
+    ).toMatchObject({ mountOptions: ['noatime', 'lazytime', 'data=journal', 'ro'] });
+    expect(
+      parseVolumeSpec({ fs: 'xfs', size: '1G', mountopts: 'discard,nodiratime' }, defaults),
+    ).toMatchObject({
+      mountOptions: ['discard', 'nodiratime'],
+    });
+  });
+
+  it.each([
+    [{ mountopts: 'exec' }, 'mount option "exec" is not allowed: mountopts accepts noatime'],
+    [{ mountopts: 'suid,dev' }, '"suid", "dev" is not allowed'],
+    [{ mountopts: 'data=writeback' }, '"data=writeback" is not allowed'],
+    [{ mountopts: 'noatime,x-mount.mkdir=/etc' }, 'not allowed'],
+    [{ fs: 'xfs', size: '1G', mountopts: 'data=journal' }, 'data=journal is for ext4 only'],
+    [{ mountopts: 'a'.repeat(300) }, 'mountopts is too long'],
+  ])('refuses mount options %j, listing the accepted ones', (opts, message) => {
+    expect(errorOf(opts)).toContain(message);
+  });
+
   it('names the unknown option and lists the accepted ones', () => {
     const error = errorOf({ size: '1G', tardis: 'blue' });
     expect(error).toContain('"tardis"');
