@@ -27,7 +27,16 @@ export interface SpecDefaults {
 /** Smallest filesystem each mkfs accepts (mkfs.xfs refuses below 300 MiB). */
 export const MIN_SIZE_BYTES: Record<FsType, number> = { ext4: 16 * 1024 * 1024, xfs: 300 * 1024 * 1024 };
 
-export const ACCEPTED_OPTIONS = ['size', 'fs', 'sparse', 'uid', 'gid', 'mode', 'backend', 'mountopts'] as const;
+export const ACCEPTED_OPTIONS = [
+  'size',
+  'fs',
+  'sparse',
+  'uid',
+  'gid',
+  'mode',
+  'backend',
+  'mountopts',
+] as const;
 
 /**
  * Mount options a Create may ask for (`-o mountopts=noatime,lazytime`). Anything else could weaken
@@ -51,7 +60,14 @@ export type MountOption = (typeof MOUNT_OPTIONS)[number];
 const EXT4_ONLY: readonly MountOption[] = ['data=ordered', 'data=journal'];
 
 function parseMountOptions(list: string, fs: FsType): MountOption[] | { error: string } {
-  const asked = [...new Set(list.split(',').map((o) => o.trim()).filter(Boolean))];
+  const asked = [
+    ...new Set(
+      list
+        .split(',')
+        .map((o) => o.trim())
+        .filter(Boolean),
+    ),
+  ];
   const refused = asked.filter((o) => !(MOUNT_OPTIONS as readonly string[]).includes(o));
   if (refused.length > 0) {
     return {
