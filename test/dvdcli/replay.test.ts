@@ -269,55 +269,31 @@ describe('dvdcli against another volume plugin (unix socket and tcp .spec)', () 
 
   it('pins every command: stdout, exit code and calls, as the Go dvdcli 0.2 (7dede14)', async () => {
     const d = '--volumedriver=other';
-    expect(await replay('create', d, '--volumename=c1', '--volumeopts=size=5,fs=xfs')).toEqual({
-      stdout: '',
-      exitCode: 0,
-      calls: ['Plugin.Activate', 'VolumeDriver.Create {"Name":"c1","Opts":{"size":"5","fs":"xfs"}}'],
-    });
-    unix.has('m1');
-    expect(await replay('list', d)).toEqual({
-      stdout: 'c1\nm1',
-      exitCode: 0,
-      calls: ['Plugin.Activate', 'VolumeDriver.List {}'],
-    });
-    expect((await replay('list', d, '--json')).stdout).toBe('[{"Name":"c1"},{"Name":"m1"}]');
-    expect(await replay('get', d, '--volumename=c1')).toEqual({
-      stdout: 'c1',
-      exitCode: 0,
-      calls: ['Plugin.Activate', 'VolumeDriver.Get {"Name":"c1"}'],
-    });
-    expect((await replay('get', d, '--volumename=c1', '--json')).stdout).toBe(
-      '{"Name":"c1","Mountpoint":""}',
+    const c1 = '--volumename=c1';
+    /** One command succeeding with `stdout` after exactly Activate and `calls`. */
+    const pin = async (args: string[], stdout: string, ...calls: string[]) =>
+      expect(await replay(...args)).toEqual({ stdout, exitCode: 0, calls: ['Plugin.Activate', ...calls] });
+    const get = 'VolumeDriver.Get {"Name":"c1"}';
+
+    await pin(
+      ['create', d, c1, '--volumeopts=size=5,fs=xfs'],
+      '',
+      'VolumeDriver.Create {"Name":"c1","Opts":{"size":"5","fs":"xfs"}}',
     );
+    unix.has('m1');
+    await pin(['list', d], 'c1\nm1', 'VolumeDriver.List {}');
+    expect((await replay('list', d, '--json')).stdout).toBe('[{"Name":"c1"},{"Name":"m1"}]');
+    await pin(['get', d, c1], 'c1', get);
+    expect((await replay('get', d, c1, '--json')).stdout).toBe('{"Name":"c1","Mountpoint":""}');
     // Not mounted: Get has no Mountpoint, so Path is asked; it has none either, and nothing is printed.
-    expect(await replay('path', d, '--volumename=c1')).toEqual({
-      stdout: '',
-      exitCode: 0,
-      calls: ['Plugin.Activate', 'VolumeDriver.Get {"Name":"c1"}', 'VolumeDriver.Path {"Name":"c1"}'],
-    });
+    await pin(['path', d, c1], '', get, 'VolumeDriver.Path {"Name":"c1"}');
     unix.has('pathonly');
     expect((await replay('path', d, '--volumename=pathonly')).stdout).toBe('/fake/path/pathonly');
-    expect(await replay('mount', d, '--volumename=c1')).toEqual({
-      stdout: '/fake/mnt/c1',
-      exitCode: 0,
-      calls: ['Plugin.Activate', 'VolumeDriver.Get {"Name":"c1"}', 'VolumeDriver.Mount {"Name":"c1"}'],
-    });
+    await pin(['mount', d, c1], '/fake/mnt/c1', get, 'VolumeDriver.Mount {"Name":"c1"}');
     // Mounted: Get's Mountpoint answers, no Path call.
-    expect(await replay('path', d, '--volumename=c1')).toEqual({
-      stdout: '/fake/mnt/c1',
-      exitCode: 0,
-      calls: ['Plugin.Activate', 'VolumeDriver.Get {"Name":"c1"}'],
-    });
-    expect(await replay('unmount', d, '--volumename=c1')).toEqual({
-      stdout: '',
-      exitCode: 0,
-      calls: ['Plugin.Activate', 'VolumeDriver.Get {"Name":"c1"}', 'VolumeDriver.Unmount {"Name":"c1"}'],
-    });
-    expect(await replay('remove', d, '--volumename=c1')).toEqual({
-      stdout: '',
-      exitCode: 0,
-      calls: ['Plugin.Activate', 'VolumeDriver.Get {"Name":"c1"}', 'VolumeDriver.Remove {"Name":"c1"}'],
-    });
+    await pin(['path', d, c1], '/fake/mnt/c1', get);
+    await pin(['unmount', d, c1], '', get, 'VolumeDriver.Unmount {"Name":"c1"}');
+    await pin(['remove', d, c1], '', get, 'VolumeDriver.Remove {"Name":"c1"}');
     const version = await replay('version');
     expect(version.exitCode).toBe(0);
     expect(version.calls).toEqual([]);
