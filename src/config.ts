@@ -14,6 +14,8 @@ export interface Config {
   mountRoot: string;
   /** Sparse images kept formatted ahead of time per recently created size; 0: none. */
   spares: number;
+  /** The sum of loop volumes' sizes may reach this many times the data root filesystem's size. */
+  overcommit: number;
 }
 
 export const DEFAULTS = {
@@ -25,6 +27,7 @@ export const DEFAULTS = {
   diskPool: '',
   mountRoot: '',
   spares: '2',
+  overcommit: '1.0',
 } as const;
 
 /** Environment variables read when a flag is absent. */
@@ -37,6 +40,7 @@ export const ENV = {
   diskPool: 'LOOPVOL_DISK_POOL',
   mountRoot: 'LOOPVOL_MOUNT_ROOT',
   spares: 'LOOPVOL_SPARES',
+  overcommit: 'LOOPVOL_OVERCOMMIT',
 } as const;
 
 const absolute = (what: string) =>
@@ -96,6 +100,11 @@ const schema = z
       .regex(/^\d{1,2}$/, '--spares takes a whole number from 0 to 16')
       .transform(Number)
       .refine((n) => n <= 16, '--spares takes a whole number from 0 to 16'),
+    overcommit: z
+      .string()
+      .regex(/^\d{1,4}(\.\d{1,3})?$/, '--overcommit takes a ratio such as 1.0 or 2.5')
+      .transform(Number)
+      .refine((n) => n > 0 && n <= 1000, '--overcommit must be above 0 and at most 1000'),
   })
   .refine(
     (c) => c.mountRoot === '' || !(within(c.mountRoot, c.dataRoot) || within(c.dataRoot, c.mountRoot)),
@@ -118,6 +127,7 @@ export function resolveConfig(flags: Partial<Record<Key, string>>, env: NodeJS.P
     diskPool: pick('diskPool'),
     mountRoot: pick('mountRoot'),
     spares: pick('spares'),
+    overcommit: pick('overcommit'),
   });
   if (!result.success) throw new Error(result.error.issues.map((i) => i.message).join('; '));
   const c = result.data;
@@ -130,5 +140,6 @@ export function resolveConfig(flags: Partial<Record<Key, string>>, env: NodeJS.P
     diskPool: c.diskPool,
     mountRoot: c.mountRoot,
     spares: c.spares,
+    overcommit: c.overcommit,
   };
 }

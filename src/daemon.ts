@@ -39,6 +39,7 @@ export async function serve(config: Config): Promise<void> {
     { loop: new LoopBackend(kernel, { spares }), disk: new DiskBackend(config.diskPool, kernel) },
     { sizeBytes: config.defaultSizeBytes, fs: config.defaultFs },
     log,
+    config.overcommit,
   );
   try {
     await service.prepare();

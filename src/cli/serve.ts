@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util';
 import { resolveConfig } from '../config.js';
 import { serve } from '../daemon.js';
 
-export const SERVE_USAGE = `usage: loopvol serve [--socket PATH] [--data-root DIR] [--default-size SIZE] [--default-fs ext4|xfs] [--log-level LEVEL] [--disk-pool DEVS] [--mount-root DIR] [--spares N]
+export const SERVE_USAGE = `usage: loopvol serve [--socket PATH] [--data-root DIR] [--default-size SIZE] [--default-fs ext4|xfs] [--log-level LEVEL] [--disk-pool DEVS] [--mount-root DIR] [--spares N] [--overcommit RATIO]
 
   --socket PATH        Unix socket to serve (env LOOPVOL_SOCKET, default /run/docker/plugins/loopvol.sock)
   --data-root DIR      where images, metadata and mountpoints live (env LOOPVOL_DATA_ROOT, default /var/lib/loopvol)
@@ -12,7 +12,9 @@ export const SERVE_USAGE = `usage: loopvol serve [--socket PATH] [--data-root DI
   --log-level LEVEL    fatal|error|warn|info|debug|trace|silent (env LOOPVOL_LOG_LEVEL, default info)
   --disk-pool DEVS     comma-separated whole disks for -o backend=disk volumes (env LOOPVOL_DISK_POOL, default none)
   --spares N           sparse images kept formatted ahead per recently created size, so Create skips mkfs
-                       (env LOOPVOL_SPARES, default 2, 0 to 16; 0 turns it off)`;
+                       (env LOOPVOL_SPARES, default 2, 0 to 16; 0 turns it off)
+  --overcommit RATIO   sparse volumes' sizes may add up to RATIO x the data root filesystem's size
+                       (env LOOPVOL_OVERCOMMIT, default 1.0); a preallocated volume must fit in its free space`;
 
 export async function serveCommand(argv: string[]): Promise<void> {
   const { values } = parseArgs({
@@ -26,6 +28,7 @@ export async function serveCommand(argv: string[]): Promise<void> {
       'disk-pool': { type: 'string' },
       'mount-root': { type: 'string' },
       spares: { type: 'string' },
+      overcommit: { type: 'string' },
     },
     strict: true,
     allowPositionals: false,
@@ -40,6 +43,7 @@ export async function serveCommand(argv: string[]): Promise<void> {
       diskPool: values['disk-pool'],
       mountRoot: values['mount-root'],
       spares: values.spares,
+      overcommit: values.overcommit,
     },
     process.env,
   );

@@ -2,10 +2,18 @@ import { statfsSync, statSync } from 'node:fs';
 
 // Synchronous: in-memory counters and inodes, microseconds (see isMountPoint).
 
-/** Space inside a mounted filesystem, as `df` would show it for an unprivileged user. */
-export function filesystemUsage(mountPoint: string): { usedBytes: number; freeBytes: number } {
+/** Space of a mounted filesystem, as `df` would show it for an unprivileged user. */
+export function filesystemUsage(mountPoint: string): {
+  totalBytes: number;
+  usedBytes: number;
+  freeBytes: number;
+} {
   const s = statfsSync(mountPoint);
-  return { usedBytes: (s.blocks - s.bfree) * s.bsize, freeBytes: s.bavail * s.bsize };
+  return {
+    totalBytes: s.blocks * s.bsize,
+    usedBytes: (s.blocks - s.bfree) * s.bsize,
+    freeBytes: s.bavail * s.bsize,
+  };
 }
 
 /** A (possibly sparse) file's apparent size and the bytes it really occupies on the host. */

@@ -13,6 +13,7 @@ import type { Store } from '../state/store.js';
 import { type FileSpace, fileSpace, filesystemUsage } from '../system/fsstat.js';
 import { readMounts } from '../system/mountinfo.js';
 import { SpaceLedger } from './ledger.js';
+import { FULL_WARNING_RATIO, FullnessWatch, spaceRefusal } from './space-guard.js';
 
 /** A volume as Get reports it. */
 export interface VolumeInfo {
@@ -38,11 +39,15 @@ export class VolumeService {
   private started: Promise<void> | undefined;
   private prepared: Promise<void> | undefined;
 
+  private readonly fullness = new FullnessWatch();
+
   constructor(
     private readonly store: Store,
     private readonly backends: Record<VolumeSpec['backend'], Backend>,
     private readonly defaults: SpecDefaults,
     private readonly log: Logger,
+    /** How far the sizes of loop volumes may exceed the data root's filesystem (see spaceRefusal). */
+    private readonly overcommit = 1,
   ) {}
 
   /**
@@ -57,6 +62,23 @@ export class VolumeService {
       }
     });
     return this.prepared;
+  }
+
+  /**
+   * Refuses a loop volume the data root's filesystem cannot hold (see spaceRefusal), else reserves
+   * its size in the running totals at once, so that concurrent Creates cannot both squeeze in.
+   */
+  private admit(name: string, spec: VolumeSpec): void {
+    const host = filesystemUsage(this.store.layout.root);
+    const refusal = spaceRefusal(spec, this.ledger.totals().provisionedBytes, host, this.overcommit);
+    if (refusal) throw new VolumeError(`cannot create volume ${name}: ${refusal}`, 409);
+    this.ledger.set(name, { sizeBytes: spec.sizeBytes, allocatedBytes: 0, sparse: spec.sparse });
+    if (this.fullness.crossed(host)) {
+      this.log.warn(
+        { ...this.ledger.totals(), hostUsedBytes: host.usedBytes, hostTotalBytes: host.totalBytes },
+        `the data root's filesystem is over ${FULL_WARNING_RATIO * 100}% used: free space there before sparse volumes fill it`,
+      );
+    }
   }
 
   /** Resolves once the work left running after answering (deleting removed volumes' files) is done. */
@@ -93,6 +115,7 @@ export class VolumeService {
       }
       // A removed volume's files may still be on their way out: their space is about to be free.
       await this.settled();
+      if (spec.backend === 'loop') this.admit(name, spec);
       const build = async () => {
         let staged: VolumePaths | undefined;
         try {
@@ -123,6 +146,7 @@ export class VolumeService {
               .discardStaged(staged)
               .catch((cleanup) => log.error({ err: cleanup }, 'staging cleanup failed'));
           }
+          this.ledger.delete(name);
           throw new VolumeError(`cannot create volume ${name}: ${explain(err)}`, statusOf(err));
         }
       };
@@ -272,6 +296,8 @@ export class VolumeService {
           sparse: record.spec.sparse,
           allocated: measured.allocated,
           hostFree,
+          ...(loop ? { hostProvisioned: this.ledger.totals().provisionedBytes } : {}),
+          ...(loop ? { hostAllocated: this.ledger.totals().allocatedBytes } : {}),
           ...overcommitWarning(this.ledger.totals().sparseGrowthBytes, hostFree),
           mounted: state.mounted,
           holders: holderCount(record.holders),

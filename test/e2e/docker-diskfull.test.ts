@@ -14,7 +14,8 @@ describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'mount', 'dockerd']))(
     let host = '';
     const suite = dockerSuite('e2e-diskfull', [], async (tmp) => {
       host = await smallFilesystem(tmp, 'host', 256);
-      return ['--data-root', join(host, 'root')];
+      // The sparse volume and the other one promise more than this filesystem holds, on purpose.
+      return ['--data-root', join(host, 'root'), '--overcommit', '2'];
     });
 
     it('gets an I/O error; the plugin keeps serving and reports it; everything recovers', async () => {
