@@ -23,6 +23,25 @@ const commands: Record<string, { summary: string; load: () => Promise<Command> }
       return { run: m.dvdcliCommand, usage: m.DVDCLI_COMMAND_USAGE };
     },
   },
+  ls: {
+    summary: 'list volumes with size, use, allocation and holders (asks the running daemon)',
+    load: async () => {
+      const m = await import('./volumes.js');
+      return { run: m.lsCommand, usage: m.VOLUMES_USAGE };
+    },
+  },
+  inspect: {
+    summary: "one volume's details (asks the running daemon)",
+    load: async () => ({ run: (await import('./volumes.js')).inspectCommand, usage: '' }),
+  },
+  create: {
+    summary: 'create a volume with -o options (asks the running daemon)',
+    load: async () => ({ run: (await import('./volumes.js')).createCommand, usage: '' }),
+  },
+  rm: {
+    summary: 'remove a volume (asks the running daemon)',
+    load: async () => ({ run: (await import('./volumes.js')).rmCommand, usage: '' }),
+  },
   resize: {
     summary: 'grow a volume, online when it is mounted',
     load: async () => {
@@ -67,7 +86,9 @@ async function main(argv: string[]): Promise<void> {
   await (await command.load()).run(rest);
 }
 
-main(process.argv.slice(2)).catch((err: Error) => {
+main(process.argv.slice(2)).catch(async (err: Error) => {
   process.stderr.write(`loopvol: ${err.message}\n`);
-  process.exitCode = 1;
+  // Scripts tell a wrong command line (2) from a refusal or failure (1).
+  const { UsageError } = await import('./volumes.js');
+  process.exitCode = err instanceof UsageError ? 2 : 1;
 });

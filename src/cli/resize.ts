@@ -1,12 +1,11 @@
 import { parseArgs } from 'node:util';
-import { DEFAULTS, ENV } from '../config.js';
-import { callPlugin } from '../protocol/client.js';
+import { askDaemon, SOCKET_HELP } from './daemon-client.js';
 
 export const RESIZE_USAGE = `usage: loopvol resize NAME SIZE [--socket PATH]
 
   Grows volume NAME to SIZE (same forms as -o size), online when it is mounted. Shrinking is refused.
-  Asks the running daemon on --socket (env LOOPVOL_SOCKET, default /run/docker/plugins/loopvol.sock).
-  If a resize is interrupted, running the same command again completes it.`;
+  If a resize is interrupted, running the same command again completes it.
+  ${SOCKET_HELP}`;
 
 export async function resizeCommand(argv: string[]): Promise<void> {
   const { values, positionals } = parseArgs({
@@ -17,8 +16,7 @@ export async function resizeCommand(argv: string[]): Promise<void> {
   });
   const [name, size] = positionals;
   if (!name || !size || positionals.length > 2) throw new Error(RESIZE_USAGE);
-  const socket = values.socket ?? process.env[ENV.socket] ?? DEFAULTS.socket;
   // Growing a large xfs or checking an unmounted ext4 can take minutes.
-  await callPlugin({ kind: 'unix', path: socket }, 'Loopvol.Resize', { Name: name, Size: size }, 900_000);
+  await askDaemon(values.socket, 'Loopvol.Resize', { Name: name, Size: size }, 900_000);
   process.stdout.write(`resized ${name} to ${size}\n`);
 }

@@ -1,0 +1,145 @@
+import { parseArgs } from 'node:util';
+import Table from 'cli-table3';
+import pMap from 'p-map';
+import { formatSize } from '../core/size.js';
+import { askDaemon, SOCKET_HELP } from './daemon-client.js';
+
+export const VOLUMES_USAGE = `usage: loopvol ls [--json] [--socket PATH]
+       loopvol inspect NAME [--json] [--socket PATH]
+       loopvol create NAME [-o key=value]... [--socket PATH]
+       loopvol rm NAME [--socket PATH]
+
+  ls       one line per volume: size, used, allocated, fs, mounted, holders, mountpoint, and the
+           data root's provisioned, allocated and free bytes; --json: each volume as Get answers it
+  inspect  one volume's Get answer, a field a line (--json: as JSON)
+  create   a volume with the same -o options as docker volume create (an existing one is left as it is)
+  rm       removes a volume (refused while it is mounted)
+  ${SOCKET_HELP}
+  Exit codes: 0 done; 1 the daemon refused or could not be reached (its message on stderr);
+  2 the command line is wrong.`;
+
+/** A command line that cannot be run; main exits 2 for it. */
+export class UsageError extends Error {}
+
+interface Volume {
+  Name: string;
+  Mountpoint: string;
+  Status: Record<string, unknown>;
+}
+
+/** Volumes fetched at once by ls: enough to hide latency, few enough not to crowd the daemon. */
+const GET_CONCURRENCY = 16;
+
+/** The flags of these commands; -o is create's. */
+const OPTIONS = {
+  socket: { type: 'string' },
+  json: { type: 'boolean' },
+  opt: { type: 'string', short: 'o', multiple: true },
+} as const;
+
+function parse(argv: string[]) {
+  try {
+    return parseArgs({ args: argv, allowPositionals: true, strict: true, options: OPTIONS });
+  } catch (err) {
+    throw new UsageError(`${(err as Error).message}\n\n${VOLUMES_USAGE}`);
+  }
+}
+
+function oneName(positionals: string[]): string {
+  const [name] = positionals;
+  if (name === undefined || positionals.length !== 1) throw new UsageError(VOLUMES_USAGE);
+  return name;
+}
+
+const bytes = (v: unknown) => (typeof v === 'number' ? formatSize(v) : '-');
+
+async function getVolume(socket: string | undefined, name: string): Promise<Volume> {
+  return (await askDaemon(socket, 'VolumeDriver.Get', { Name: name })).Volume as Volume;
+}
+
+export async function lsCommand(argv: string[]): Promise<void> {
+  const { values } = parse(argv);
+  const socket = values.socket;
+  const listed = ((await askDaemon(socket, 'VolumeDriver.List', {})).Volumes ?? []) as { Name: string }[];
+  const volumes = await pMap(listed, (v) => getVolume(socket, v.Name), { concurrency: GET_CONCURRENCY });
+  if (values.json) {
+    process.stdout.write(`${JSON.stringify(volumes, null, 2)}\n`);
+    return;
+  }
+  const table = new Table({
+    head: ['NAME', 'SIZE', 'USED', 'ALLOCATED', 'FS', 'MOUNTED', 'HOLDERS', 'MOUNTPOINT'],
+    style: { head: [], border: [], compact: true },
+    chars: {
+      top: '',
+      'top-mid': '',
+      'top-left': '',
+      'top-right': '',
+      bottom: '',
+      'bottom-mid': '',
+      'bottom-left': '',
+      'bottom-right': '',
+      left: '',
+      'left-mid': '',
+      mid: '',
+      'mid-mid': '',
+      right: '',
+      'right-mid': '',
+      middle: '  ',
+    },
+  });
+  for (const v of volumes) {
+    const s = v.Status;
+    table.push([
+      v.Name,
+      bytes(s.size),
+      bytes(s.used),
+      bytes(s.allocated),
+      String(s.fs),
+      s.mounted ? 'yes' : 'no',
+      String(s.holders),
+      v.Mountpoint || '-',
+    ]);
+  }
+  process.stdout.write(`${table.toString()}\n`);
+  const host = volumes.find((v) => typeof v.Status.hostFree === 'number')?.Status;
+  if (host) {
+    process.stdout.write(
+      `data root: ${bytes(host.hostProvisioned)} provisioned, ${bytes(host.hostAllocated)} allocated, ${bytes(host.hostFree)} free\n`,
+    );
+  }
+}
+
+export async function inspectCommand(argv: string[]): Promise<void> {
+  const { values, positionals } = parse(argv);
+  const volume = await getVolume(values.socket, oneName(positionals));
+  if (values.json) {
+    process.stdout.write(`${JSON.stringify(volume, null, 2)}\n`);
+    return;
+  }
+  const { Status, ...top } = volume;
+  const lines = [...Object.entries(top), ...Object.entries(Status ?? {})].map(
+    ([key, value]) => `${key}: ${value === null ? '-' : String(value)}`,
+  );
+  process.stdout.write(`${lines.join('\n')}\n`);
+}
+
+export async function createCommand(argv: string[]): Promise<void> {
+  const { values, positionals } = parse(argv);
+  const name = oneName(positionals);
+  const opts: Record<string, string> = {};
+  for (const pair of values.opt ?? []) {
+    const eq = pair.indexOf('=');
+    if (eq <= 0) throw new UsageError(`-o "${pair}" is not key=value\n\n${VOLUMES_USAGE}`);
+    opts[pair.slice(0, eq)] = pair.slice(eq + 1);
+  }
+  // A large preallocated image or a pool disk can take minutes to make.
+  await askDaemon(values.socket, 'VolumeDriver.Create', { Name: name, Opts: opts }, 900_000);
+  process.stdout.write(`${name}\n`);
+}
+
+export async function rmCommand(argv: string[]): Promise<void> {
+  const { values, positionals } = parse(argv);
+  const name = oneName(positionals);
+  await askDaemon(values.socket, 'VolumeDriver.Remove', { Name: name });
+  process.stdout.write(`${name}\n`);
+}
