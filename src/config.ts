@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { parseSize } from './core/size.js';
+import type { ListenAddress } from './metrics/server.js';
 
 /** Daemon settings after flags, environment and defaults are merged and validated. */
 export interface Config {
@@ -16,6 +17,8 @@ export interface Config {
   spares: number;
   /** The sum of loop volumes' sizes may reach this many times the data root filesystem's size. */
   overcommit: number;
+  /** Where to serve Prometheus metrics; absent: not served. */
+  metricsListen: ListenAddress | undefined;
 }
 
 export const DEFAULTS = {
@@ -28,6 +31,7 @@ export const DEFAULTS = {
   mountRoot: '',
   spares: '2',
   overcommit: '1.0',
+  metricsListen: '',
 } as const;
 
 /** Environment variables read when a flag is absent. */
@@ -41,6 +45,7 @@ export const ENV = {
   mountRoot: 'LOOPVOL_MOUNT_ROOT',
   spares: 'LOOPVOL_SPARES',
   overcommit: 'LOOPVOL_OVERCOMMIT',
+  metricsListen: 'LOOPVOL_METRICS_LISTEN',
 } as const;
 
 const absolute = (what: string) =>
@@ -105,6 +110,17 @@ const schema = z
       .regex(/^\d{1,4}(\.\d{1,3})?$/, '--overcommit takes a ratio such as 1.0 or 2.5')
       .transform(Number)
       .refine((n) => n > 0 && n <= 1000, '--overcommit must be above 0 and at most 1000'),
+    metricsListen: z.string().transform((s, ctx) => {
+      if (s === '') return undefined;
+      // HOST:PORT, the host a name, an IPv4 address or a bracketed IPv6 address.
+      const m = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(s);
+      const port = Number(m?.[2]);
+      if (!m?.[1] || port < 1 || port > 65535) {
+        ctx.addIssue({ code: 'custom', message: '--metrics-listen takes HOST:PORT, e.g. 127.0.0.1:9323' });
+        return z.NEVER;
+      }
+      return { host: m[1].replace(/^\[|\]$/g, ''), port };
+    }),
   })
   .refine(
     (c) => c.mountRoot === '' || !(within(c.mountRoot, c.dataRoot) || within(c.dataRoot, c.mountRoot)),
@@ -128,6 +144,7 @@ export function resolveConfig(flags: Partial<Record<Key, string>>, env: NodeJS.P
     mountRoot: pick('mountRoot'),
     spares: pick('spares'),
     overcommit: pick('overcommit'),
+    metricsListen: pick('metricsListen'),
   });
   if (!result.success) throw new Error(result.error.issues.map((i) => i.message).join('; '));
   const c = result.data;
@@ -141,5 +158,6 @@ export function resolveConfig(flags: Partial<Record<Key, string>>, env: NodeJS.P
     mountRoot: c.mountRoot,
     spares: c.spares,
     overcommit: c.overcommit,
+    metricsListen: c.metricsListen,
   };
 }

@@ -6,6 +6,9 @@ import { SparePool } from './backend/spares.js';
 import type { Config } from './config.js';
 import { MIN_SIZE_BYTES } from './core/options.js';
 import { formatSize } from './core/size.js';
+import { fsckVolume } from './maintenance/fsck.js';
+import { Collector } from './maintenance/gc.js';
+import type { Maintenance } from './protocol/driver.js';
 import { createApp } from './protocol/routes.js';
 import { closeUnix, listenUnix } from './server/unix-socket.js';
 import { Layout } from './state/layout.js';
@@ -34,8 +37,9 @@ export async function serve(config: Config): Promise<void> {
     { fs: config.defaultFs, sizeBytes: config.defaultSizeBytes },
     log,
   );
+  const store = new Store(layout);
   const service = new VolumeService(
-    new Store(layout),
+    store,
     { loop: new LoopBackend(kernel, { spares }), disk: new DiskBackend(config.diskPool, kernel) },
     { sizeBytes: config.defaultSizeBytes, fs: config.defaultFs },
     log,
@@ -46,7 +50,16 @@ export async function serve(config: Config): Promise<void> {
   } catch (err) {
     throw new Error(`cannot use data root ${config.dataRoot}: ${(err as Error).message}`);
   }
-  const server = createServer(createApp(service, log));
+  const collector = new Collector(store, service, kernel);
+  const maintenance: Maintenance = {
+    fsck: (name, repair, reqLog) => fsckVolume(service, name, repair, reqLog),
+    gc: (dryRun, reqLog) => collector.collect(dryRun, reqLog),
+  };
+  // prom-client is loaded only when metrics are asked for: start-up stays short without them.
+  const metrics = config.metricsListen
+    ? (await import('./metrics/registry.js')).createMetrics(service)
+    : undefined;
+  const server = createServer(createApp(service, log, { maintenance, observe: metrics?.observe }));
   server.keepAliveTimeout = 60_000;
   await listenUnix(server, config.socket);
   log.info(
@@ -80,6 +93,24 @@ export async function serve(config: Config): Promise<void> {
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
 
+  if (metrics && config.metricsListen) {
+    const { serveMetrics } = await import('./metrics/server.js');
+    const at = config.metricsListen;
+    try {
+      const metricsServer = await serveMetrics(metrics.registry, at, log);
+      metricsServer.unref();
+      log.info(
+        { metrics: `http://${at.host.includes(':') ? `[${at.host}]` : at.host}:${at.port}/metrics` },
+        'serving metrics',
+      );
+    } catch (err) {
+      log.error(
+        { err: (err as Error).message, metricsListen: at },
+        'cannot serve metrics there (address in use?); serving volumes without them',
+      );
+    }
+  }
+
   try {
     await service.start();
   } catch (err) {
@@ -90,4 +121,10 @@ export async function serve(config: Config): Promise<void> {
     await closeUnix(server, config.socket, 0);
     process.exit(1);
   }
+  // Start-up reconciled the volumes; gc then cleans what interrupted work left outside them.
+  await collector
+    .collect(false, log.child({ gc: 'start-up' }))
+    .catch((err: Error) =>
+      log.error({ err: err.message }, 'start-up gc failed: run "loopvol gc --dry-run" to see what is left'),
+    );
 }

@@ -1,5 +1,13 @@
 import type { VolumeSpec } from '../core/options.js';
 import type { VolumePaths } from '../state/layout.js';
+import type { CheckReport } from '../system/fsck.js';
+
+/** The check a filesystem got before a mount because it had not been left cleanly. */
+export interface Preened {
+  /** What was unclean about it. */
+  reason: string;
+  report: CheckReport;
+}
 
 /** What the kernel says about one volume right now. */
 export interface KernelState {
@@ -10,6 +18,8 @@ export interface KernelState {
   detaching?: boolean;
   /** Bytes a preallocated image had lost (to a host fstrim) and got back as this Mount attached it. */
   refilledBytes?: number;
+  /** This Mount checked the filesystem first (see preenIfUnclean). */
+  preened?: Preened;
 }
 
 /** The parts of a volume record a backend works from. */
@@ -53,6 +63,8 @@ export interface Backend {
    * the same resize completes one a crash interrupted.
    */
   grow(paths: VolumePaths, volume: BackedVolume, sizeBytes: number): Promise<void>;
+  /** Where the filesystem lies while it is not attached: the image file, or the pool disk. */
+  checkTarget(paths: VolumePaths, volume: BackedVolume): string;
   /** Frees what lives outside the volume's directory, before the directory is deleted. */
   release(volume: BackedVolume): Promise<void>;
 }

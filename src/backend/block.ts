@@ -1,10 +1,33 @@
 import { chmod, chown, lstat, mkdir, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { FilesystemDamaged } from '../core/errors.js';
 import type { VolumeSpec } from '../core/options.js';
 import { crashPoint } from '../faults.js';
 import type { VolumePaths } from '../state/layout.js';
+import { ext4Unclean } from '../system/ext4-state.js';
+import { checkFilesystem, looksDamaged, preenExt4 } from '../system/fsck.js';
 import type { KernelOps } from '../system/kernel-ops.js';
-import { UNTRUSTED_CONTENT_OPTIONS } from '../system/mount.js';
+import { type FsType, UNTRUSTED_CONTENT_OPTIONS } from '../system/mount.js';
+import type { Preened } from './backend.js';
+
+/**
+ * Before a filesystem nothing has open is mounted: an ext4 left uncleanly (the host or loopvol
+ * died while it was mounted, or the kernel recorded errors) gets e2fsck -p, as a boot would give
+ * it. What preen cannot fix safely is refused (FilesystemDamaged). xfs replays its log at mount,
+ * so it is checked only when the mount fails (see mountVolume).
+ */
+export async function preenIfUnclean(target: string, fs: FsType): Promise<Preened | undefined> {
+  const reason = fs === 'ext4' ? ext4Unclean(target) : undefined;
+  if (!reason) return undefined;
+  const report = await preenExt4(target);
+  if (!report.clean) {
+    throw new FilesystemDamaged(
+      `${reason}, and ${report.command} could not repair it safely (exit ${report.exitCode})`,
+      report.output,
+    );
+  }
+  return { reason, report };
+}
 
 /**
  * Mounts a volume's block device on its mountpoint. With `prepareRoot`, also empties the new
@@ -19,11 +42,19 @@ export async function mountVolume(
   prepareRoot: boolean,
   mountOptions: readonly string[] = [],
 ) {
-  await kernel.mount(device, paths.mountPoint, spec.fs, [
-    ...UNTRUSTED_CONTENT_OPTIONS,
-    ...mountOptions,
-    ...spec.mountOptions,
-  ]);
+  try {
+    await kernel.mount(device, paths.mountPoint, spec.fs, [
+      ...UNTRUSTED_CONTENT_OPTIONS,
+      ...mountOptions,
+      ...spec.mountOptions,
+    ]);
+  } catch (err) {
+    const message = (err as Error).message;
+    if (!looksDamaged(message)) throw err;
+    // The kernel found the filesystem damaged: a read-only check says how, for the operator.
+    const report = await checkFilesystem(device, spec.fs, false).catch(() => undefined);
+    throw new FilesystemDamaged(message, report?.output ?? []);
+  }
   crashPoint('mount:mounted');
   // A read-only volume's root cannot be prepared: it is served as its filesystem has it.
   if (prepareRoot && !spec.mountOptions.includes('ro')) {

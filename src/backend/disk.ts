@@ -13,7 +13,7 @@ import { readMounts } from '../system/mountinfo.js';
 import { isMountPoint } from '../system/mountpoint.js';
 import { retryFor } from '../system/retry.js';
 import type { BackedVolume, Backend, KernelState, Provisioned } from './backend.js';
-import { ensureMountPoint, mountVolume } from './block.js';
+import { ensureMountPoint, mountVolume, preenIfUnclean } from './block.js';
 
 const MANAGED_FS = new Set(['ext4', 'xfs']);
 
@@ -98,8 +98,9 @@ export class DiskBackend implements Backend {
     if (!(await isBlockDevice(disk))) throw new Error(`pool disk ${disk} is missing or not a block device`);
     if (isMountPoint(paths.mountPoint)) return { mounted: true, device: disk };
     crashPoint('mount:attached');
+    const preened = await preenIfUnclean(disk, volume.spec.fs);
     await mountVolume(this.kernel, disk, paths, volume.spec, prepareRoot);
-    return { mounted: true, device: disk };
+    return { mounted: true, device: disk, preened };
   }
 
   async deactivate(paths: VolumePaths): Promise<void> {
@@ -123,6 +124,10 @@ export class DiskBackend implements Backend {
       () => wipeSignatures(disk),
       (err) => err instanceof CommandError && err.stderr.includes('Device or resource busy'),
     );
+  }
+
+  checkTarget(_paths: VolumePaths, volume: BackedVolume): string {
+    return this.owned(volume);
   }
 
   private owned(volume: BackedVolume): string {

@@ -1,4 +1,5 @@
 import { rename, truncate } from 'node:fs/promises';
+import { FilesystemDamaged } from '../core/errors.js';
 import { KeyedLock } from '../core/keyed-lock.js';
 import type { VolumeSpec } from '../core/options.js';
 import { crashPoint } from '../faults.js';
@@ -9,8 +10,8 @@ import type { KernelOps, LoopAttachOptions } from '../system/kernel-ops.js';
 import { makeFilesystem } from '../system/mkfs.js';
 import { isMountPoint } from '../system/mountpoint.js';
 import { retryFor } from '../system/retry.js';
-import type { BackedVolume, Backend, KernelState, Provisioned } from './backend.js';
-import { assertPlain, ensureMountPoint, mountVolume } from './block.js';
+import type { BackedVolume, Backend, KernelState, Preened, Provisioned } from './backend.js';
+import { assertPlain, ensureMountPoint, mountVolume, preenIfUnclean } from './block.js';
 import { LoopIndex } from './loop-index.js';
 import { SPARE_ROOT, type SparePool } from './spares.js';
 
@@ -106,23 +107,31 @@ export class LoopBackend implements Backend {
   async activate(paths: VolumePaths, volume: BackedVolume, prepareRoot: boolean): Promise<KernelState> {
     await assertPlain(paths.image, 'file');
     await ensureMountPoint(paths.mountPoint);
-    // Counted across retries: the refill happens once, on the attempt that first attaches.
+    // Kept across retries: the refill and the check happen once, on the attempt that first attaches.
     let refilledBytes = 0;
-    return retryFor(TEARDOWN_WAIT_MS, async () => {
+    let preened: Preened | undefined;
+    let checked = false;
+    const attempt = async (): Promise<KernelState> => {
       const state = await this.inspect(paths);
       if (state.mounted) return state;
       const attachedHere = state.device === undefined;
       if (attachedHere && !volume.spec.sparse) refilledBytes += await refillAllocation(paths.image);
+      // No device: no filesystem instance in the kernel can have the image open, so it can be checked.
+      if (attachedHere && !checked) {
+        preened = await preenIfUnclean(paths.image, volume.spec.fs);
+        checked = true;
+      }
       const device = state.device ?? (await this.attachLock.run('attach', () => this.attach(paths.image)));
       crashPoint('mount:attached');
       try {
         await mountVolume(this.kernel, device, paths, volume.spec, prepareRoot, mountOptions(volume.spec));
-        return { mounted: true, device, refilledBytes };
+        return { mounted: true, device, refilledBytes, preened };
       } catch (err) {
         if (attachedHere) await this.kernel.detachLoop(device).catch(() => undefined);
         throw err;
       }
-    });
+    };
+    return retryFor(TEARDOWN_WAIT_MS, attempt, (err) => !(err instanceof FilesystemDamaged));
   }
 
   private async attach(image: string): Promise<string> {
@@ -166,6 +175,10 @@ export class LoopBackend implements Backend {
     // Online ext4 growth zeroes the new inode tables through the loop device: hole punches.
     if (!volume.spec.sparse) await preallocate(paths.image, sizeBytes);
     crashPoint('resize:grown');
+  }
+
+  checkTarget(paths: VolumePaths): string {
+    return paths.image;
   }
 
   /** The image lives in the volume's directory and goes with it. */

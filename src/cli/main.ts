@@ -42,6 +42,24 @@ const commands: Record<string, { summary: string; load: () => Promise<Command> }
     summary: 'remove a volume (asks the running daemon)',
     load: async () => ({ run: (await import('./volumes.js')).rmCommand, usage: '' }),
   },
+  fsck: {
+    summary: "check (--repair: repair) an unused volume's filesystem (asks the running daemon)",
+    load: async () => {
+      const m = await import('./maintenance.js');
+      return { run: m.fsckCommand, usage: m.MAINTENANCE_USAGE };
+    },
+  },
+  gc: {
+    summary: 'clean what interrupted work left behind; --dry-run lists it (asks the running daemon)',
+    load: async () => ({ run: (await import('./maintenance.js')).gcCommand, usage: '' }),
+  },
+  doctor: {
+    summary: 'check this host for what loopvol needs, one line per finding with the fix',
+    load: async () => {
+      const m = await import('./doctor.js');
+      return { run: m.doctorCommand, usage: m.DOCTOR_USAGE };
+    },
+  },
   resize: {
     summary: 'grow a volume, online when it is mounted',
     load: async () => {

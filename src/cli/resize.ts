@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import { askDaemon, SOCKET_HELP } from './daemon-client.js';
+import { withProgress } from './progress.js';
 
 export const RESIZE_USAGE = `usage: loopvol resize NAME SIZE [--socket PATH]
 
@@ -17,6 +18,8 @@ export async function resizeCommand(argv: string[]): Promise<void> {
   const [name, size] = positionals;
   if (!name || !size || positionals.length > 2) throw new Error(RESIZE_USAGE);
   // Growing a large xfs or checking an unmounted ext4 can take minutes.
-  await askDaemon(values.socket, 'Loopvol.Resize', { Name: name, Size: size }, 900_000);
+  await withProgress(`resizing ${name} to ${size}`, () =>
+    askDaemon(values.socket, 'Loopvol.Resize', { Name: name, Size: size }, 900_000),
+  );
   process.stdout.write(`resized ${name} to ${size}\n`);
 }

@@ -14,7 +14,9 @@ export const SERVE_USAGE = `usage: loopvol serve [--socket PATH] [--data-root DI
   --spares N           sparse images kept formatted ahead per recently created size, so Create skips mkfs
                        (env LOOPVOL_SPARES, default 2, 0 to 16; 0 turns it off)
   --overcommit RATIO   sparse volumes' sizes may add up to RATIO x the data root filesystem's size
-                       (env LOOPVOL_OVERCOMMIT, default 1.0); a preallocated volume must fit in its free space`;
+                       (env LOOPVOL_OVERCOMMIT, default 1.0); a preallocated volume must fit in its free space
+  --metrics-listen HOST:PORT  serve Prometheus metrics at http://HOST:PORT/metrics (env LOOPVOL_METRICS_LISTEN,
+                       default off)`;
 
 export async function serveCommand(argv: string[]): Promise<void> {
   const { values } = parseArgs({
@@ -29,6 +31,7 @@ export async function serveCommand(argv: string[]): Promise<void> {
       'mount-root': { type: 'string' },
       spares: { type: 'string' },
       overcommit: { type: 'string' },
+      'metrics-listen': { type: 'string' },
     },
     strict: true,
     allowPositionals: false,
@@ -44,6 +47,7 @@ export async function serveCommand(argv: string[]): Promise<void> {
       mountRoot: values['mount-root'],
       spares: values.spares,
       overcommit: values.overcommit,
+      metricsListen: values['metrics-listen'],
     },
     process.env,
   );

@@ -3,6 +3,7 @@ import Table from 'cli-table3';
 import pMap from 'p-map';
 import { formatSize } from '../core/size.js';
 import { askDaemon, SOCKET_HELP } from './daemon-client.js';
+import { withProgress } from './progress.js';
 
 export const VOLUMES_USAGE = `usage: loopvol ls [--json] [--socket PATH]
        loopvol inspect NAME [--json] [--socket PATH]
@@ -133,7 +134,9 @@ export async function createCommand(argv: string[]): Promise<void> {
     opts[pair.slice(0, eq)] = pair.slice(eq + 1);
   }
   // A large preallocated image or a pool disk can take minutes to make.
-  await askDaemon(values.socket, 'VolumeDriver.Create', { Name: name, Opts: opts }, 900_000);
+  await withProgress(`creating ${name}`, () =>
+    askDaemon(values.socket, 'VolumeDriver.Create', { Name: name, Opts: opts }, 900_000),
+  );
   process.stdout.write(`${name}\n`);
 }
 

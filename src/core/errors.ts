@@ -18,3 +18,17 @@ export const notFound = (name: string) =>
     `volume ${name} does not exist: create it first (docker volume create -d loopvol ${name})`,
     404,
   );
+
+/**
+ * A volume's filesystem needs repairs that are not safe to make without the operator:
+ * `loopvol fsck NAME --repair` makes them. `output` is the checker's own account.
+ */
+export class FilesystemDamaged extends Error {
+  constructor(
+    readonly detail: string,
+    readonly output: readonly string[],
+  ) {
+    super(detail);
+    this.name = 'FilesystemDamaged';
+  }
+}

@@ -17,3 +17,22 @@ export interface Driver {
   ): Promise<{ Name: string; Mountpoint: string; CreatedAt?: string; Status?: Record<string, unknown> }>;
   list(): Promise<{ Name: string; Mountpoint: string }[]>;
 }
+
+/** What `loopvol fsck` gets back (Loopvol.Fsck). */
+export interface FsckAnswer {
+  clean: boolean;
+  repaired: boolean;
+  command: string;
+  exitCode: number;
+  output: string[];
+}
+
+/** loopvol's maintenance extensions, used by the operator commands; dockerd never calls them. */
+export interface Maintenance {
+  fsck(name: string, repair: boolean, log: Logger): Promise<FsckAnswer>;
+  /** What gc found and did, one entry each (see maintenance/gc.ts). */
+  gc(dryRun: boolean, log: Logger): Promise<object[]>;
+}
+
+/** Told of every answered request: the method, how long it took and whether it failed. */
+export type RequestObserver = (method: string, seconds: number, failed: boolean) => void;

@@ -3,10 +3,12 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import type { Logger } from 'pino';
 import type { z } from 'zod';
 import { VolumeError } from '../core/errors.js';
-import type { Driver } from './driver.js';
+import type { Driver, Maintenance, RequestObserver } from './driver.js';
 import {
   createRequest,
   describeIssue,
+  fsckRequest,
+  gcRequest,
   mountRequest,
   nameRequest,
   parseBody,
@@ -34,9 +36,29 @@ function parse<T extends z.ZodType>(schema: T, body: unknown): z.infer<T> {
   return result.data;
 }
 
+/** What the app serves besides the VolumeDriver protocol; every field is optional. */
+export interface AppOptions {
+  /** Serves Loopvol.Fsck and Loopvol.Gc. */
+  maintenance?: Maintenance;
+  /** Told of every request answered (metrics). */
+  observe?: RequestObserver;
+}
+
 /** The endpoints: each validates its body, calls the driver and shapes the answer. */
-function handlers(driver: Driver): Record<string, Handler> {
+function handlers(driver: Driver, maintenance: Maintenance | undefined): Record<string, Handler> {
+  const extensions: Record<string, Handler> = maintenance
+    ? {
+        'Loopvol.Fsck': async (body, log) => {
+          const { Name, Repair } = parse(fsckRequest, body);
+          return { Fsck: await maintenance.fsck(Name, Repair, log) };
+        },
+        'Loopvol.Gc': async (body, log) => ({
+          Findings: await maintenance.gc(parse(gcRequest, body).DryRun, log),
+        }),
+      }
+    : {};
   return {
+    ...extensions,
     'Plugin.Activate': async () => ({ Implements: ['VolumeDriver'] }),
     'VolumeDriver.Capabilities': async () => ({ Capabilities: { Scope: 'local' } }),
     'VolumeDriver.Create': async (body, log) => {
@@ -79,11 +101,12 @@ function nameOf(body: unknown): string | undefined {
  * The HTTP side of the VolumeDriver protocol: POST /<Method>, JSON in and out, `{"Err": ...}` on
  * failure. Every answer carries a JSON body; internals (stacks, errno objects) never leave the process.
  */
-export function createApp(driver: Driver, log: Logger): express.Express {
+export function createApp(driver: Driver, log: Logger, options: AppOptions = {}): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
-  const routes = handlers(driver);
+  const routes = handlers(driver, options.maintenance);
+  const known = Object.keys(routes).join(', ');
 
   app.use(express.raw({ type: () => true, limit: MAX_BODY_BYTES }));
 
@@ -95,11 +118,7 @@ export function createApp(driver: Driver, log: Logger): express.Express {
     let status = 200;
     let payload: object;
     try {
-      if (!handler)
-        throw new ProtocolError(
-          404,
-          `unknown method ${method}: loopvol implements Plugin.Activate, VolumeDriver.* and Loopvol.Resize`,
-        );
+      if (!handler) throw new ProtocolError(404, `unknown method ${method}: loopvol implements ${known}`);
       let body: unknown;
       try {
         body = parseBody(Buffer.isBuffer(req.body) ? req.body : undefined);
@@ -113,6 +132,8 @@ export function createApp(driver: Driver, log: Logger): express.Express {
       ({ status, payload } = toErrorReply(err, reqLog));
     }
     const durationMs = Number(process.hrtime.bigint() - started) / 1e6;
+    // Unknown methods are not counted: their names come from the client, unbounded.
+    if (handler) options.observe?.(method, durationMs / 1000, 'Err' in payload);
     const outcome = 'Err' in payload ? { outcome: 'error', status, error: payload.Err } : { outcome: 'ok' };
     reqLog[status >= 500 ? 'error' : status >= 400 ? 'warn' : 'info']({ durationMs, ...outcome }, 'request');
     res.status(status).type('application/vnd.docker.plugins.v1+json').send(JSON.stringify(payload));

@@ -29,6 +29,12 @@ export const resizeRequest = z.object({
   Size: z.string().max(32, 'Size is too long'),
 });
 
+/** Loopvol.Fsck: check (and with Repair, repair) one unused volume's filesystem. */
+export const fsckRequest = z.object({ Name: volumeName, Repair: z.boolean().optional().default(false) });
+
+/** Loopvol.Gc: clean what interrupted work left; DryRun only lists it. */
+export const gcRequest = z.object({ DryRun: z.boolean().optional().default(false) });
+
 /** Parses a raw body (dockerd sends no Content-Type; Activate has an empty body). */
 export function parseBody(raw: Buffer | undefined): unknown {
   const text = raw?.toString('utf8').trim() ?? '';

@@ -5,7 +5,9 @@ import { join } from 'node:path';
 import type { Holders } from '../core/holders.js';
 import { crashPoint } from '../faults.js';
 import type { FileSpace } from '../system/fsstat.js';
+import { listLoops } from '../system/loop-sysfs.js';
 import { readMounts } from '../system/mountinfo.js';
+import { isMountPoint } from '../system/mountpoint.js';
 import { isAtomicTemp, syncDir, writeFileAtomic, writeNewFile } from './atomic.js';
 import { HOLDERS_FILE, IMAGE_FILE, type Layout, type VolumePaths, volumePathsIn } from './layout.js';
 import { parseHolders, parseRecord, serializeHolders, serializeRecord, type VolumeRecord } from './record.js';
@@ -31,8 +33,19 @@ export interface UnreadableVolume {
  * Persists volume records under the data root. Every change is one atomic rename, so the plugin
  * killed at any instant restarts into either the old or the new state.
  */
+/** Something an interrupted Create or Remove left under the data root (or the mount root). */
+export interface Leftover {
+  kind: 'staging' | 'trash' | 'mountpoint';
+  path: string;
+  /** Why it stays: a Create or Remove is working in it right now, or it is not empty. */
+  keep?: string;
+}
+
 export class Store {
   constructor(readonly layout: Layout) {}
+
+  /** Staging and trash directories a Create or Remove of this process is working in: never leftovers. */
+  private readonly inFlight = new Set<string>();
 
   /**
    * Creates the data root, private to root because images hold container data. A directory found
@@ -130,6 +143,7 @@ export class Store {
   /** A fresh directory for a Create to build in; invisible to List until commit(). */
   async stage(): Promise<VolumePaths> {
     const dir = join(this.layout.staging, randomBytes(8).toString('hex'));
+    this.inFlight.add(dir);
     await mkdir(dir, { mode: 0o700 });
     crashPoint('create:staged');
     return volumePathsIn(dir);
@@ -143,6 +157,7 @@ export class Store {
   async commit(staged: VolumePaths, record: VolumeRecord): Promise<void> {
     await writeNewFile(staged.meta, serializeRecord(record), 0o600);
     await rename(staged.dir, this.layout.volume(record.name).dir);
+    this.inFlight.delete(staged.dir);
     await syncDir(this.layout.volumes);
     crashPoint('create:committed');
   }
@@ -153,12 +168,22 @@ export class Store {
    */
   async discard(name: string): Promise<() => Promise<void>> {
     const target = join(this.layout.trash, randomBytes(8).toString('hex'));
-    await rename(this.layout.volume(name).dir, target);
+    this.inFlight.add(target);
+    try {
+      await rename(this.layout.volume(name).dir, target);
+    } catch (err) {
+      this.inFlight.delete(target);
+      throw err;
+    }
     await syncDir(this.layout.volumes);
     crashPoint('remove:trashed');
     await this.removeMountPoint(name);
     return async () => {
-      await this.emptyDir(this.layout.trash, target);
+      try {
+        await this.emptyDir(this.layout.trash, target);
+      } finally {
+        this.inFlight.delete(target);
+      }
       crashPoint('remove:deleted');
     };
   }
@@ -167,42 +192,95 @@ export class Store {
    * Deletes a volume's mountpoint under the mount root, if empty: rmdir fails on a live mount
    * (EBUSY), and files someone wrote into an unmounted mountpoint are not the plugin's to delete.
    */
-  private async removeMountPoint(name: string): Promise<boolean> {
-    if (!this.layout.mountRoot) return false;
+  private async removeMountPoint(name: string): Promise<void> {
+    if (!this.layout.mountRoot) return;
     try {
       await rmdir(join(this.layout.mountRoot, name));
-      return true;
     } catch (err) {
-      if (['ENOENT', 'ENOTEMPTY', 'EBUSY', 'ENOTDIR'].includes((err as NodeJS.ErrnoException).code ?? ''))
-        return false;
-      throw err;
+      if (!['ENOENT', 'ENOTEMPTY', 'EBUSY', 'ENOTDIR'].includes((err as NodeJS.ErrnoException).code ?? ''))
+        throw err;
     }
   }
 
   async discardStaged(staged: VolumePaths): Promise<void> {
-    await this.emptyDir(this.layout.staging, staged.dir);
+    try {
+      await this.emptyDir(this.layout.staging, staged.dir);
+    } finally {
+      this.inFlight.delete(staged.dir);
+    }
   }
 
-  /** Deletes what interrupted Creates and Removes left behind. Returns the paths deleted. */
-  async sweep(): Promise<string[]> {
-    const swept: string[] = [];
-    for (const parent of [this.layout.staging, this.layout.trash]) {
+  /**
+   * What interrupted Creates and Removes left: staging and trash directories no request of this
+   * process is working in, and mountpoints under the mount root whose volume is gone (a crash
+   * between the rename and the rmdir).
+   */
+  async leftovers(): Promise<Leftover[]> {
+    const found: Leftover[] = [];
+    for (const [kind, parent] of [
+      ['staging', this.layout.staging],
+      ['trash', this.layout.trash],
+    ] as const) {
       for (const entry of await readdir(parent)) {
         const path = join(parent, entry);
-        await this.emptyDir(parent, path);
-        swept.push(path);
+        const keep = this.inFlight.has(path)
+          ? `a ${kind === 'staging' ? 'Create' : 'Remove'} is working in it`
+          : undefined;
+        found.push({ kind, path, ...(keep ? { keep } : {}) });
       }
     }
-    // Mountpoints whose volume a crash removed between the rename and the rmdir.
     if (this.layout.mountRoot) {
       const volumes = new Set(await readdir(this.layout.volumes));
       for (const name of await readdir(this.layout.mountRoot)) {
-        if (!volumes.has(name) && (await this.removeMountPoint(name))) {
-          swept.push(join(this.layout.mountRoot, name));
-        }
+        if (volumes.has(name)) continue;
+        const path = join(this.layout.mountRoot, name);
+        const keep = isMountPoint(path)
+          ? `something is mounted on it: unmount it (umount ${path}) if nothing should be`
+          : (await readdir(path).catch(() => [''])).length > 0
+            ? "it is not an empty directory: what is in it is not loopvol's to delete"
+            : undefined;
+        found.push({ kind: 'mountpoint', path, ...(keep ? { keep } : {}) });
       }
     }
-    return swept;
+    return found;
+  }
+
+  /**
+   * Deletes the leftovers (see leftovers()) not marked to keep; with `dryRun`, only lists them. A
+   * directory with an image a loop device still serves is kept (gc detaches what it may first;
+   * `released` are the images a dry run of gc would have released). A failed deletion is reported
+   * in `error` and the rest go on.
+   */
+  async sweep(
+    dryRun = false,
+    released: readonly string[] = [],
+  ): Promise<{ leftover: Leftover; error?: string }[]> {
+    const served = (await listLoops()).map((l) => l.backingFile).filter((f) => !released.includes(f));
+    const hold = (path: string) =>
+      served.some((file) => file.startsWith(`${path}/`))
+        ? 'a loop device still serves an image in it (gc detaches it when nothing mounts it)'
+        : undefined;
+    const results: { leftover: Leftover; error?: string }[] = [];
+    for (const found of await this.leftovers()) {
+      const keep = found.keep ?? hold(found.path);
+      const leftover = keep ? { ...found, keep } : found;
+      if (dryRun || keep) {
+        results.push({ leftover });
+        continue;
+      }
+      try {
+        if (leftover.kind === 'mountpoint') await rmdir(leftover.path);
+        else
+          await this.emptyDir(
+            leftover.kind === 'staging' ? this.layout.staging : this.layout.trash,
+            leftover.path,
+          );
+        results.push({ leftover });
+      } catch (err) {
+        results.push({ leftover, error: (err as Error).message });
+      }
+    }
+    return results;
   }
 
   /**

@@ -22,11 +22,23 @@ export class CommandError extends Error {
   }
 }
 
+/** What a tool printed and how it exited. */
+export interface ToolResult {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+}
+
 /**
  * Runs a program with an argument vector: never a shell, so names and options from requests
- * cannot be interpreted as shell syntax. Returns trimmed stdout.
+ * cannot be interpreted as shell syntax. Any exit code is returned (checkers such as e2fsck report
+ * through it); a timeout or a program that cannot start throws.
  */
-export async function run(file: string, args: readonly string[], options: RunOptions = {}): Promise<string> {
+export async function runTool(
+  file: string,
+  args: readonly string[],
+  options: Pick<RunOptions, 'timeoutMs'> = {},
+): Promise<ToolResult> {
   execaModule ??= import('execa');
   const { execa } = await execaModule;
   const result = await execa(file, args, {
@@ -35,16 +47,25 @@ export async function run(file: string, args: readonly string[], options: RunOpt
     stdin: 'ignore',
     env: { LC_ALL: 'C' },
   });
-  const accepted = result.exitCode !== undefined && (options.alsoSuccess ?? []).includes(result.exitCode);
-  if (result.failed && !accepted) {
-    const shown = [file, ...args].join(' ');
-    const stderr = (result.stderr ?? '').toString().trim();
-    const reason = result.timedOut
-      ? 'timed out'
-      : result.exitCode !== undefined
-        ? `exit ${result.exitCode}`
-        : (result.originalMessage ?? 'could not start');
-    throw new CommandError(shown, result.exitCode, stderr, reason);
+  const stdout = (result.stdout ?? '').toString().trim();
+  const stderr = (result.stderr ?? '').toString().trim();
+  if (result.exitCode === undefined || result.timedOut) {
+    const reason = result.timedOut ? 'timed out' : (result.originalMessage ?? 'could not start');
+    throw new CommandError([file, ...args].join(' '), result.exitCode, stderr, reason);
   }
-  return (result.stdout ?? '').toString().trim();
+  return { exitCode: result.exitCode, stdout, stderr };
+}
+
+/** Runs a program (see runTool) that must succeed; returns its trimmed stdout. */
+export async function run(file: string, args: readonly string[], options: RunOptions = {}): Promise<string> {
+  const result = await runTool(file, args, options);
+  if (result.exitCode !== 0 && !(options.alsoSuccess ?? []).includes(result.exitCode)) {
+    throw new CommandError(
+      [file, ...args].join(' '),
+      result.exitCode,
+      result.stderr,
+      `exit ${result.exitCode}`,
+    );
+  }
+  return result.stdout;
 }

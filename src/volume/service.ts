@@ -1,7 +1,7 @@
 import pMap from 'p-map';
 import type { Logger } from 'pino';
 import type { Backend, KernelState } from '../backend/backend.js';
-import { notFound, VolumeError } from '../core/errors.js';
+import { FilesystemDamaged, notFound, VolumeError } from '../core/errors.js';
 import { addHolder, describeHolders, holderCount, removeHolder } from '../core/holders.js';
 import { KeyedLock } from '../core/keyed-lock.js';
 import { parseVolumeSpec, type SpecDefaults, type VolumeSpec } from '../core/options.js';
@@ -12,8 +12,15 @@ import type { VolumeRecord } from '../state/record.js';
 import type { Store } from '../state/store.js';
 import { type FileSpace, fileSpace, filesystemUsage } from '../system/fsstat.js';
 import { readMounts } from '../system/mountinfo.js';
-import { SpaceLedger } from './ledger.js';
+import { SpaceLedger, type SpaceTotals } from './ledger.js';
 import { FULL_WARNING_RATIO, FullnessWatch, spaceRefusal } from './space-guard.js';
+
+/** One volume as maintenance work sees it (see VolumeService.maintain). */
+export interface Maintained {
+  record: VolumeRecord;
+  paths: VolumePaths;
+  backend: Backend;
+}
 
 /** A volume as Get reports it. */
 export interface VolumeInfo {
@@ -40,6 +47,8 @@ export class VolumeService {
   private prepared: Promise<void> | undefined;
 
   private readonly fullness = new FullnessWatch();
+  /** Volume directories whose metadata start-up could not read, with why: not served. */
+  readonly unreadable = new Map<string, string>();
 
   constructor(
     private readonly store: Store,
@@ -190,7 +199,22 @@ export class VolumeService {
       try {
         state = await this.backendOf(record).activate(paths, record, !record.initialized);
       } catch (err) {
+        if (err instanceof FilesystemDamaged) {
+          log.error({ problem: err.detail, output: err.output }, 'filesystem damaged: refusing to mount it');
+          throw new VolumeError(
+            `cannot mount volume ${name}: its filesystem is damaged (${err.detail}): run "loopvol fsck ${name} --repair" while no container uses it, then mount again`,
+          );
+        }
         throw new VolumeError(`cannot mount volume ${name}: ${explain(err)}`);
+      }
+      if (state.preened) {
+        const { reason, report } = state.preened;
+        log.warn(
+          { reason, command: report.command, exitCode: report.exitCode, output: report.output },
+          report.repaired
+            ? 'filesystem was not left cleanly: the check before mounting repaired it'
+            : 'filesystem was not left cleanly: the check before mounting found it consistent',
+        );
       }
       try {
         const next = { ...record, initialized: true, holders: addHolder(record.holders, id) };
@@ -324,6 +348,36 @@ export class VolumeService {
       return { Name: name, Mountpoint: mounted.has(mountPoint) ? mountPoint : '' };
     });
   }
+  /**
+   * The volumes served and their space, for metrics. With `remeasure`, every image is looked at
+   * again first (a stat each, yielding between batches): sparse images grow without a request.
+   */
+  async figures(remeasure: boolean): Promise<{ volumes: number; dataRoot: string } & SpaceTotals> {
+    if (remeasure) {
+      for (const [i, record] of [...this.records.values()].entries()) {
+        if (i % 256 === 255) await new Promise((resolve) => setImmediate(resolve));
+        this.measure(record);
+      }
+    }
+    return { volumes: this.records.size, dataRoot: this.store.layout.root, ...this.ledger.totals() };
+  }
+
+  /** Whether a volume of this name is served. */
+  has(name: string): boolean {
+    return this.records.has(name);
+  }
+
+  /**
+   * Runs maintenance work (maintenance/: fsck, gc) on one volume under its lock, so that it is
+   * serialised with Docker's requests for the volume.
+   */
+  async maintain<T>(name: string, work: (volume: Maintained) => Promise<T>): Promise<T> {
+    return this.whenReady(name, () => {
+      const record = this.require(name);
+      return work({ record, paths: this.store.layout.volume(name), backend: this.backendOf(record) });
+    });
+  }
+
   private async whenReady<T>(name: string, work: () => Promise<T>): Promise<T> {
     await this.start();
     return this.locks.run(name, work);
@@ -391,8 +445,15 @@ export class VolumeService {
   private async reconcile(): Promise<void> {
     await this.prepare();
     try {
-      for (const path of await this.store.sweep())
-        this.log.info({ path }, 'deleted leftover of an interrupted create or remove');
+      for (const { leftover, error } of await this.store.sweep()) {
+        if (error)
+          this.log.error(
+            { path: leftover.path, err: error },
+            'could not delete a leftover of an interrupted create or remove; it is kept',
+          );
+        else if (!leftover.keep)
+          this.log.info({ path: leftover.path }, 'deleted leftover of an interrupted create or remove');
+      }
     } catch (err) {
       this.log.error({ err }, 'could not delete leftovers of interrupted operations; they are kept');
     }
@@ -400,6 +461,7 @@ export class VolumeService {
     const { records, images, unreadable, swept } = await this.store.loadAll();
     for (const path of swept) this.log.info({ path }, 'deleted leftover of an interrupted metadata write');
     for (const bad of unreadable) {
+      this.unreadable.set(bad.name, bad.reason);
       this.log.error(
         { volume: bad.name, reason: bad.reason, path: this.store.layout.volume(bad.name).dir },
         'volume metadata unreadable: volume not served; repair or move the directory away and restart',

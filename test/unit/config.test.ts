@@ -99,4 +99,21 @@ describe('resolveConfig', () => {
   it('rejects a data root made only of slashes', () => {
     expect(() => resolveConfig({ dataRoot: '//' }, {})).toThrow('--data-root must not be /');
   });
+
+  it('parses --metrics-listen as HOST:PORT, off by default', () => {
+    expect(resolveConfig({}, {}).metricsListen).toBeUndefined();
+    expect(resolveConfig({ metricsListen: '127.0.0.1:9323' }, {}).metricsListen).toEqual({
+      host: '127.0.0.1',
+      port: 9323,
+    });
+    expect(resolveConfig({}, { [ENV.metricsListen]: '[::1]:9000' }).metricsListen).toEqual({
+      host: '::1',
+      port: 9000,
+    });
+    for (const bad of ['9323', '127.0.0.1:0', 'host:70000', 'a b:1', ':9323']) {
+      expect(() => resolveConfig({ metricsListen: bad }, {}), bad).toThrow(
+        /--metrics-listen takes HOST:PORT/,
+      );
+    }
+  });
 });

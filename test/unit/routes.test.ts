@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { VolumeError } from '../../src/core/errors.js';
-import type { Driver } from '../../src/protocol/driver.js';
+import type { Driver, Maintenance } from '../../src/protocol/driver.js';
 import { createApp, MAX_BODY_BYTES } from '../../src/protocol/routes.js';
 import { closeUnix, listenUnix } from '../../src/server/unix-socket.js';
 import { captureLog } from '../helpers/int-log.js';
@@ -334,5 +334,61 @@ describe('protocol routes', () => {
       expect(reply.body).not.toHaveProperty('unparsed');
       expect(() => JSON.parse(reply.raw)).not.toThrow();
     }
+  });
+
+  describe('with maintenance and an observer', () => {
+    let server2: Server;
+    const socket2 = () => join(dir, 'maintained.sock');
+    const asked: unknown[][] = [];
+    const observed: [string, number, boolean][] = [];
+    beforeAll(async () => {
+      const maintenance: Maintenance = {
+        async fsck(name, repair) {
+          asked.push(['fsck', name, repair]);
+          return { clean: true, repaired: false, command: 'e2fsck', exitCode: 0, output: [] };
+        },
+        async gc(dryRun) {
+          asked.push(['gc', dryRun]);
+          return [];
+        },
+      };
+      server2 = createServer(
+        createApp(fake.driver, logs.log, {
+          maintenance,
+          observe: (method, seconds, failed) => observed.push([method, seconds, failed]),
+        }),
+      );
+      await listenUnix(server2, socket2());
+    });
+    afterAll(async () => {
+      if (server2) await closeUnix(server2, socket2(), 0);
+    });
+
+    it('validates and serves Loopvol.Fsck and Loopvol.Gc', async () => {
+      expect((await call(socket2(), 'Loopvol.Fsck', { Name: 'ab', Repair: true })).body).toEqual({
+        Fsck: { clean: true, repaired: false, command: 'e2fsck', exitCode: 0, output: [] },
+      });
+      expect((await call(socket2(), 'Loopvol.Gc', {})).body).toEqual({ Findings: [] });
+      expect(asked).toEqual([
+        ['fsck', 'ab', true],
+        ['gc', false],
+      ]);
+      const bad = await call(socket2(), 'Loopvol.Fsck', { Name: 'ab', Repair: 'yes' });
+      expect(bad.status).toBe(400);
+      expect(bad.body.Err).toMatch(/Repair/);
+      expect((await call(socket, 'Loopvol.Gc', {})).body.Err).toMatch(/unknown method Loopvol.Gc/);
+    });
+
+    it('tells the observer of each answered request by method, and not of unknown methods', async () => {
+      observed.length = 0;
+      await call(socket2(), 'VolumeDriver.Path', { Name: 'ab' });
+      await call(socket2(), 'VolumeDriver.Get', { Name: '!' });
+      await call(socket2(), 'Made.Up', {});
+      expect(observed.map(([m, , failed]) => [m, failed])).toEqual([
+        ['VolumeDriver.Path', false],
+        ['VolumeDriver.Get', true],
+      ]);
+      expect(observed.every(([, seconds]) => seconds >= 0 && seconds < 10)).toBe(true);
+    });
   });
 });

@@ -1,0 +1,241 @@
+import { copyFile, mkdir, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { describe, expect, it } from 'vitest';
+import { dockerSuite, execIn, runContainer, startContainer } from '../helpers/dockerd.js';
+import { BIN } from '../helpers/plugin.js';
+import { storageAvailable } from '../helpers/tools.js';
+
+/** A TCP port nothing listens on right now. */
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** Prometheus text format: the value of one sample, by name and labels as written. */
+function sample(text: string, series: string): number | undefined {
+  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+  return line === undefined ? undefined : Number(line.slice(series.length + 1));
+}
+
+/**
+ * The day-2 commands against a running daemon that a real dockerd uses: ls while a container
+ * holds a volume, doctor, metrics, a dirty filesystem repaired (or refused) at mount, gc.
+ */
+describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'e2fsck', 'debugfs', 'mount', 'dockerd']))(
+  'operator commands with Docker',
+  () => {
+    let port = 0;
+    const suite = dockerSuite('e2e-operator', ['--spares', '0'], async () => {
+      port = await freePort();
+      return ['--metrics-listen', `127.0.0.1:${port}`];
+    });
+    const loopvol = (...args: string[]) =>
+      execa(process.execPath, [BIN, ...args, '--socket', suite.plugin.socket], {
+        reject: false,
+        env: { DOCKER_HOST: `unix://${suite.env.dockerd.socket}` },
+      });
+    const image = (name: string) => join(suite.plugin.dataRoot, 'volumes', name, 'disk.img');
+
+    it('ls shows a volume a container is using, as a table and as JSON', async () => {
+      const { docker, driver } = suite.env;
+      await docker.createVolume({ Name: 'inuse', Driver: driver, DriverOpts: { size: '64M' } });
+      const container = await startContainer(docker, 'echo data > /data/f; sleep 600', {
+        Binds: ['inuse:/data'],
+      });
+      try {
+        const table = await loopvol('ls');
+        expect(table.exitCode, table.stderr).toBe(0);
+        const row = table.stdout
+          .split('\n')
+          .find((r) => r.trim().startsWith('inuse '))
+          ?.trim()
+          .split(/\s{2,}/);
+        expect(row).toEqual([
+          'inuse',
+          '64M',
+          expect.stringMatching(/\d/),
+          expect.stringMatching(/\d/),
+          'ext4',
+          'yes',
+          '1',
+          join(suite.plugin.dataRoot, 'volumes', 'inuse', 'mnt'),
+        ]);
+        expect(table.stdout).toMatch(/^data root: .* provisioned, .* allocated, .* free$/m);
+        const json = JSON.parse((await loopvol('ls', '--json')).stdout) as {
+          Name: string;
+          Status: Record<string, unknown>;
+        }[];
+        expect(json.find((v) => v.Name === 'inuse')?.Status).toMatchObject({
+          mounted: true,
+          holders: 1,
+          size: 64 * 2 ** 20,
+        });
+      } finally {
+        await container.remove({ force: true });
+      }
+      await docker.getVolume('inuse').remove();
+    });
+
+    it('doctor finds nothing broken and sees dockerd see the plugin; a missing daemon is a failure', async () => {
+      const healthy = await loopvol(
+        'doctor',
+        '--data-root',
+        suite.plugin.dataRoot,
+        '--driver',
+        suite.env.driver,
+      );
+      expect(healthy.exitCode, healthy.stdout).toBe(0);
+      expect(healthy.stdout).toMatch(
+        new RegExp(`^OK\\s+dockerd\\s+sees volume driver ${suite.env.driver}$`, 'm'),
+      );
+      expect(healthy.stdout).toMatch(/^OK\s+daemon\s+answers on /m);
+      expect(healthy.stdout).not.toMatch(/^FAIL/m);
+
+      const gone = join(suite.tmp, 'no-daemon.sock');
+      const broken = await execa(
+        process.execPath,
+        [BIN, 'doctor', '--socket', gone, '--data-root', join(suite.tmp, 'nowhere', 'root'), '--json'],
+        { reject: false },
+      );
+      expect(broken.exitCode).toBe(1);
+      const findings = JSON.parse(broken.stdout) as { status: string; subject: string; fix?: string }[];
+      expect(
+        findings
+          .filter((f) => f.status === 'fail')
+          .map((f) => f.subject)
+          .sort(),
+      ).toEqual(['daemon', 'data root']);
+      expect(findings.find((f) => f.subject === 'daemon')?.fix).toMatch(/start it/);
+    });
+
+    it('serves Prometheus metrics: volumes, space, requests and errors by endpoint', async () => {
+      const { docker, driver } = suite.env;
+      await docker.createVolume({ Name: 'measured', Driver: driver, DriverOpts: { size: '32M' } });
+      await expect(
+        docker.createVolume({ Name: 'refused', Driver: driver, DriverOpts: { size: 'lots' } }),
+      ).rejects.toThrow();
+      expect((await runContainer(docker, 'echo x > /data/x', { Binds: ['measured:/data'] })).exitCode).toBe(
+        0,
+      );
+
+      const res = await fetch(`http://127.0.0.1:${port}/metrics`);
+      expect(res.status).toBe(200);
+      expect(res.headers.get('content-type')).toMatch(/^text\/plain/);
+      const text = await res.text();
+      expect(sample(text, 'loopvol_volumes')).toBe(1);
+      expect(sample(text, 'loopvol_volumes_mounted')).toBe(0);
+      expect(sample(text, 'loopvol_provisioned_bytes')).toBe(32 * 2 ** 20);
+      expect(sample(text, 'loopvol_allocated_bytes')).toBeGreaterThan(0);
+      expect(sample(text, 'loopvol_data_root_free_bytes')).toBeGreaterThan(0);
+      expect(sample(text, 'loopvol_data_root_size_bytes')).toBeGreaterThan(0);
+      expect(
+        sample(text, 'loopvol_request_duration_seconds_count{method="VolumeDriver.Mount"}'),
+      ).toBeGreaterThanOrEqual(1);
+      expect(
+        sample(text, 'loopvol_request_duration_seconds_bucket{le="+Inf",method="VolumeDriver.Get"}'),
+      ).toBeGreaterThanOrEqual(1);
+      expect(sample(text, 'loopvol_request_errors_total{method="VolumeDriver.Create"}')).toBe(1);
+      expect(text).toContain('# TYPE loopvol_request_duration_seconds histogram');
+      expect(text).toMatch(/^loopvol_process_resident_memory_bytes \d+/m);
+      expect((await fetch(`http://127.0.0.1:${port}/other`)).status).toBe(404);
+      await docker.getVolume('measured').remove();
+    });
+
+    it('a filesystem left uncleanly is checked and mounted; a damaged one is refused until fsck --repair', async () => {
+      const { docker, driver } = suite.env;
+      await docker.createVolume({ Name: 'crashed', Driver: driver, DriverOpts: { size: '64M' } });
+      // The image as a host crash leaves it: copied while a container writes (journal needs recovery).
+      const container = await startContainer(docker, 'echo kept > /data/kept; sync; sleep 600', {
+        Binds: ['crashed:/data'],
+      });
+      const dirty = join(suite.tmp, 'crashed.img');
+      try {
+        expect((await execIn(docker, container, 'cat /data/kept')).output).toBe('kept\n');
+        await copyFile(image('crashed'), dirty);
+      } finally {
+        await container.remove({ force: true });
+      }
+      await copyFile(dirty, image('crashed'));
+      const after = await runContainer(docker, 'cat /data/kept', { Binds: ['crashed:/data'] });
+      expect(after).toEqual({ exitCode: 0, output: 'kept\n' });
+      await suite.plugin.waitForLog(
+        /"reason":"it was not unmounted cleanly \(journal needs recovery\)".*"msg":"filesystem was not left cleanly/,
+      );
+
+      // Damage preen must not fix by itself: the root directory's inode cleared, errors recorded.
+      await execa('debugfs', ['-w', '-R', 'clri <2>', image('crashed')]);
+      await execa('debugfs', ['-w', '-R', 'ssv state 2', image('crashed')]);
+      await expect(runContainer(docker, 'true', { Binds: ['crashed:/data'] })).rejects.toThrow(
+        /cannot mount volume crashed: its filesystem is damaged .*run "loopvol fsck crashed --repair"/,
+      );
+      const check = await loopvol('fsck', 'crashed');
+      expect(check.exitCode).toBe(1);
+      expect(check.stdout).toMatch(/crashed: problems left/);
+      const repair = await loopvol('fsck', 'crashed', '--repair', '--json');
+      expect(repair.exitCode, repair.stderr).toBe(0);
+      expect(JSON.parse(repair.stdout)).toMatchObject({
+        clean: true,
+        repaired: true,
+        command: expect.stringMatching(/^e2fsck -f -y/),
+      });
+      expect((await loopvol('fsck', 'crashed')).stdout).toMatch(/^crashed: clean$/m);
+      expect(
+        (await runContainer(docker, 'echo again > /data/a && cat /data/a', { Binds: ['crashed:/data'] }))
+          .output,
+      ).toBe('again\n');
+      await docker.getVolume('crashed').remove();
+    });
+
+    it('gc lists, then cleans, what interrupted work left, and nothing else', async () => {
+      const root = suite.plugin.dataRoot;
+      await mkdir(join(root, 'staging', 'interrupted'), { recursive: true });
+      await writeFile(join(root, 'staging', 'interrupted', 'disk.img'), 'partial');
+      // A removed volume's image still attached to a loop device (a Remove killed mid-way).
+      const orphan = join(root, 'trash', 'killed', 'disk.img');
+      await mkdir(join(root, 'trash', 'killed'), { recursive: true });
+      await execa('truncate', ['-s', '16M', orphan]);
+      const device = (await execa('losetup', ['--find', '--show', orphan])).stdout;
+      // Not loopvol's: an image outside the data root, attached too.
+      const foreign = join(suite.tmp, 'foreign.img');
+      await execa('truncate', ['-s', '16M', foreign]);
+      const foreignDevice = (await execa('losetup', ['--find', '--show', foreign])).stdout;
+      try {
+        const listed = await loopvol('gc', '--dry-run', '--json');
+        expect(listed.exitCode, listed.stderr).toBe(0);
+        const planned = JSON.parse(listed.stdout) as { kind: string; target: string; action: string }[];
+        expect(planned).toEqual(
+          expect.arrayContaining([
+            expect.objectContaining({ kind: 'loop device', target: device, action: 'would clean' }),
+            expect.objectContaining({
+              kind: 'staging',
+              target: join(root, 'staging', 'interrupted'),
+              action: 'would clean',
+            }),
+            expect.objectContaining({
+              kind: 'trash',
+              target: join(root, 'trash', 'killed'),
+              action: 'would clean',
+            }),
+          ]),
+        );
+        expect(planned.some((f) => f.target === foreignDevice)).toBe(false);
+        expect((await execa('losetup', ['-j', orphan])).stdout).toContain(device);
+
+        const cleaned = await loopvol('gc');
+        expect(cleaned.exitCode, cleaned.stdout).toBe(0);
+        expect(cleaned.stdout).toContain(`cleaned: loop device ${device}: serves ${orphan}`);
+        expect((await execa('losetup', ['-j', orphan], { reject: false })).stdout).toBe('');
+        expect((await execa('losetup', ['-j', foreign])).stdout).toContain(foreignDevice);
+        expect((await loopvol('gc')).stdout).toBe('nothing to clean');
+      } finally {
+        await execa('losetup', ['-d', foreignDevice], { reject: false });
+        await execa('losetup', ['-d', device], { reject: false });
+      }
+    });
+  },
+);
