@@ -48,6 +48,8 @@ export interface PluginProcess {
 export interface StartOptions {
   /** The executable to start; defaults to this checkout's bin/loopvol. */
   bin?: string;
+  /** `bin` runs by itself (the single executable), not as a script given to node. */
+  standalone?: boolean;
   args?: string[];
   env?: Record<string, string>;
   /** Defaults to <dir>/plugin.sock and <dir>/root. */
@@ -59,10 +61,12 @@ export interface StartOptions {
 export async function startPlugin(dir: string, options: StartOptions = {}): Promise<PluginProcess> {
   const socket = options.socket ?? join(dir, 'plugin.sock');
   const dataRoot = options.dataRoot ?? join(dir, 'root');
+  const [command, ...script] =
+    options.standalone && options.bin ? [options.bin] : [process.execPath, options.bin ?? BIN];
   const child = spawn(
-    process.execPath,
+    command as string,
     [
-      options.bin ?? BIN,
+      ...script,
       'serve',
       '--socket',
       socket,
