@@ -19,6 +19,8 @@ export interface Config {
   overcommit: number;
   /** Where to serve Prometheus metrics; absent: not served. */
   metricsListen: ListenAddress | undefined;
+  /** Longest a snapshot may keep a mounted volume frozen for a block-by-block copy, in ms. */
+  maxFreezeMs: number;
 }
 
 export const DEFAULTS = {
@@ -32,6 +34,7 @@ export const DEFAULTS = {
   spares: '2',
   overcommit: '1.0',
   metricsListen: '',
+  maxFreeze: '2',
 } as const;
 
 /** Environment variables read when a flag is absent. */
@@ -46,6 +49,7 @@ export const ENV = {
   spares: 'LOOPVOL_SPARES',
   overcommit: 'LOOPVOL_OVERCOMMIT',
   metricsListen: 'LOOPVOL_METRICS_LISTEN',
+  maxFreeze: 'LOOPVOL_MAX_FREEZE',
 } as const;
 
 const absolute = (what: string) =>
@@ -110,6 +114,10 @@ const schema = z
       .regex(/^\d{1,4}(\.\d{1,3})?$/, '--overcommit takes a ratio such as 1.0 or 2.5')
       .transform(Number)
       .refine((n) => n > 0 && n <= 1000, '--overcommit must be above 0 and at most 1000'),
+    maxFreeze: z
+      .string()
+      .regex(/^\d{1,4}(\.\d{1,3})?$/, '--max-freeze takes seconds, such as 2 or 0.5')
+      .transform((s) => Math.round(Number(s) * 1000)),
     metricsListen: z.string().transform((s, ctx) => {
       if (s === '') return undefined;
       // HOST:PORT, the host a name, an IPv4 address or a bracketed IPv6 address.
@@ -145,6 +153,7 @@ export function resolveConfig(flags: Partial<Record<Key, string>>, env: NodeJS.P
     spares: pick('spares'),
     overcommit: pick('overcommit'),
     metricsListen: pick('metricsListen'),
+    maxFreeze: pick('maxFreeze'),
   });
   if (!result.success) throw new Error(result.error.issues.map((i) => i.message).join('; '));
   const c = result.data;
@@ -159,5 +168,6 @@ export function resolveConfig(flags: Partial<Record<Key, string>>, env: NodeJS.P
     spares: c.spares,
     overcommit: c.overcommit,
     metricsListen: c.metricsListen,
+    maxFreezeMs: c.maxFreeze,
   };
 }

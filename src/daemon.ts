@@ -11,10 +11,14 @@ import { Collector } from './maintenance/gc.js';
 import type { Maintenance } from './protocol/driver.js';
 import { createApp } from './protocol/routes.js';
 import { closeUnix, listenUnix } from './server/unix-socket.js';
+import { Snapshots } from './snapshot/snapshots.js';
 import { Layout } from './state/layout.js';
 import { Store } from './state/store.js';
 import { selectKernelOps } from './system/kernel-ops.js';
 import { VolumeService } from './volume/service.js';
+
+/** A block-by-block image copy's assumed speed, for the --max-freeze estimate (limits.md measures more). */
+const COPY_BYTES_PER_SECOND = 400 * 1024 * 1024;
 
 /**
  * Runs the plugin until SIGTERM/SIGINT: check the data root (fast), listen (dockerd dials a
@@ -51,9 +55,17 @@ export async function serve(config: Config): Promise<void> {
     throw new Error(`cannot use data root ${config.dataRoot}: ${(err as Error).message}`);
   }
   const collector = new Collector(store, service, kernel);
+  const snapshots = new Snapshots(store, service, {
+    maxFreezeMs: config.maxFreezeMs,
+    copyBytesPerSecond: COPY_BYTES_PER_SECOND,
+  });
+  service.clones = snapshots;
   const maintenance: Maintenance = {
     fsck: (name, repair, reqLog) => fsckVolume(service, name, repair, reqLog),
     gc: (dryRun, reqLog) => collector.collect(dryRun, reqLog),
+    snapshot: (name, snap, force, reqLog) => snapshots.create(name, snap, force, reqLog),
+    snapshots: (name) => snapshots.list(name),
+    removeSnapshot: (name, snap, reqLog) => snapshots.remove(name, snap, reqLog),
   };
   // prom-client is loaded only when metrics are asked for: start-up stays short without them.
   const metrics = config.metricsListen
@@ -121,6 +133,7 @@ export async function serve(config: Config): Promise<void> {
     await closeUnix(server, config.socket, 0);
     process.exit(1);
   }
+  await snapshots.recover(log);
   // Start-up reconciled the volumes; gc then cleans what interrupted work left outside them.
   await collector
     .collect(false, log.child({ gc: 'start-up' }))

@@ -27,7 +27,10 @@ export const CRASH_STEPS = [
   'resize:recorded',
 ] as const;
 
-export type CrashStep = (typeof CRASH_STEPS)[number];
+/** Step boundaries of taking a snapshot (test/integration/snapshots.test.ts kills at each). */
+export const SNAPSHOT_CRASH_STEPS = ['snapshot:marked', 'snapshot:frozen', 'snapshot:copied'] as const;
+
+export type CrashStep = (typeof CRASH_STEPS)[number] | (typeof SNAPSHOT_CRASH_STEPS)[number];
 
 /** Steps reached after the request was answered (a removed volume's files are deleted afterwards). */
 export const AFTER_ANSWER_STEPS: readonly CrashStep[] = ['remove:deleted'];

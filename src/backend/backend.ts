@@ -1,3 +1,4 @@
+import type { ImageSource } from '../core/clone.js';
 import type { VolumeSpec } from '../core/options.js';
 import type { VolumePaths } from '../state/layout.js';
 import type { CheckReport } from '../system/fsck.js';
@@ -47,8 +48,16 @@ export interface Backend {
   startup(): Promise<void>;
   /** Resolves when work the backend runs in the background is done. */
   idle(): Promise<void>;
-  /** Makes storage for a new volume in its staged directory; `claimed` are disks other volumes own. */
-  provision(paths: VolumePaths, spec: VolumeSpec, claimed: ReadonlySet<string>): Promise<Provisioned>;
+  /**
+   * Makes storage for a new volume in its staged directory; `claimed` are disks other volumes own.
+   * With `source` (a clone), the image is filled from it instead of formatted.
+   */
+  provision(
+    paths: VolumePaths,
+    spec: VolumeSpec,
+    claimed: ReadonlySet<string>,
+    source?: ImageSource,
+  ): Promise<Provisioned>;
   /**
    * What the kernel says of this volume. `mounts`, the mountpoints of one read of mountinfo, saves
    * the per-volume check when many volumes are inspected at once (start-up).

@@ -1,13 +1,18 @@
 import { rename, truncate } from 'node:fs/promises';
+import type { ImageSource } from '../core/clone.js';
 import { FilesystemDamaged } from '../core/errors.js';
 import { KeyedLock } from '../core/keyed-lock.js';
 import type { VolumeSpec } from '../core/options.js';
 import { crashPoint } from '../faults.js';
 import type { VolumePaths } from '../state/layout.js';
 import { createSparse, preallocate, refillAllocation } from '../system/allocate.js';
+import { filesystemBlockSize } from '../system/fs-geometry.js';
+import { newFilesystemUuid } from '../system/fs-uuid.js';
+import { checkFilesystem } from '../system/fsck.js';
 import { growMounted, growUnmountedExt4, refreshLoopCapacity } from '../system/growfs.js';
 import type { KernelOps, LoopAttachOptions } from '../system/kernel-ops.js';
 import { makeFilesystem } from '../system/mkfs.js';
+import { UNTRUSTED_CONTENT_OPTIONS } from '../system/mount.js';
 import { isMountPoint } from '../system/mountpoint.js';
 import { retryFor } from '../system/retry.js';
 import type { BackedVolume, Backend, KernelState, Preened, Provisioned } from './backend.js';
@@ -62,7 +67,13 @@ export class LoopBackend implements Backend {
    * Creates the image and formats it as a file: no loop device exists until the first Mount.
    * A sparse image of a size formatted ahead of time is taken from the spares instead.
    */
-  async provision(paths: VolumePaths, spec: VolumeSpec): Promise<Provisioned> {
+  async provision(
+    paths: VolumePaths,
+    spec: VolumeSpec,
+    _claimed?: ReadonlySet<string>,
+    source?: ImageSource,
+  ): Promise<Provisioned> {
+    if (source) return this.provisionClone(paths, spec, source);
     const spare = spec.sparse ? this.spares?.take(spec) : undefined;
     if (
       spare &&
@@ -83,6 +94,53 @@ export class LoopBackend implements Backend {
     await makeFilesystem(paths.image, spec.fs, spec.sparse ? 'sparse-image' : 'preallocated-image');
     crashPoint('create:formatted');
     return { sizeBytes: spec.sizeBytes, fs: spec.fs };
+  }
+
+  /**
+   * A clone: the source's image copied in (a reflink where the data root allows), given a new
+   * filesystem UUID, grown when the clone asks for more than the source had. Its root is the
+   * source's, owner and content: nothing to prepare at the first Mount. A restore from a backup is
+   * checked first, and keeps its UUID unless another local volume has it.
+   */
+  private async provisionClone(
+    paths: VolumePaths,
+    spec: VolumeSpec,
+    source: ImageSource,
+  ): Promise<Provisioned> {
+    const copied = await source(paths.image);
+    crashPoint('create:image');
+    if (copied.fs === 'xfs') await this.replayXfsLog(paths);
+    if (copied.restored) {
+      const check = await checkFilesystem(paths.image, copied.fs, false);
+      if (!check.clean) {
+        throw new FilesystemDamaged(
+          `the restored ${copied.fs} filesystem is damaged (${check.command}: exit ${check.exitCode})`,
+          check.output,
+        );
+      }
+    }
+    if (!copied.restored?.keepUuid) await newFilesystemUuid(paths.image, copied.fs);
+    const sizeBytes = Math.max(spec.sizeBytes, copied.sizeBytes);
+    const volume = { spec: { ...spec, fs: copied.fs, sizeBytes: copied.sizeBytes } };
+    if (sizeBytes > copied.sizeBytes) await this.grow(paths, volume, sizeBytes);
+    else if (!spec.sparse) await preallocate(paths.image, sizeBytes);
+    crashPoint('create:formatted');
+    return { sizeBytes, fs: copied.fs, rootPrepared: true };
+  }
+
+  /**
+   * A copy of a frozen xfs carries a log to replay, and only a mount replays it; its UUID is still
+   * the source's, so the mount says nouuid (as for any block-level snapshot of xfs).
+   */
+  private async replayXfsLog(paths: VolumePaths): Promise<void> {
+    await ensureMountPoint(paths.mountPoint);
+    const device = await this.attachLock.run('attach', () => this.attach(paths.image, 'xfs'));
+    try {
+      await this.kernel.mount(device, paths.mountPoint, 'xfs', [...UNTRUSTED_CONTENT_OPTIONS, 'nouuid']);
+      await this.kernel.unmount(paths.mountPoint);
+    } finally {
+      await this.kernel.detachLoop(device);
+    }
   }
 
   /** A few stat calls and sysfs reads for this one volume, however many volumes and mounts the host has. */
@@ -121,7 +179,8 @@ export class LoopBackend implements Backend {
         preened = await preenIfUnclean(paths.image, volume.spec.fs);
         checked = true;
       }
-      const device = state.device ?? (await this.attachLock.run('attach', () => this.attach(paths.image)));
+      const device =
+        state.device ?? (await this.attachLock.run('attach', () => this.attach(paths.image, volume.spec.fs)));
       crashPoint('mount:attached');
       try {
         await mountVolume(this.kernel, device, paths, volume.spec, prepareRoot, mountOptions(volume.spec));
@@ -134,8 +193,13 @@ export class LoopBackend implements Backend {
     return retryFor(TEARDOWN_WAIT_MS, attempt, (err) => !(err instanceof FilesystemDamaged));
   }
 
-  private async attach(image: string): Promise<string> {
-    const device = await this.kernel.attachLoop(image, this.loopOptions);
+  /** Attaches with logical blocks no larger than the filesystem's (see filesystemBlockSize). */
+  private async attach(image: string, fs: VolumeSpec['fs']): Promise<string> {
+    const blockSize = this.loopOptions.blockSize || filesystemBlockSize(image, fs);
+    const device = await this.kernel.attachLoop(image, {
+      ...this.loopOptions,
+      ...(blockSize ? { blockSize } : {}),
+    });
     this.loops.attached(image, device);
     return device;
   }

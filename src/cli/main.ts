@@ -53,6 +53,13 @@ const commands: Record<string, { summary: string; load: () => Promise<Command> }
     summary: 'clean what interrupted work left behind; --dry-run lists it (asks the running daemon)',
     load: async () => ({ run: (await import('./maintenance.js')).gcCommand, usage: '' }),
   },
+  snapshot: {
+    summary: 'create, list and remove crash-consistent snapshots of a volume (asks the running daemon)',
+    load: async () => {
+      const m = await import('./snapshot.js');
+      return { run: m.snapshotCommand, usage: m.SNAPSHOT_USAGE };
+    },
+  },
   doctor: {
     summary: 'check this host for what loopvol needs, one line per finding with the fix',
     load: async () => {

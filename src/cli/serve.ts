@@ -16,7 +16,9 @@ export const SERVE_USAGE = `usage: loopvol serve [--socket PATH] [--data-root DI
   --overcommit RATIO   sparse volumes' sizes may add up to RATIO x the data root filesystem's size
                        (env LOOPVOL_OVERCOMMIT, default 1.0); a preallocated volume must fit in its free space
   --metrics-listen HOST:PORT  serve Prometheus metrics at http://HOST:PORT/metrics (env LOOPVOL_METRICS_LISTEN,
-                       default off)`;
+                       default off)
+  --max-freeze SECONDS a snapshot of a mounted volume on a data root without reflinks may keep it frozen
+                       this long for its copy, else it is refused unless forced (env LOOPVOL_MAX_FREEZE, default 2)`;
 
 export async function serveCommand(argv: string[]): Promise<void> {
   const { values } = parseArgs({
@@ -32,6 +34,7 @@ export async function serveCommand(argv: string[]): Promise<void> {
       spares: { type: 'string' },
       overcommit: { type: 'string' },
       'metrics-listen': { type: 'string' },
+      'max-freeze': { type: 'string' },
     },
     strict: true,
     allowPositionals: false,
@@ -48,6 +51,7 @@ export async function serveCommand(argv: string[]): Promise<void> {
       spares: values.spares,
       overcommit: values.overcommit,
       metricsListen: values['metrics-listen'],
+      maxFreeze: values['max-freeze'],
     },
     process.env,
   );

@@ -1,9 +1,9 @@
 import { parseArgs } from 'node:util';
-import Table from 'cli-table3';
 import pMap from 'p-map';
 import { formatSize } from '../core/size.js';
 import { askDaemon, SOCKET_HELP } from './daemon-client.js';
 import { withProgress } from './progress.js';
+import { plainTable } from './table.js';
 
 export const VOLUMES_USAGE = `usage: loopvol ls [--json] [--socket PATH]
        loopvol inspect NAME [--json] [--socket PATH]
@@ -67,27 +67,7 @@ export async function lsCommand(argv: string[]): Promise<void> {
     process.stdout.write(`${JSON.stringify(volumes, null, 2)}\n`);
     return;
   }
-  const table = new Table({
-    head: ['NAME', 'SIZE', 'USED', 'ALLOCATED', 'FS', 'MOUNTED', 'HOLDERS', 'MOUNTPOINT'],
-    style: { head: [], border: [], compact: true },
-    chars: {
-      top: '',
-      'top-mid': '',
-      'top-left': '',
-      'top-right': '',
-      bottom: '',
-      'bottom-mid': '',
-      'bottom-left': '',
-      'bottom-right': '',
-      left: '',
-      'left-mid': '',
-      mid: '',
-      'mid-mid': '',
-      right: '',
-      'right-mid': '',
-      middle: '  ',
-    },
-  });
+  const table = plainTable(['NAME', 'SIZE', 'USED', 'ALLOCATED', 'FS', 'MOUNTED', 'HOLDERS', 'MOUNTPOINT']);
   for (const v of volumes) {
     const s = v.Status;
     table.push([

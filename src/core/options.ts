@@ -16,7 +16,18 @@ export interface VolumeSpec {
   mode: number;
   /** Allowlisted mount options (MOUNT_OPTIONS), added to the nosuid,nodev every volume gets. */
   mountOptions: MountOption[];
+  /** A clone: the volume (or the volume's snapshot) whose data it starts with. */
+  from?: CloneSource;
 }
+
+/**
+ * `-o from=NAME` or `from=NAME@SNAP` (a volume or its snapshot), or `from=backup` or
+ * `from=backup:ID` (the latest backup of a volume of the new volume's name, or backup ID).
+ */
+export type CloneSource = { volume: string; snapshot?: string } | { backup: string };
+
+/** The backup a restore starts from when `from=backup` names none. */
+export const LATEST_BACKUP = 'latest';
 
 /** Defaults taken from the daemon's configuration. */
 export interface SpecDefaults {
@@ -36,6 +47,7 @@ export const ACCEPTED_OPTIONS = [
   'mode',
   'backend',
   'mountopts',
+  'from',
 ] as const;
 
 /**
@@ -101,6 +113,13 @@ const optionsSchema = z.strictObject(
       .transform((s) => Number.parseInt(s, 8))
       .optional(),
     mountopts: z.string().max(256, 'mountopts is too long').optional(),
+    from: z
+      .string()
+      .regex(
+        /^(backup(:[0-9a-f]{8,64})?|[A-Za-z0-9][A-Za-z0-9_.-]{1,254}(@[A-Za-z0-9][A-Za-z0-9_.-]{1,254})?)$/,
+        'from takes a volume name, VOLUME@SNAPSHOT, backup (the latest) or backup:ID',
+      )
+      .optional(),
   },
   { error: (issue) => unknownOptionMessage(issue) },
 );
@@ -109,6 +128,12 @@ function unknownOptionMessage(issue: { code?: string; keys?: string[] }): string
   if (issue.code !== 'unrecognized_keys') return undefined;
   const keys = (issue.keys ?? []).map((k) => `"${k}"`).join(', ');
   return `unknown option ${keys}: accepted options are ${ACCEPTED_OPTIONS.join(', ')}`;
+}
+
+function parseFrom(from: string): CloneSource {
+  if (from === 'backup' || from.startsWith('backup:')) return { backup: from.split(':')[1] ?? LATEST_BACKUP };
+  const [volume = '', snapshot] = from.split('@');
+  return { volume, ...(snapshot ? { snapshot } : {}) };
 }
 
 /**
@@ -131,7 +156,14 @@ export function parseVolumeSpec(opts: unknown, defaults: SpecDefaults): VolumeSp
   const o = parsed.data;
   const fs = o.fs ?? defaults.fs;
   const backend = o.backend ?? 'loop';
-  let sizeBytes = backend === 'disk' ? 0 : defaults.sizeBytes;
+  const from = o.from ? parseFrom(o.from) : undefined;
+  if (from && (backend !== 'loop' || o.fs !== undefined)) {
+    return {
+      error: "a clone (from=) is a loop volume with its source's filesystem: drop the backend and fs options",
+    };
+  }
+  // A clone is as large as its source unless it asks for more (0: the source's size).
+  let sizeBytes = backend === 'disk' || from ? 0 : defaults.sizeBytes;
   if (o.size !== undefined) {
     const size = parseSize(o.size);
     if ('error' in size) return { error: size.error };
@@ -139,7 +171,7 @@ export function parseVolumeSpec(opts: unknown, defaults: SpecDefaults): VolumeSp
   }
   const mountOptions = parseMountOptions(o.mountopts ?? '', fs);
   if ('error' in mountOptions) return mountOptions;
-  if (backend === 'loop' && sizeBytes < MIN_SIZE_BYTES[fs]) {
+  if (backend === 'loop' && sizeBytes < MIN_SIZE_BYTES[fs] && !(from && sizeBytes === 0)) {
     return {
       error: `size ${formatSize(sizeBytes)} is below the minimum of ${formatSize(MIN_SIZE_BYTES[fs])} for ${fs}: ask for more`,
     };
@@ -153,5 +185,6 @@ export function parseVolumeSpec(opts: unknown, defaults: SpecDefaults): VolumeSp
     gid: o.gid ?? 0,
     mode: o.mode ?? 0o755,
     mountOptions,
+    ...(from ? { from } : {}),
   };
 }

@@ -32,6 +32,10 @@ export interface Maintenance {
   fsck(name: string, repair: boolean, log: Logger): Promise<FsckAnswer>;
   /** What gc found and did, one entry each (see maintenance/gc.ts). */
   gc(dryRun: boolean, log: Logger): Promise<object[]>;
+  /** Takes a snapshot (named by the time when `snapshot` is absent); `force` lifts the freeze limit. */
+  snapshot(name: string, snapshot: string | undefined, force: boolean, log: Logger): Promise<object>;
+  snapshots(name: string): Promise<object[]>;
+  removeSnapshot(name: string, snapshot: string, log: Logger): Promise<void>;
 }
 
 /** Told of every answered request: the method, how long it took and whether it failed. */

@@ -13,6 +13,7 @@ import {
   nameRequest,
   parseBody,
   resizeRequest,
+  snapshotRequest,
 } from './schemas.js';
 
 /** Largest request body accepted; real requests are a few hundred bytes. */
@@ -55,6 +56,20 @@ function handlers(driver: Driver, maintenance: Maintenance | undefined): Record<
         'Loopvol.Gc': async (body, log) => ({
           Findings: await maintenance.gc(parse(gcRequest, body).DryRun, log),
         }),
+        'Loopvol.SnapshotCreate': async (body, log) => {
+          const { Name, Snapshot, Force } = parse(snapshotRequest, body);
+          return { Snapshot: await maintenance.snapshot(Name, Snapshot, Force, log) };
+        },
+        'Loopvol.SnapshotList': async (body) => ({
+          Snapshots: await maintenance.snapshots(parse(snapshotRequest, body).Name),
+        }),
+        'Loopvol.SnapshotRemove': async (body, log) => {
+          const { Name, Snapshot } = parse(snapshotRequest, body);
+          if (Snapshot === undefined)
+            throw new ProtocolError(400, 'Snapshot is required and must be a string');
+          await maintenance.removeSnapshot(Name, Snapshot, log);
+          return {};
+        },
       }
     : {};
   return {

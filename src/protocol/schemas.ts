@@ -35,6 +35,13 @@ export const fsckRequest = z.object({ Name: volumeName, Repair: z.boolean().opti
 /** Loopvol.Gc: clean what interrupted work left; DryRun only lists it. */
 export const gcRequest = z.object({ DryRun: z.boolean().optional().default(false) });
 
+/** Loopvol.SnapshotCreate / SnapshotList / SnapshotRemove. */
+export const snapshotRequest = z.object({
+  Name: volumeName,
+  Snapshot: z.string().max(255, 'Snapshot is too long').optional(),
+  Force: z.boolean().optional().default(false),
+});
+
 /** Parses a raw body (dockerd sends no Content-Type; Activate has an empty body). */
 export function parseBody(raw: Buffer | undefined): unknown {
   const text = raw?.toString('utf8').trim() ?? '';

@@ -34,6 +34,12 @@ const recordSchema = z.object({
     mode: z.number().int().nonnegative(),
     // Volumes of loopvol 0.1 have none.
     mountOptions: z.array(z.enum(MOUNT_OPTIONS)).default([]),
+    from: z
+      .union([
+        z.object({ volume: z.string(), snapshot: z.string().optional() }),
+        z.object({ backup: z.string() }),
+      ])
+      .optional(),
   }),
   disk: z.string().optional(),
   initialized: z.boolean(),

@@ -11,6 +11,7 @@ import { isMountPoint } from '../system/mountpoint.js';
 import { isAtomicTemp, syncDir, writeFileAtomic, writeNewFile } from './atomic.js';
 import { HOLDERS_FILE, IMAGE_FILE, type Layout, type VolumePaths, volumePathsIn } from './layout.js';
 import { parseHolders, parseRecord, serializeHolders, serializeRecord, type VolumeRecord } from './record.js';
+import { SNAPSHOTS_DIR, SnapshotStore } from './snapshot-store.js';
 
 /** Volumes read at start-up between two turns of the event loop. */
 const YIELD_EVERY = 64;
@@ -42,7 +43,11 @@ export interface Leftover {
 }
 
 export class Store {
-  constructor(readonly layout: Layout) {}
+  readonly snapshots: SnapshotStore;
+
+  constructor(readonly layout: Layout) {
+    this.snapshots = new SnapshotStore(layout);
+  }
 
   /** Staging and trash directories a Create or Remove of this process is working in: never leftovers. */
   private readonly inFlight = new Set<string>();
@@ -104,6 +109,7 @@ export class Store {
           ? statSync(paths.image, { throwIfNoEntry: false })
           : undefined;
         if (image) images.set(name, { sizeBytes: image.size, allocatedBytes: image.blocks * 512 });
+        if (entries.includes(SNAPSHOTS_DIR)) this.snapshots.load(name);
         records.push(record);
       } catch (err) {
         unreadable.push({ name, reason: (err as Error).message });

@@ -16,18 +16,20 @@ export type FormatTarget = 'sparse-image' | 'preallocated-image' | 'device';
 /**
  * Formats an image file or block device. On a file this runs before any loop device exists, so a
  * failed format leaves nothing attached. Reserved blocks are 0: the volume's size is what the
- * container may use, whatever its uid.
+ * container may use, whatever its uid. Blocks (ext4) and sectors (xfs) are 4 KiB even on small
+ * volumes: direct I/O on an image whose blocks a reflink snapshot shares needs 4 KiB alignment,
+ * and the loop device can serve that only to a filesystem that writes no smaller units.
  */
 export async function makeFilesystem(target: string, fsType: FsType, kind: FormatTarget): Promise<void> {
   const keepBlocks = kind !== 'sparse-image';
   if (fsType === 'ext4') {
     const ext = [`lazy_itable_init=${kind === 'preallocated-image' ? 0 : 1}`, 'lazy_journal_init=1'];
     if (keepBlocks) ext.push('nodiscard');
-    await run('mkfs.ext4', ['-q', '-F', '-m', '0', '-E', ext.join(','), '--', target], {
+    await run('mkfs.ext4', ['-q', '-F', '-b', '4096', '-m', '0', '-E', ext.join(','), '--', target], {
       timeoutMs: 300_000,
     });
   } else {
-    const args = ['-q', '-f'];
+    const args = ['-q', '-f', '-s', 'size=4096'];
     if (keepBlocks) args.push('-K');
     await run('mkfs.xfs', [...args, '--', target], { timeoutMs: 300_000 });
   }

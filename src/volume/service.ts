@@ -1,10 +1,11 @@
 import pMap from 'p-map';
 import type { Logger } from 'pino';
 import type { Backend, KernelState } from '../backend/backend.js';
+import type { CloneProvider, ImageSource } from '../core/clone.js';
 import { FilesystemDamaged, notFound, VolumeError } from '../core/errors.js';
 import { addHolder, describeHolders, holderCount, removeHolder } from '../core/holders.js';
 import { KeyedLock } from '../core/keyed-lock.js';
-import { parseVolumeSpec, type SpecDefaults, type VolumeSpec } from '../core/options.js';
+import { type CloneSource, parseVolumeSpec, type SpecDefaults, type VolumeSpec } from '../core/options.js';
 import { formatSize, parseSize } from '../core/size.js';
 import { crashPoint } from '../faults.js';
 import type { VolumePaths } from '../state/layout.js';
@@ -59,6 +60,9 @@ export class VolumeService {
     private readonly overcommit = 1,
   ) {}
 
+  /** Fills clones (`-o from=`); set by the daemon once the snapshot room exists. */
+  clones: CloneProvider | undefined;
+
   /**
    * Makes sure the data root is usable (created, plain directories, private), tightening loose
    * modes with a log line. Fast, so the daemon does it before listening: a data root it must refuse
@@ -88,6 +92,11 @@ export class VolumeService {
         `the data root's filesystem is over ${FULL_WARNING_RATIO * 100}% used: free space there before sparse volumes fill it`,
       );
     }
+  }
+
+  private cloneSource(name: string, from: CloneSource, log: Logger): ImageSource {
+    if (!this.clones) throw new VolumeError('clones (from=) are not available in this daemon', 400);
+    return this.clones.sourceOf(name, from, log);
   }
 
   /** Resolves once the work left running after answering (deleting removed volumes' files) is done. */
@@ -130,10 +139,12 @@ export class VolumeService {
         try {
           staged = await this.store.stage();
           const claimed = new Set([...this.records.values()].flatMap((r) => (r.disk ? [r.disk] : [])));
+          const source = spec.from ? this.cloneSource(name, spec.from, log) : undefined;
           const { sizeBytes, fs, disk, rootPrepared } = await this.backends[spec.backend].provision(
             staged,
             spec,
             claimed,
+            source,
           );
           const record: VolumeRecord = {
             version: 1,
@@ -169,6 +180,13 @@ export class VolumeService {
       if (holderCount(record.holders) > 0) {
         throw new VolumeError(
           `volume ${name} is in use by ${describeHolders(record.holders)}: stop the containers or tasks using it, then remove it`,
+          409,
+        );
+      }
+      const snapshots = this.store.snapshots.list(name).map((s) => s.name);
+      if (snapshots.length > 0) {
+        throw new VolumeError(
+          `volume ${name} has snapshots (${snapshots.join(', ')}): remove them first with "loopvol snapshot rm ${name} SNAP", or keep the volume`,
           409,
         );
       }
@@ -333,6 +351,7 @@ export class VolumeService {
           gid: record.spec.gid,
           mode: `0${record.spec.mode.toString(8)}`,
           mountOptions: record.spec.mountOptions.join(','),
+          snapshots: this.store.snapshots.list(name).map((s) => s.name),
         },
       };
     });
@@ -360,6 +379,17 @@ export class VolumeService {
       }
     }
     return { volumes: this.records.size, dataRoot: this.store.layout.root, ...this.ledger.totals() };
+  }
+
+  /** Takes a volume's snapshots into the space totals again, after one was made or removed. */
+  remeasure(name: string): void {
+    const record = this.records.get(name);
+    if (record) this.measure(record);
+  }
+
+  /** The names of the volumes served. */
+  names(): string[] {
+    return [...this.records.keys()];
   }
 
   /** Whether a volume of this name is served. */
@@ -397,7 +427,13 @@ export class VolumeService {
     if (record.spec.backend !== 'loop') return { allocated: null };
     const image = known ?? imageSpace(this.store.layout.volume(record.name).image);
     const { sizeBytes, sparse } = record.spec;
-    this.ledger.set(record.name, { sizeBytes, allocatedBytes: image?.allocatedBytes ?? sizeBytes, sparse });
+    // A snapshot holds what its image occupies: it counts as provisioned and as allocated.
+    const snapshots = this.store.snapshots.list(record.name).reduce((sum, s) => sum + s.allocatedBytes, 0);
+    this.ledger.set(record.name, {
+      sizeBytes: sizeBytes + snapshots,
+      allocatedBytes: (image?.allocatedBytes ?? sizeBytes) + snapshots,
+      sparse,
+    });
     return { allocated: image?.allocatedBytes ?? null, imageSize: image?.sizeBytes };
   }
 

@@ -191,6 +191,37 @@ describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'e2fsck', 'debugfs', 'm
       await docker.getVolume('crashed').remove();
     });
 
+    it('snapshots a volume a container writes to, clones the snapshot through Docker, refuses to lose it', async () => {
+      const { docker, driver } = suite.env;
+      await docker.createVolume({ Name: 'src', Driver: driver, DriverOpts: { size: '64M' } });
+      const writer = await startContainer(
+        docker,
+        'echo before > /data/before; sync; i=0; while true; do echo $i >> /data/log; i=$((i+1)); sleep 0.01; done',
+        { Binds: ['src:/data'] },
+      );
+      try {
+        await expect
+          .poll(async () => (await execIn(docker, writer, 'cat /data/before')).output)
+          .toBe('before\n');
+        const snap = await loopvol('snapshot', 'create', 'src', 'first');
+        expect(snap.exitCode, snap.stderr).toBe(0);
+        expect(snap.stdout).toBe('src@first (copy, taken frozen)');
+        const listed = await loopvol('snapshot', 'ls', 'src');
+        expect(listed.stdout).toMatch(/^ first\s+\S+\s+copy\s+64M\s+/m);
+        await docker.createVolume({ Name: 'fromsnap', Driver: driver, DriverOpts: { from: 'src@first' } });
+        const read = await runContainer(docker, 'cat /data/before; test -s /data/log && echo has-log', {
+          Binds: ['fromsnap:/data'],
+        });
+        expect(read).toEqual({ exitCode: 0, output: 'before\n' + 'has-log\n' });
+      } finally {
+        await writer.remove({ force: true });
+      }
+      await expect(docker.getVolume('src').remove()).rejects.toThrow(/has snapshots \(first\)/);
+      expect((await loopvol('snapshot', 'rm', 'src', 'first')).exitCode).toBe(0);
+      await docker.getVolume('src').remove();
+      await docker.getVolume('fromsnap').remove();
+    });
+
     it('gc lists, then cleans, what interrupted work left, and nothing else', async () => {
       const root = suite.plugin.dataRoot;
       await mkdir(join(root, 'staging', 'interrupted'), { recursive: true });

@@ -1,6 +1,8 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
+import { afterEach } from 'vitest';
 import { postRaw } from '../../src/protocol/client.js';
+import { cleanupTempDir, makeTempDir } from './kernel.js';
 
 export const BIN = new URL('../../bin/loopvol', import.meta.url).pathname;
 
@@ -123,4 +125,34 @@ export async function startPlugin(dir: string, options: StartOptions = {}): Prom
     }
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+/**
+ * Registers the hooks of a describe block whose tests each start daemons in a temp dir of their
+ * own: `begin` makes the dir, `start` starts a daemon there; afterEach kills every daemon the test
+ * started (also on failure) and deletes the dir.
+ */
+export function pluginCases(): {
+  begin(label: string): Promise<string>;
+  start(options?: StartOptions): Promise<PluginProcess>;
+} {
+  let dir: string | undefined;
+  const running: PluginProcess[] = [];
+  afterEach(async () => {
+    for (const p of running.splice(0)) await p.kill();
+    if (dir) await cleanupTempDir(dir);
+    dir = undefined;
+  });
+  return {
+    async begin(label) {
+      dir = await makeTempDir(label);
+      return dir;
+    },
+    async start(options = {}) {
+      if (!dir) throw new Error('pluginCases: begin() first');
+      const p = await startPlugin(dir, options);
+      running.push(p);
+      return p;
+    },
+  };
 }

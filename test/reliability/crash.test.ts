@@ -2,10 +2,10 @@ import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { AFTER_ANSWER_STEPS, CRASH_STEPS, type CrashStep } from '../../src/faults.js';
-import { cleanupTempDir, kernelStateUnder, makeTempDir } from '../helpers/kernel.js';
-import { type PluginProcess, startPlugin } from '../helpers/plugin.js';
+import { kernelStateUnder } from '../helpers/kernel.js';
+import { type PluginProcess, pluginCases } from '../helpers/plugin.js';
 import { storageAvailable } from '../helpers/tools.js';
 
 const sha = (data: Buffer) => createHash('sha256').update(data).digest('hex');
@@ -24,20 +24,8 @@ async function ok(plugin: PluginProcess, method: string, body: object) {
 }
 
 describe.runIf(storageAvailable())('crash at every step boundary (LOOPVOL_CRASH_AT)', () => {
-  let dir: string | undefined;
-  const running: PluginProcess[] = [];
-
-  afterEach(async () => {
-    for (const p of running.splice(0)) await p.kill();
-    if (dir) await cleanupTempDir(dir);
-    dir = undefined;
-  });
-
-  async function plugin(env: Record<string, string> = {}) {
-    const p = await startPlugin(dir as string, { env });
-    running.push(p);
-    return p;
-  }
+  const cases = pluginCases();
+  const plugin = (env: Record<string, string> = {}) => cases.start({ env });
 
   /** Creates VOL with a file of known content; leaves it mounted by HOLDER when `mounted`. */
   async function seed(mounted: boolean): Promise<string> {
@@ -52,7 +40,7 @@ describe.runIf(storageAvailable())('crash at every step boundary (LOOPVOL_CRASH_
   }
 
   it.each(CRASH_STEPS)('restarts consistent after SIGKILL at %s', async (step) => {
-    dir = await makeTempDir('crash');
+    await cases.begin('crash');
     const operation = operationOf(step);
     const checksum = operation === 'create' ? undefined : await seed(operation === 'unmount');
 
@@ -134,7 +122,7 @@ describe.runIf(storageAvailable())('crash at every step boundary (LOOPVOL_CRASH_
   });
 
   it('deletes a metadata temp file left by a crash mid-write, and a retried Create succeeds', async () => {
-    dir = await makeTempDir('crash-temp');
+    const dir = await cases.begin('crash-temp');
     await seed(false);
     const volumeDir = join(dir, 'root', 'volumes', VOL);
     await writeFile(join(volumeDir, '.tmp-0123456789ab'), '{"version":1,"na');

@@ -351,6 +351,17 @@ describe('protocol routes', () => {
           asked.push(['gc', dryRun]);
           return [];
         },
+        async snapshot(name, snapshot, force) {
+          asked.push(['snapshot', name, snapshot, force]);
+          return { name: snapshot ?? 'auto' };
+        },
+        async snapshots(name) {
+          asked.push(['snapshots', name]);
+          return [];
+        },
+        async removeSnapshot(name, snapshot) {
+          asked.push(['removeSnapshot', name, snapshot]);
+        },
       };
       server2 = createServer(
         createApp(fake.driver, logs.log, {
@@ -369,9 +380,16 @@ describe('protocol routes', () => {
         Fsck: { clean: true, repaired: false, command: 'e2fsck', exitCode: 0, output: [] },
       });
       expect((await call(socket2(), 'Loopvol.Gc', {})).body).toEqual({ Findings: [] });
+      expect((await call(socket2(), 'Loopvol.SnapshotCreate', { Name: 'ab', Snapshot: 's1' })).body).toEqual({
+        Snapshot: { name: 's1' },
+      });
+      expect((await call(socket2(), 'Loopvol.SnapshotRemove', { Name: 'ab' })).body.Err).toBe(
+        'Snapshot is required and must be a string',
+      );
       expect(asked).toEqual([
         ['fsck', 'ab', true],
         ['gc', false],
+        ['snapshot', 'ab', 's1', false],
       ]);
       const bad = await call(socket2(), 'Loopvol.Fsck', { Name: 'ab', Repair: 'yes' });
       expect(bad.status).toBe(400);

@@ -1,0 +1,23 @@
+import type { Logger } from 'pino';
+import type { FsType } from '../system/mount.js';
+import type { CloneSource } from './options.js';
+
+/** What an ImageSource copied. */
+export interface Copied {
+  fs: FsType;
+  sizeBytes: number;
+  /** A restore: check the filesystem, and keep its UUID unless another local volume has it. */
+  restored?: { keepUuid: boolean };
+}
+
+/** Fills a new image at `dest` with a clone's source; says what it copied. */
+export type ImageSource = (dest: string) => Promise<Copied>;
+
+/**
+ * Turns a Create's `from=` into the copy that fills the clone's image. The volume service calls
+ * it; the snapshot room (which knows how to copy a volume in use) implements it.
+ */
+export interface CloneProvider {
+  /** `name`: the new volume's (a restore of `from=backup` looks for backups of that name). */
+  sourceOf(name: string, from: CloneSource, log: Logger): ImageSource;
+}

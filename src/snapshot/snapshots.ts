@@ -1,0 +1,266 @@
+import { rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import type { CloneProvider, ImageSource } from '../core/clone.js';
+import { VolumeError } from '../core/errors.js';
+import { volumeName } from '../core/name.js';
+import type { CloneSource } from '../core/options.js';
+import { formatSize } from '../core/size.js';
+import { crashPoint } from '../faults.js';
+import type { SnapshotEntry } from '../state/snapshot-store.js';
+import type { Store } from '../state/store.js';
+import { type CopyMethod, copyImage } from '../system/copy-image.js';
+import { freezeFilesystem, thawFilesystem } from '../system/freeze.js';
+import { fileSpace } from '../system/fsstat.js';
+import { isMountPoint } from '../system/mountpoint.js';
+import type { Maintained, VolumeService } from '../volume/service.js';
+
+/** How snapshots of mounted volumes are taken; every field has a default in the daemon's config. */
+export interface SnapshotOptions {
+  /** A block-by-block copy of a mounted volume that would keep it frozen longer is refused (unless forced). */
+  maxFreezeMs: number;
+  /** What a copy is assumed to move per second, for that estimate (limits.md: 600 MiB/s and up here). */
+  copyBytesPerSecond: number;
+}
+
+/** A snapshot's default name: when it was taken, to the second (UTC). */
+const timestampName = () =>
+  new Date()
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, 'Z');
+
+/**
+ * Snapshots of loop volumes, in use or not: a copy of the image, made while the mounted
+ * filesystem is frozen (FIFREEZE, always thawed, also after a crash: see recover), so it is
+ * crash-consistent. A reflink where the data root's filesystem can share blocks (instant), a
+ * sparse copy elsewhere. The work runs under the volume's lock: its own requests wait for the
+ * copy, other volumes' do not.
+ */
+export class Snapshots implements CloneProvider {
+  /** Whether the data root's filesystem makes reflinks; probed once. */
+  private reflinkable: Promise<boolean> | undefined;
+
+  constructor(
+    private readonly store: Store,
+    private readonly service: VolumeService,
+    private readonly options: SnapshotOptions,
+  ) {}
+
+  async create(name: string, snap: string | undefined, force: boolean, log: Logger): Promise<SnapshotEntry> {
+    const snapName = snap ?? timestampName();
+    const valid = volumeName.safeParse(snapName);
+    if (!valid.success)
+      throw new VolumeError(
+        `snapshot name ${JSON.stringify(snapName)}: ${valid.error.issues[0]?.message}`,
+        400,
+      );
+    return this.service.maintain(name, async (volume) => {
+      if (this.store.snapshots.get(name, snapName)) {
+        throw new VolumeError(`volume ${name} already has a snapshot ${snapName}: pick another name`, 409);
+      }
+      const staged = await this.store.snapshots.stage(name);
+      const started = Date.now();
+      try {
+        const { method, frozen } = await this.copyVolume(volume, join(staged, 'disk.img'), force, log);
+        crashPoint('snapshot:copied');
+        const entry = await this.store.snapshots.commit(name, staged, {
+          version: 1,
+          name: snapName,
+          createdAt: new Date().toISOString(),
+          sizeBytes: volume.record.spec.sizeBytes,
+          fs: volume.record.spec.fs,
+          method,
+          frozen,
+        });
+        this.service.remeasure(name);
+        log.info(
+          { snapshot: snapName, method, frozen, ms: Date.now() - started, allocated: entry.allocatedBytes },
+          'snapshot taken',
+        );
+        return entry;
+      } catch (err) {
+        await this.store.snapshots.discard(staged).catch(() => undefined);
+        throw err;
+      }
+    });
+  }
+
+  /**
+   * The copy behind a clone (`-o from=NAME` or `from=NAME@SNAP`): a volume is copied as a snapshot
+   * would be (frozen if mounted, under its lock), a snapshot as it is.
+   */
+  sourceOf(_name: string, from: CloneSource, log: Logger): ImageSource {
+    if ('backup' in from)
+      throw new VolumeError('restores from backups need --backup-repo on the daemon', 400);
+    return (dest) =>
+      this.service.maintain(from.volume, async (volume) => {
+        const { spec } = volume.record;
+        if (from.snapshot === undefined) {
+          await this.copyVolume(volume, dest, false, log);
+          return { fs: spec.fs, sizeBytes: spec.sizeBytes };
+        }
+        const snap = this.store.snapshots.get(from.volume, from.snapshot);
+        if (!snap) {
+          throw new VolumeError(
+            `volume ${from.volume} has no snapshot ${from.snapshot}: see "loopvol snapshot ls ${from.volume}"`,
+            404,
+          );
+        }
+        await copyImage(this.store.snapshots.image(from.volume, from.snapshot), dest);
+        return { fs: snap.fs, sizeBytes: snap.sizeBytes };
+      });
+  }
+
+  /**
+   * Copies volume `name` as a snapshot would be copied, into a directory that start-up deletes if
+   * the plugin dies first; `use` gets the copy (a backup reads it), and it is deleted afterwards.
+   */
+  async withCopy<T>(
+    name: string,
+    log: Logger,
+    use: (image: string, volume: Maintained) => Promise<T>,
+  ): Promise<T> {
+    let volume: Maintained | undefined;
+    const staged = await this.service.maintain(name, async (v) => {
+      volume = v;
+      const dir = await this.store.snapshots.stage(name);
+      try {
+        await this.copyVolume(v, join(dir, 'disk.img'), false, log);
+      } catch (err) {
+        await this.store.snapshots.discard(dir);
+        throw err;
+      }
+      return dir;
+    });
+    try {
+      return await use(join(staged, 'disk.img'), volume as Maintained);
+    } finally {
+      await this.store.snapshots.discard(staged);
+    }
+  }
+
+  /** Copies a loop volume's image to `dest`: frozen while it is mounted. Runs under the volume's lock. */
+  private async copyVolume(
+    { record, paths, backend }: Maintained,
+    dest: string,
+    force: boolean,
+    log: Logger,
+  ): Promise<{ method: CopyMethod; frozen: boolean }> {
+    const name = record.name;
+    if (record.spec.backend !== 'loop') {
+      throw new VolumeError(
+        `volume ${name} is a whole disk: only loop volumes are snapshotted or cloned`,
+        400,
+      );
+    }
+    const mounted = (await backend.inspect(paths, record)).mounted;
+    if (!mounted) return { method: await copyImage(paths.image, dest), frozen: false };
+    if (!force && !(await this.reflinks())) this.checkFreeze(name, paths.image);
+    try {
+      return { method: await this.copyFrozen(name, paths.mountPoint, paths.image, dest, log), frozen: true };
+    } catch (err) {
+      if (err instanceof VolumeError) throw err;
+      throw new VolumeError(`cannot copy volume ${name}: ${(err as Error).message}`);
+    }
+  }
+
+  list(name: string): Promise<SnapshotEntry[]> {
+    return this.service.maintain(name, async () => this.store.snapshots.list(name));
+  }
+
+  async remove(name: string, snap: string, log: Logger): Promise<void> {
+    await this.service.maintain(name, async () => {
+      if (!this.store.snapshots.get(name, snap)) {
+        throw new VolumeError(
+          `volume ${name} has no snapshot ${snap}: see "loopvol snapshot ls ${name}"`,
+          404,
+        );
+      }
+      await this.store.snapshots.remove(name, snap);
+      this.service.remeasure(name);
+      log.info({ snapshot: snap }, 'snapshot removed');
+    });
+  }
+
+  /**
+   * Start-up: thaws what a crash left frozen (the marker is written before the freeze), deletes
+   * snapshots a crash left half-made, and reports unreadable ones. Runs before requests are served.
+   */
+  async recover(log: Logger): Promise<void> {
+    for (const found of this.store.snapshots.takeLeftovers()) {
+      const vlog = log.child({ volume: found.volume });
+      if (found.frozen) {
+        const mountPoint = this.store.layout.volume(found.volume).mountPoint;
+        try {
+          if (isMountPoint(mountPoint)) await thawFilesystem(mountPoint);
+          await this.store.snapshots.clearFrozen(found.volume);
+          vlog.warn('a snapshot was interrupted while the volume was frozen: thawed it');
+        } catch (err) {
+          vlog.error(
+            { err: (err as Error).message },
+            `could not thaw the volume: run "fsfreeze -u ${mountPoint}"`,
+          );
+        }
+      }
+      for (const path of found.partials) {
+        await this.store.snapshots.discard(path);
+        vlog.info({ path }, 'deleted a snapshot an interrupted create or remove left');
+      }
+      for (const path of found.unreadable) {
+        vlog.error(
+          { path },
+          'snapshot record unreadable: not listed; repair snapshot.json or delete the directory',
+        );
+      }
+    }
+  }
+
+  /** Refuses a block-by-block copy of a mounted volume that would keep it frozen too long. */
+  private checkFreeze(name: string, image: string): void {
+    const bytes = fileSpace(image).allocatedBytes;
+    const ms = (bytes / this.options.copyBytesPerSecond) * 1000;
+    if (ms <= this.options.maxFreezeMs) return;
+    throw new VolumeError(
+      `a snapshot of volume ${name} copies ${formatSize(bytes)} while it is frozen, about ${(ms / 1000).toFixed(1)} s, over --max-freeze ${(this.options.maxFreezeMs / 1000).toFixed(1)} s: ` +
+        'stop what uses it, put the data root on xfs (reflink snapshots are instant), or force it (--force)',
+      409,
+    );
+  }
+
+  private async copyFrozen(
+    name: string,
+    mountPoint: string,
+    image: string,
+    copy: string,
+    log: Logger,
+  ): Promise<CopyMethod> {
+    await this.store.snapshots.markFrozen(name);
+    crashPoint('snapshot:marked');
+    const frozenAt = Date.now();
+    await freezeFilesystem(mountPoint);
+    try {
+      crashPoint('snapshot:frozen');
+      return await copyImage(image, copy);
+    } finally {
+      await thawFilesystem(mountPoint);
+      log.debug({ frozenMs: Date.now() - frozenAt }, 'volume thawed');
+      await this.store.snapshots.clearFrozen(name);
+    }
+  }
+
+  /** Probes the data root once: can a file there be reflinked? */
+  private reflinks(): Promise<boolean> {
+    this.reflinkable ??= (async () => {
+      const probe = join(this.store.layout.root, '.reflink-probe');
+      await writeFile(probe, 'x');
+      try {
+        return (await copyImage(probe, `${probe}-copy`)) === 'reflink';
+      } finally {
+        await rm(probe, { force: true });
+        await rm(`${probe}-copy`, { force: true });
+      }
+    })();
+    return this.reflinkable;
+  }
+}

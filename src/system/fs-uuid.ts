@@ -1,0 +1,25 @@
+import { run } from './exec.js';
+import type { FsType } from './mount.js';
+
+/** A filesystem's UUID, probed directly (not from blkid's cache). */
+export const filesystemUuid = (target: string) =>
+  run('blkid', ['-p', '-o', 'value', '-s', 'UUID', '--', target]);
+
+/**
+ * Gives an unmounted filesystem (in an image or on a device) a new random UUID, so that a copy
+ * can be mounted beside its original (xfs refuses two filesystems with one UUID). tune2fs wants a
+ * freshly checked ext4 first; e2fsck -p fixes only what is safe (exit 1 says it did). xfs_admin
+ * wants a clean log (see the caller) and exits 0 even when it refuses, so the result is checked.
+ */
+export async function newFilesystemUuid(target: string, fs: FsType): Promise<void> {
+  const before = await filesystemUuid(target);
+  if (fs === 'xfs') {
+    await run('xfs_admin', ['-f', '-U', 'generate', target], { timeoutMs: 600_000 });
+  } else {
+    await run('e2fsck', ['-f', '-p', '--', target], { timeoutMs: 3_600_000, alsoSuccess: [1] });
+    await run('tune2fs', ['-U', 'random', target], { timeoutMs: 600_000 });
+  }
+  if ((await filesystemUuid(target)) === before) {
+    throw new Error(`could not give the copied ${fs} filesystem a new UUID (still ${before})`);
+  }
+}
