@@ -21,6 +21,8 @@ export interface Config {
   metricsListen: ListenAddress | undefined;
   /** Longest a snapshot may keep a mounted volume frozen for a block-by-block copy, in ms. */
   maxFreezeMs: number;
+  /** The restic repository volumes are backed up to, and its password file; absent: no backups. */
+  backup: { repository: string; passwordFile: string; keep: number } | undefined;
 }
 
 export const DEFAULTS = {
@@ -35,6 +37,9 @@ export const DEFAULTS = {
   overcommit: '1.0',
   metricsListen: '',
   maxFreeze: '2',
+  backupRepo: '',
+  backupPasswordFile: '',
+  backupKeep: '0',
 } as const;
 
 /** Environment variables read when a flag is absent. */
@@ -50,6 +55,9 @@ export const ENV = {
   overcommit: 'LOOPVOL_OVERCOMMIT',
   metricsListen: 'LOOPVOL_METRICS_LISTEN',
   maxFreeze: 'LOOPVOL_MAX_FREEZE',
+  backupRepo: 'LOOPVOL_BACKUP_REPO',
+  backupPasswordFile: 'LOOPVOL_BACKUP_PASSWORD_FILE',
+  backupKeep: 'LOOPVOL_BACKUP_KEEP',
 } as const;
 
 const absolute = (what: string) =>
@@ -118,6 +126,12 @@ const schema = z
       .string()
       .regex(/^\d{1,4}(\.\d{1,3})?$/, '--max-freeze takes seconds, such as 2 or 0.5')
       .transform((s) => Math.round(Number(s) * 1000)),
+    backupRepo: z.string().max(1024, '--backup-repo is too long'),
+    backupPasswordFile: z.union([z.literal(''), absolute('--backup-password-file')]),
+    backupKeep: z
+      .string()
+      .regex(/^\d{1,4}$/, '--backup-keep takes a whole number (0 keeps every backup)')
+      .transform(Number),
     metricsListen: z.string().transform((s, ctx) => {
       if (s === '') return undefined;
       // HOST:PORT, the host a name, an IPv4 address or a bracketed IPv6 address.
@@ -129,6 +143,9 @@ const schema = z
       }
       return { host: m[1].replace(/^\[|\]$/g, ''), port };
     }),
+  })
+  .refine((c) => (c.backupRepo === '') === (c.backupPasswordFile === ''), {
+    message: '--backup-repo and --backup-password-file go together',
   })
   .refine(
     (c) => c.mountRoot === '' || !(within(c.mountRoot, c.dataRoot) || within(c.dataRoot, c.mountRoot)),
@@ -154,6 +171,9 @@ export function resolveConfig(flags: Partial<Record<Key, string>>, env: NodeJS.P
     overcommit: pick('overcommit'),
     metricsListen: pick('metricsListen'),
     maxFreeze: pick('maxFreeze'),
+    backupRepo: pick('backupRepo'),
+    backupPasswordFile: pick('backupPasswordFile'),
+    backupKeep: pick('backupKeep'),
   });
   if (!result.success) throw new Error(result.error.issues.map((i) => i.message).join('; '));
   const c = result.data;
@@ -169,5 +189,8 @@ export function resolveConfig(flags: Partial<Record<Key, string>>, env: NodeJS.P
     overcommit: c.overcommit,
     metricsListen: c.metricsListen,
     maxFreezeMs: c.maxFreeze,
+    backup: c.backupRepo
+      ? { repository: c.backupRepo, passwordFile: c.backupPasswordFile, keep: c.backupKeep }
+      : undefined,
   };
 }

@@ -6,19 +6,13 @@ import { SparePool } from './backend/spares.js';
 import type { Config } from './config.js';
 import { MIN_SIZE_BYTES } from './core/options.js';
 import { formatSize } from './core/size.js';
-import { fsckVolume } from './maintenance/fsck.js';
-import { Collector } from './maintenance/gc.js';
-import type { Maintenance } from './protocol/driver.js';
+import { wireExtensions } from './extensions.js';
 import { createApp } from './protocol/routes.js';
 import { closeUnix, listenUnix } from './server/unix-socket.js';
-import { Snapshots } from './snapshot/snapshots.js';
 import { Layout } from './state/layout.js';
 import { Store } from './state/store.js';
 import { selectKernelOps } from './system/kernel-ops.js';
 import { VolumeService } from './volume/service.js';
-
-/** A block-by-block image copy's assumed speed, for the --max-freeze estimate (limits.md measures more). */
-const COPY_BYTES_PER_SECOND = 400 * 1024 * 1024;
 
 /**
  * Runs the plugin until SIGTERM/SIGINT: check the data root (fast), listen (dockerd dials a
@@ -54,22 +48,11 @@ export async function serve(config: Config): Promise<void> {
   } catch (err) {
     throw new Error(`cannot use data root ${config.dataRoot}: ${(err as Error).message}`);
   }
-  const collector = new Collector(store, service, kernel);
-  const snapshots = new Snapshots(store, service, {
-    maxFreezeMs: config.maxFreezeMs,
-    copyBytesPerSecond: COPY_BYTES_PER_SECOND,
-  });
-  service.clones = snapshots;
-  const maintenance: Maintenance = {
-    fsck: (name, repair, reqLog) => fsckVolume(service, name, repair, reqLog),
-    gc: (dryRun, reqLog) => collector.collect(dryRun, reqLog),
-    snapshot: (name, snap, force, reqLog) => snapshots.create(name, snap, force, reqLog),
-    snapshots: (name) => snapshots.list(name),
-    removeSnapshot: (name, snap, reqLog) => snapshots.remove(name, snap, reqLog),
-  };
+  const { maintenance, collector, snapshots, backups } = wireExtensions(store, service, kernel, config);
+  service.onStart(() => snapshots.recover(log));
   // prom-client is loaded only when metrics are asked for: start-up stays short without them.
   const metrics = config.metricsListen
-    ? (await import('./metrics/registry.js')).createMetrics(service)
+    ? (await import('./metrics/registry.js')).createMetrics(service, backups)
     : undefined;
   const server = createServer(createApp(service, log, { maintenance, observe: metrics?.observe }));
   server.keepAliveTimeout = 60_000;
@@ -133,7 +116,10 @@ export async function serve(config: Config): Promise<void> {
     await closeUnix(server, config.socket, 0);
     process.exit(1);
   }
-  await snapshots.recover(log);
+  if (backups) {
+    backups.schedule(log);
+    void backups.checkAtStart(log);
+  }
   // Start-up reconciled the volumes; gc then cleans what interrupted work left outside them.
   await collector
     .collect(false, log.child({ gc: 'start-up' }))

@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util';
 import { DEFAULTS, ENV } from '../config.js';
 import { diagnose } from '../doctor/checks.js';
 import { dockerHost } from '../dvdcli/managed.js';
-import { UsageError } from './volumes.js';
+import { printJson, UsageError } from './args.js';
 
 export const DOCTOR_USAGE = `usage: loopvol doctor [--data-root DIR] [--socket PATH] [--driver NAME] [--json]
 
@@ -13,7 +13,9 @@ export const DOCTOR_USAGE = `usage: loopvol doctor [--data-root DIR] [--socket P
   default /var/run/docker.sock; skipped when it is not running) sees the plugin.
   One line per finding, with the fix. Exit 0: nothing broken (warnings allowed); 1: something is.
   --data-root and --socket default as for serve (env LOOPVOL_DATA_ROOT, LOOPVOL_SOCKET); --driver is
-  the name dockerd knows the plugin by (default: the socket's file name without .sock).`;
+  the name dockerd knows the plugin by (default: the socket's file name without .sock).
+  With LOOPVOL_BACKUP_REPO and LOOPVOL_BACKUP_PASSWORD_FILE set (as for the daemon), it also opens the
+  backup repository.`;
 
 export async function doctorCommand(argv: string[]): Promise<void> {
   let values: { 'data-root'?: string; socket?: string; driver?: string; json?: boolean };
@@ -32,13 +34,16 @@ export async function doctorCommand(argv: string[]): Promise<void> {
     throw new UsageError(`${(err as Error).message}\n\n${DOCTOR_USAGE}`);
   }
   const socket = values.socket ?? process.env[ENV.socket] ?? DEFAULTS.socket;
+  const repository = process.env[ENV.backupRepo];
+  const passwordFile = process.env[ENV.backupPasswordFile];
   const findings = await diagnose({
     dataRoot: values['data-root'] ?? process.env[ENV.dataRoot] ?? DEFAULTS.dataRoot,
     socket,
     driver: values.driver ?? basename(socket).replace(/\.sock$/, ''),
     docker: dockerHost(),
+    ...(repository && passwordFile ? { backup: { repository, passwordFile } } : {}),
   });
-  if (values.json) process.stdout.write(`${JSON.stringify(findings, null, 2)}\n`);
+  if (values.json) printJson(findings);
   else {
     const width = Math.max(...findings.map((f) => f.subject.length));
     for (const f of findings) {

@@ -60,6 +60,21 @@ const commands: Record<string, { summary: string; load: () => Promise<Command> }
       return { run: m.snapshotCommand, usage: m.SNAPSHOT_USAGE };
     },
   },
+  backup: {
+    summary: 'back a volume up to the restic repository (asks the running daemon)',
+    load: async () => {
+      const m = await import('./backup.js');
+      return { run: m.backupCommand, usage: m.BACKUP_USAGE };
+    },
+  },
+  backups: {
+    summary: "list the repository's backups (asks the running daemon)",
+    load: async () => ({ run: (await import('./backup.js')).backupsCommand, usage: '' }),
+  },
+  restore: {
+    summary: 'create a volume from a backup (asks the running daemon)',
+    load: async () => ({ run: (await import('./backup.js')).restoreCommand, usage: '' }),
+  },
   doctor: {
     summary: 'check this host for what loopvol needs, one line per finding with the fix',
     load: async () => {
@@ -114,6 +129,6 @@ async function main(argv: string[]): Promise<void> {
 main(process.argv.slice(2)).catch(async (err: Error) => {
   process.stderr.write(`loopvol: ${err.message}\n`);
   // Scripts tell a wrong command line (2) from a refusal or failure (1).
-  const { UsageError } = await import('./volumes.js');
+  const { UsageError } = await import('./args.js');
   process.exitCode = err instanceof UsageError ? 2 : 1;
 });

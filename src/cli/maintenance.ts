@@ -1,8 +1,7 @@
-import { parseArgs } from 'node:util';
 import type { FsckAnswer } from '../protocol/driver.js';
+import { parseCommandLine, printJson, UsageError } from './args.js';
 import { askDaemon, SOCKET_HELP } from './daemon-client.js';
 import { withProgress } from './progress.js';
-import { UsageError } from './volumes.js';
 
 export const MAINTENANCE_USAGE = `usage: loopvol fsck NAME [--repair] [--json] [--socket PATH]
        loopvol gc [--dry-run] [--json] [--socket PATH]
@@ -26,13 +25,7 @@ const OPTIONS = {
   'dry-run': { type: 'boolean' },
 } as const;
 
-function parse(argv: string[]) {
-  try {
-    return parseArgs({ args: argv, allowPositionals: true, strict: true, options: OPTIONS });
-  } catch (err) {
-    throw new UsageError(`${(err as Error).message}\n\n${MAINTENANCE_USAGE}`);
-  }
-}
+const parse = (argv: string[]) => parseCommandLine(argv, OPTIONS, MAINTENANCE_USAGE);
 
 export async function fsckCommand(argv: string[]): Promise<void> {
   const { values, positionals } = parse(argv);
@@ -49,7 +42,7 @@ export async function fsckCommand(argv: string[]): Promise<void> {
     ),
   );
   const report = answer.Fsck as FsckAnswer;
-  if (values.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+  if (values.json) printJson(report);
   else {
     process.stdout.write(`$ ${report.command}\n${report.output.join('\n')}\n`);
     const verdict = !report.clean
@@ -77,7 +70,7 @@ export async function gcCommand(argv: string[]): Promise<void> {
     askDaemon(values.socket, 'Loopvol.Gc', { DryRun: dryRun }, CHECK_TIMEOUT_MS),
   );
   const findings = answer.Findings as Finding[];
-  if (values.json) process.stdout.write(`${JSON.stringify(findings, null, 2)}\n`);
+  if (values.json) printJson(findings);
   else if (findings.length === 0) process.stdout.write('nothing to clean\n');
   else for (const f of findings) process.stdout.write(`${f.action}: ${f.kind} ${f.target}: ${f.reason}\n`);
   if (findings.some((f) => f.action === 'failed')) process.exitCode = 1;

@@ -18,7 +18,12 @@ export const SERVE_USAGE = `usage: loopvol serve [--socket PATH] [--data-root DI
   --metrics-listen HOST:PORT  serve Prometheus metrics at http://HOST:PORT/metrics (env LOOPVOL_METRICS_LISTEN,
                        default off)
   --max-freeze SECONDS a snapshot of a mounted volume on a data root without reflinks may keep it frozen
-                       this long for its copy, else it is refused unless forced (env LOOPVOL_MAX_FREEZE, default 2)`;
+                       this long for its copy, else it is refused unless forced (env LOOPVOL_MAX_FREEZE, default 2)
+  --backup-repo REPO   a restic repository (a path, sftp:, s3:, rest:, ...) for loopvol backup and restores
+                       (env LOOPVOL_BACKUP_REPO; restic's own environment passes through for credentials);
+                       the operator creates it with restic init
+  --backup-password-file FILE  its password (env LOOPVOL_BACKUP_PASSWORD_FILE)
+  --backup-keep N      backups kept per volume, older ones pruned (env LOOPVOL_BACKUP_KEEP, default 0: all)`;
 
 export async function serveCommand(argv: string[]): Promise<void> {
   const { values } = parseArgs({
@@ -35,6 +40,9 @@ export async function serveCommand(argv: string[]): Promise<void> {
       overcommit: { type: 'string' },
       'metrics-listen': { type: 'string' },
       'max-freeze': { type: 'string' },
+      'backup-repo': { type: 'string' },
+      'backup-password-file': { type: 'string' },
+      'backup-keep': { type: 'string' },
     },
     strict: true,
     allowPositionals: false,
@@ -52,6 +60,9 @@ export async function serveCommand(argv: string[]): Promise<void> {
       overcommit: values.overcommit,
       metricsListen: values['metrics-listen'],
       maxFreeze: values['max-freeze'],
+      backupRepo: values['backup-repo'],
+      backupPasswordFile: values['backup-password-file'],
+      backupKeep: values['backup-keep'],
     },
     process.env,
   );

@@ -1,9 +1,8 @@
-import { parseArgs } from 'node:util';
 import { formatSize } from '../core/size.js';
+import { parseCommandLine, printJson, UsageError } from './args.js';
 import { askDaemon, SOCKET_HELP } from './daemon-client.js';
 import { withProgress } from './progress.js';
 import { plainTable } from './table.js';
-import { UsageError } from './volumes.js';
 
 export const SNAPSHOT_USAGE = `usage: loopvol snapshot create NAME [SNAP] [--force] [--json] [--socket PATH]
        loopvol snapshot ls NAME [--json] [--socket PATH]
@@ -33,20 +32,9 @@ interface Snapshot {
 }
 
 export async function snapshotCommand(argv: string[]): Promise<void> {
-  let parsed: ReturnType<
-    typeof parseArgs<{ args: string[]; allowPositionals: true; strict: true; options: typeof OPTIONS }>
-  >;
-  try {
-    parsed = parseArgs({ args: argv, allowPositionals: true, strict: true, options: OPTIONS });
-  } catch (err) {
-    throw new UsageError(`${(err as Error).message}\n\n${SNAPSHOT_USAGE}`);
-  }
-  const { values, positionals } = parsed;
+  const { values, positionals } = parseCommandLine(argv, OPTIONS, SNAPSHOT_USAGE);
   const [action, name, snap, ...extra] = positionals;
   if (!name || extra.length > 0) throw new UsageError(SNAPSHOT_USAGE);
-  const print = (value: unknown) => {
-    process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
-  };
   if (action === 'create') {
     const answer = await withProgress(`snapshotting ${name}`, () =>
       askDaemon(
@@ -57,13 +45,13 @@ export async function snapshotCommand(argv: string[]): Promise<void> {
       ),
     );
     const made = answer.Snapshot as Snapshot;
-    if (values.json) print(made);
+    if (values.json) printJson(made);
     else
       process.stdout.write(`${name}@${made.name} (${made.method}${made.frozen ? ', taken frozen' : ''})\n`);
   } else if (action === 'ls' && snap === undefined) {
     const snapshots = (await askDaemon(values.socket, 'Loopvol.SnapshotList', { Name: name }))
       .Snapshots as Snapshot[];
-    if (values.json) return print(snapshots);
+    if (values.json) return printJson(snapshots);
     const table = plainTable(['SNAPSHOT', 'CREATED', 'METHOD', 'SIZE', 'ALLOCATED']);
     for (const s of snapshots)
       table.push([s.name, s.createdAt, s.method, formatSize(s.sizeBytes), formatSize(s.allocatedBytes)]);

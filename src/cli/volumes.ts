@@ -1,6 +1,6 @@
-import { parseArgs } from 'node:util';
 import pMap from 'p-map';
 import { formatSize } from '../core/size.js';
+import { parseCommandLine, printJson, UsageError } from './args.js';
 import { askDaemon, SOCKET_HELP } from './daemon-client.js';
 import { withProgress } from './progress.js';
 import { plainTable } from './table.js';
@@ -19,9 +19,6 @@ export const VOLUMES_USAGE = `usage: loopvol ls [--json] [--socket PATH]
   Exit codes: 0 done; 1 the daemon refused or could not be reached (its message on stderr);
   2 the command line is wrong.`;
 
-/** A command line that cannot be run; main exits 2 for it. */
-export class UsageError extends Error {}
-
 interface Volume {
   Name: string;
   Mountpoint: string;
@@ -38,13 +35,7 @@ const OPTIONS = {
   opt: { type: 'string', short: 'o', multiple: true },
 } as const;
 
-function parse(argv: string[]) {
-  try {
-    return parseArgs({ args: argv, allowPositionals: true, strict: true, options: OPTIONS });
-  } catch (err) {
-    throw new UsageError(`${(err as Error).message}\n\n${VOLUMES_USAGE}`);
-  }
-}
+const parse = (argv: string[]) => parseCommandLine(argv, OPTIONS, VOLUMES_USAGE);
 
 function oneName(positionals: string[]): string {
   const [name] = positionals;
@@ -64,7 +55,7 @@ export async function lsCommand(argv: string[]): Promise<void> {
   const listed = ((await askDaemon(socket, 'VolumeDriver.List', {})).Volumes ?? []) as { Name: string }[];
   const volumes = await pMap(listed, (v) => getVolume(socket, v.Name), { concurrency: GET_CONCURRENCY });
   if (values.json) {
-    process.stdout.write(`${JSON.stringify(volumes, null, 2)}\n`);
+    printJson(volumes);
     return;
   }
   const table = plainTable(['NAME', 'SIZE', 'USED', 'ALLOCATED', 'FS', 'MOUNTED', 'HOLDERS', 'MOUNTPOINT']);
@@ -94,7 +85,7 @@ export async function inspectCommand(argv: string[]): Promise<void> {
   const { values, positionals } = parse(argv);
   const volume = await getVolume(values.socket, oneName(positionals));
   if (values.json) {
-    process.stdout.write(`${JSON.stringify(volume, null, 2)}\n`);
+    printJson(volume);
     return;
   }
   const { Status, ...top } = volume;
@@ -107,17 +98,23 @@ export async function inspectCommand(argv: string[]): Promise<void> {
 export async function createCommand(argv: string[]): Promise<void> {
   const { values, positionals } = parse(argv);
   const name = oneName(positionals);
-  const opts: Record<string, string> = {};
-  for (const pair of values.opt ?? []) {
-    const eq = pair.indexOf('=');
-    if (eq <= 0) throw new UsageError(`-o "${pair}" is not key=value\n\n${VOLUMES_USAGE}`);
-    opts[pair.slice(0, eq)] = pair.slice(eq + 1);
-  }
+  const opts = parseOpts(values.opt ?? []);
   // A large preallocated image or a pool disk can take minutes to make.
   await withProgress(`creating ${name}`, () =>
     askDaemon(values.socket, 'VolumeDriver.Create', { Name: name, Opts: opts }, 900_000),
   );
   process.stdout.write(`${name}\n`);
+}
+
+/** `-o key=value` pairs as Create's Opts. */
+export function parseOpts(pairs: readonly string[]): Record<string, string> {
+  const opts: Record<string, string> = {};
+  for (const pair of pairs) {
+    const eq = pair.indexOf('=');
+    if (eq <= 0) throw new UsageError(`-o "${pair}" is not key=value\n\n${VOLUMES_USAGE}`);
+    opts[pair.slice(0, eq)] = pair.slice(eq + 1);
+  }
+  return opts;
 }
 
 export async function rmCommand(argv: string[]): Promise<void> {

@@ -18,6 +18,8 @@ export interface VolumeSpec {
   mountOptions: MountOption[];
   /** A clone: the volume (or the volume's snapshot) whose data it starts with. */
   from?: CloneSource;
+  /** Back the volume up this often (`-o backup=6h`), in seconds. */
+  backupEverySeconds?: number;
 }
 
 /**
@@ -48,7 +50,13 @@ export const ACCEPTED_OPTIONS = [
   'backend',
   'mountopts',
   'from',
+  'backup',
 ] as const;
+
+const UNIT_SECONDS = { s: 1, m: 60, h: 3600, d: 86400 } as const;
+
+/** Shortest interval between scheduled backups. */
+export const MIN_BACKUP_INTERVAL_SECONDS = 10;
 
 /**
  * Mount options a Create may ask for (`-o mountopts=noatime,lazytime`). Anything else could weaken
@@ -120,6 +128,15 @@ const optionsSchema = z.strictObject(
         'from takes a volume name, VOLUME@SNAPSHOT, backup (the latest) or backup:ID',
       )
       .optional(),
+    backup: z
+      .string()
+      .regex(/^\d{1,6}[smhd]$/, 'backup takes an interval such as 30m, 6h or 1d')
+      .transform((s) => Number(s.slice(0, -1)) * UNIT_SECONDS[s.at(-1) as keyof typeof UNIT_SECONDS])
+      .refine(
+        (n) => n >= MIN_BACKUP_INTERVAL_SECONDS,
+        `backup runs at most every ${MIN_BACKUP_INTERVAL_SECONDS}s`,
+      )
+      .optional(),
   },
   { error: (issue) => unknownOptionMessage(issue) },
 );
@@ -186,5 +203,6 @@ export function parseVolumeSpec(opts: unknown, defaults: SpecDefaults): VolumeSp
     mode: o.mode ?? 0o755,
     mountOptions,
     ...(from ? { from } : {}),
+    ...(o.backup ? { backupEverySeconds: o.backup } : {}),
   };
 }

@@ -4,6 +4,7 @@ import { dirname } from 'node:path';
 import { callPlugin, getJson, type PluginAddress } from '../protocol/client.js';
 import { runTool } from '../system/exec.js';
 import { filesystemUsage } from '../system/fsstat.js';
+import { checkRepository, type ResticRepo } from '../system/restic.js';
 
 /** One finding: `fail` makes doctor exit non-zero; `fix` says what to do about it. */
 export interface Finding {
@@ -21,6 +22,8 @@ export interface DoctorTarget {
   driver: string;
   /** dockerd's API; absent: dockerd is not checked. */
   docker: PluginAddress | undefined;
+  /** The daemon's restic repository, if it has one. */
+  backup?: ResticRepo;
 }
 
 const ok = (subject: string, detail: string): Finding => ({ status: 'ok', subject, detail });
@@ -46,6 +49,7 @@ const TOOLS: { name: string; needed: 'fail' | 'warn'; for: string; pkg: string }
   { name: 'mkfs.xfs', needed: 'warn', for: 'xfs volumes (-o fs=xfs)', pkg: 'xfsprogs' },
   { name: 'xfs_growfs', needed: 'warn', for: 'loopvol resize of xfs volumes', pkg: 'xfsprogs' },
   { name: 'xfs_repair', needed: 'warn', for: 'loopvol fsck of xfs volumes', pkg: 'xfsprogs' },
+  { name: 'restic', needed: 'warn', for: 'backups and restores', pkg: 'restic' },
 ];
 
 const PATH_DIRS = ['/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin'];
@@ -252,6 +256,20 @@ async function checkDocker(docker: PluginAddress, socket: string, driver: string
   );
 }
 
+async function checkBackupRepo(repo: ResticRepo): Promise<Finding> {
+  try {
+    await checkRepository(repo);
+    return ok('backup repository', `${repo.repository} opens with the password file`);
+  } catch (err) {
+    return bad(
+      'fail',
+      'backup repository',
+      (err as Error).message,
+      'create it with restic init, or fix --backup-repo / --backup-password-file',
+    );
+  }
+}
+
 /** Every check, in the order an operator would fix them. */
 export async function diagnose(target: DoctorTarget): Promise<Finding[]> {
   const daemon = await checkSocket(target.socket);
@@ -266,5 +284,6 @@ export async function diagnose(target: DoctorTarget): Promise<Finding[]> {
     ...(target.docker && daemon.status === 'ok'
       ? [await checkDocker(target.docker, target.socket, target.driver)]
       : []),
+    ...(target.backup ? [await checkBackupRepo(target.backup)] : []),
   ];
 }

@@ -1,4 +1,5 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type { BackupStatus, Backups } from '../backup/backups.js';
 import type { RequestObserver } from '../protocol/driver.js';
 import { filesystemUsage } from '../system/fsstat.js';
 import type { VolumeService } from '../volume/service.js';
@@ -11,7 +12,10 @@ const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0
  * volume and space gauges are computed at scrape time from the service (one stat per image, one
  * read of mountinfo), so nothing runs between scrapes.
  */
-export function createMetrics(service: VolumeService): { registry: Registry; observe: RequestObserver } {
+export function createMetrics(
+  service: VolumeService,
+  backups?: Backups,
+): { registry: Registry; observe: RequestObserver } {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'loopvol_' });
 
@@ -59,6 +63,33 @@ export function createMetrics(service: VolumeService): { registry: Registry; obs
   );
   gauge('loopvol_data_root_free_bytes', "Free bytes on the data root's filesystem", (f) => f.host.freeBytes);
   gauge('loopvol_data_root_size_bytes', "Size of the data root's filesystem", (f) => f.host.totalBytes);
+
+  if (backups) {
+    const backupGauge = (name: string, help: string, time: (s: BackupStatus) => string | undefined) =>
+      new Gauge({
+        name,
+        help,
+        labelNames: ['volume'],
+        registers: [registry],
+        collect() {
+          this.reset();
+          for (const volume of service.names()) {
+            const at = time(backups.status(volume));
+            if (at) this.set({ volume }, Date.parse(at) / 1000);
+          }
+        },
+      });
+    backupGauge(
+      'loopvol_backup_last_success_timestamp_seconds',
+      'When the last backup of a volume succeeded',
+      (s) => s.lastSuccess?.time,
+    );
+    backupGauge(
+      'loopvol_backup_last_failure_timestamp_seconds',
+      'When the last backup of a volume failed',
+      (s) => s.lastFailure?.time,
+    );
+  }
 
   return {
     registry,

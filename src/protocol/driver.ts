@@ -36,6 +36,10 @@ export interface Maintenance {
   snapshot(name: string, snapshot: string | undefined, force: boolean, log: Logger): Promise<object>;
   snapshots(name: string): Promise<object[]>;
   removeSnapshot(name: string, snapshot: string, log: Logger): Promise<void>;
+  /** Backs a volume up to the restic repository. */
+  backup(name: string, log: Logger): Promise<object>;
+  /** The repository's backups, of one volume or all. */
+  backups(name: string | undefined): Promise<object[]>;
 }
 
 /** Told of every answered request: the method, how long it took and whether it failed. */

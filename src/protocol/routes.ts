@@ -5,6 +5,7 @@ import type { z } from 'zod';
 import { VolumeError } from '../core/errors.js';
 import type { Driver, Maintenance, RequestObserver } from './driver.js';
 import {
+  backupsRequest,
   createRequest,
   describeIssue,
   fsckRequest,
@@ -62,6 +63,12 @@ function handlers(driver: Driver, maintenance: Maintenance | undefined): Record<
         },
         'Loopvol.SnapshotList': async (body) => ({
           Snapshots: await maintenance.snapshots(parse(snapshotRequest, body).Name),
+        }),
+        'Loopvol.Backup': async (body, log) => ({
+          Backup: await maintenance.backup(parse(nameRequest, body).Name, log),
+        }),
+        'Loopvol.Backups': async (body) => ({
+          Backups: await maintenance.backups(parse(backupsRequest, body).Name),
         }),
         'Loopvol.SnapshotRemove': async (body, log) => {
           const { Name, Snapshot } = parse(snapshotRequest, body);

@@ -42,6 +42,9 @@ export const snapshotRequest = z.object({
   Force: z.boolean().optional().default(false),
 });
 
+/** Loopvol.Backups: a volume's backups, or every volume's. */
+export const backupsRequest = z.object({ Name: volumeName.optional() });
+
 /** Parses a raw body (dockerd sends no Content-Type; Activate has an empty body). */
 export function parseBody(raw: Buffer | undefined): unknown {
   const text = raw?.toString('utf8').trim() ?? '';

@@ -40,6 +40,7 @@ const recordSchema = z.object({
         z.object({ backup: z.string() }),
       ])
       .optional(),
+    backupEverySeconds: z.number().int().positive().optional(),
   }),
   disk: z.string().optional(),
   initialized: z.boolean(),

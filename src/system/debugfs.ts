@@ -7,3 +7,9 @@ import { run } from './exec.js';
 export async function removeLostFound(image: string): Promise<void> {
   await run('debugfs', ['-w', '-R', 'rmdir lost+found', '--', image], { timeoutMs: 60_000 });
 }
+
+/** Whether an unmounted ext4 image has /lost+found (debugfs prints nothing for a name it lacks). */
+export async function hasLostFound(image: string): Promise<boolean> {
+  const listing = await run('debugfs', ['-R', 'ls -l /', '--', image], { timeoutMs: 60_000 });
+  return /\slost\+found\s*$/m.test(listing);
+}

@@ -1,3 +1,4 @@
+import { hasLostFound, removeLostFound } from './debugfs.js';
 import { run } from './exec.js';
 import type { FsType } from './mount.js';
 
@@ -16,7 +17,10 @@ export async function newFilesystemUuid(target: string, fs: FsType): Promise<voi
   if (fs === 'xfs') {
     await run('xfs_admin', ['-f', '-U', 'generate', target], { timeoutMs: 600_000 });
   } else {
+    // e2fsck makes a lost+found the root lacks; the copy's root must stay as the original's.
+    const hadLostFound = await hasLostFound(target);
     await run('e2fsck', ['-f', '-p', '--', target], { timeoutMs: 3_600_000, alsoSuccess: [1] });
+    if (!hadLostFound) await removeLostFound(target);
     await run('tune2fs', ['-U', 'random', target], { timeoutMs: 600_000 });
   }
   if ((await filesystemUuid(target)) === before) {

@@ -62,6 +62,19 @@ export class VolumeService {
 
   /** Fills clones (`-o from=`); set by the daemon once the snapshot room exists. */
   clones: CloneProvider | undefined;
+  /** Work of the rooms beside the service that must finish before any request is served. */
+  private readonly startHooks: (() => Promise<void>)[] = [];
+
+  /**
+   * Runs `hook` at the end of start-up, after reconcile and before requests are served (the
+   * snapshot room thaws what a crash left frozen). Register before start().
+   */
+  onStart(hook: () => Promise<void>): void {
+    this.startHooks.push(hook);
+  }
+
+  /** More Status fields from the rooms beside the service (backups); set by the daemon. */
+  statusExtras: ((name: string) => Record<string, unknown>) | undefined;
 
   /**
    * Makes sure the data root is usable (created, plain directories, private), tightening loose
@@ -352,6 +365,7 @@ export class VolumeService {
           mode: `0${record.spec.mode.toString(8)}`,
           mountOptions: record.spec.mountOptions.join(','),
           snapshots: this.store.snapshots.list(name).map((s) => s.name),
+          ...this.statusExtras?.(name),
         },
       };
     });
@@ -390,6 +404,11 @@ export class VolumeService {
   /** The names of the volumes served. */
   names(): string[] {
     return [...this.records.keys()];
+  }
+
+  /** What a volume was created with, if it is served. */
+  specOf(name: string): VolumeSpec | undefined {
+    return this.records.get(name)?.spec;
   }
 
   /** Whether a volume of this name is served. */
@@ -521,6 +540,7 @@ export class VolumeService {
       { concurrency: RECONCILE_CONCURRENCY },
     );
     this.log.info({ volumes: records.length }, 'state reconciled with the kernel');
+    for (const hook of this.startHooks) await hook();
   }
 
   private async reconcileOne(

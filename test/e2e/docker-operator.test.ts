@@ -26,13 +26,25 @@ function sample(text: string, series: string): number | undefined {
  * The day-2 commands against a running daemon that a real dockerd uses: ls while a container
  * holds a volume, doctor, metrics, a dirty filesystem repaired (or refused) at mount, gc.
  */
-describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'e2fsck', 'debugfs', 'mount', 'dockerd']))(
+describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'e2fsck', 'debugfs', 'mount', 'dockerd', 'restic']))(
   'operator commands with Docker',
   () => {
     let port = 0;
-    const suite = dockerSuite('e2e-operator', ['--spares', '0'], async () => {
+    const suite = dockerSuite('e2e-operator', ['--spares', '0'], async (tmp) => {
       port = await freePort();
-      return ['--metrics-listen', `127.0.0.1:${port}`];
+      // A restic repository the operator made, for backups and restores.
+      const repo = join(tmp, 'backups');
+      const password = join(tmp, 'backup-password');
+      await writeFile(password, 'operator secret\n', { mode: 0o600 });
+      await execa('restic', ['init', '--repo', repo, '--password-file', password]);
+      return [
+        '--metrics-listen',
+        `127.0.0.1:${port}`,
+        '--backup-repo',
+        repo,
+        '--backup-password-file',
+        password,
+      ];
     });
     const loopvol = (...args: string[]) =>
       execa(process.execPath, [BIN, ...args, '--socket', suite.plugin.socket], {
@@ -220,6 +232,31 @@ describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'e2fsck', 'debugfs', 'm
       expect((await loopvol('snapshot', 'rm', 'src', 'first')).exitCode).toBe(0);
       await docker.getVolume('src').remove();
       await docker.getVolume('fromsnap').remove();
+    });
+
+    it('backs up a volume a container wrote, and restores it through Docker', async () => {
+      const { docker, driver } = suite.env;
+      await docker.createVolume({ Name: 'saved', Driver: driver, DriverOpts: { size: '64M' } });
+      const written = await runContainer(
+        docker,
+        'dd if=/dev/urandom of=/data/blob bs=1M count=8 2>/dev/null; sha256sum /data/blob | cut -d" " -f1',
+        { Binds: ['saved:/data'] },
+      );
+      expect(written.exitCode).toBe(0);
+      const backup = await loopvol('backup', 'saved', '--json');
+      expect(backup.exitCode, backup.stderr).toBe(0);
+      const { id } = JSON.parse(backup.stdout) as { id: string };
+      await docker.createVolume({ Name: 'restored', Driver: driver, DriverOpts: { from: `backup:${id}` } });
+      const read = await runContainer(docker, 'sha256sum /data/blob | cut -d" " -f1', {
+        Binds: ['restored:/data'],
+      });
+      expect(read).toEqual({ exitCode: 0, output: written.output });
+      const inspected = JSON.parse((await loopvol('inspect', 'saved', '--json')).stdout) as {
+        Status: object;
+      };
+      expect(inspected.Status).toMatchObject({ lastBackup: { id } });
+      await docker.getVolume('saved').remove();
+      await docker.getVolume('restored').remove();
     });
 
     it('gc lists, then cleans, what interrupted work left, and nothing else', async () => {

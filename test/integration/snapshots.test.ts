@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
 import { SNAPSHOT_CRASH_STEPS } from '../../src/faults.js';
@@ -11,6 +11,8 @@ import { makeFilesystem } from '../../src/system/mkfs.js';
 import { mountDevice } from '../../src/system/mount.js';
 import { type PluginProcess, pluginCases, type StartOptions } from '../helpers/plugin.js';
 import { storageAvailable } from '../helpers/tools.js';
+
+const DVDCLI = new URL('../../bin/dvdcli', import.meta.url).pathname;
 
 const sha = (data: Buffer | string) => createHash('sha256').update(data).digest('hex');
 const ID = 'h'.repeat(64);
@@ -74,6 +76,17 @@ describe.runIf(
     expect((await uuid(join(p.dataRoot, 'volumes', 'copy', 'disk.img'))).stdout).not.toBe(
       (await uuid(join(p.dataRoot, 'volumes', 'pg', 'disk.img'))).stdout,
     );
+
+    // dvdcli (as the Mesos isolator runs it) creates a clone with --volumeopts; it finds the daemon's
+    // socket, plugin.sock, by the driver name "plugin".
+    const dvdcli = (...args: string[]) =>
+      execa(process.execPath, [DVDCLI, ...args, '--volumedriver=plugin', '--volumename=bydvdcli'], {
+        env: { LOOPVOL_PLUGIN_SOCKETS_DIR: dirname(p.socket) },
+      });
+    const viaDvdcli = (await dvdcli('mount', '--volumeopts=from=pg@one')).stdout;
+    expect(sha(await readFile(join(viaDvdcli, 'before')))).toBe(sha(before));
+    await dvdcli('unmount');
+    await ok(p, 'VolumeDriver.Remove', { Name: 'bydvdcli' });
 
     // The source cannot be removed while it has snapshots; bad names and sources change nothing.
     await ok(p, 'VolumeDriver.Unmount', { Name: 'pg', ID });

@@ -362,6 +362,14 @@ describe('protocol routes', () => {
         async removeSnapshot(name, snapshot) {
           asked.push(['removeSnapshot', name, snapshot]);
         },
+        async backup(name) {
+          asked.push(['backup', name]);
+          return { id: 'abc' };
+        },
+        async backups(name) {
+          asked.push(['backups', name]);
+          return [];
+        },
       };
       server2 = createServer(
         createApp(fake.driver, logs.log, {

@@ -1,0 +1,70 @@
+import type { Logger } from 'pino';
+import { Backups } from './backup/backups.js';
+import type { Config } from './config.js';
+import { VolumeError } from './core/errors.js';
+import { fsckVolume } from './maintenance/fsck.js';
+import { Collector } from './maintenance/gc.js';
+import type { Maintenance } from './protocol/driver.js';
+import { Snapshots } from './snapshot/snapshots.js';
+import type { Store } from './state/store.js';
+import type { KernelOps } from './system/kernel-ops.js';
+import type { VolumeService } from './volume/service.js';
+
+/** A block-by-block image copy's assumed speed, for the --max-freeze estimate (limits.md measures more). */
+const COPY_BYTES_PER_SECOND = 400 * 1024 * 1024;
+
+/** The rooms beside the volume service, wired to it and to the protocol's extensions. */
+export interface Extensions {
+  maintenance: Maintenance;
+  collector: Collector;
+  snapshots: Snapshots;
+  backups: Backups | undefined;
+}
+
+const noBackups = () =>
+  new VolumeError(
+    'backups need a restic repository: start the daemon with --backup-repo and --backup-password-file',
+    400,
+  );
+
+export function wireExtensions(
+  store: Store,
+  service: VolumeService,
+  kernel: KernelOps,
+  config: Config,
+): Extensions {
+  const collector = new Collector(store, service, kernel);
+  const snapshots = new Snapshots(store, service, {
+    maxFreezeMs: config.maxFreezeMs,
+    copyBytesPerSecond: COPY_BYTES_PER_SECOND,
+  });
+  const backups = config.backup
+    ? new Backups(store, service, snapshots, {
+        repo: { repository: config.backup.repository, passwordFile: config.backup.passwordFile },
+        keep: config.backup.keep,
+      })
+    : undefined;
+  service.clones = {
+    sourceOf: (name, from, log: Logger) => {
+      if (!('backup' in from)) return snapshots.sourceOf(name, from, log);
+      if (!backups) throw noBackups();
+      return backups.sourceOf(name, from.backup);
+    },
+  };
+  if (backups) {
+    service.statusExtras = (name) => {
+      const { lastSuccess, lastFailure } = backups.status(name);
+      return { lastBackup: lastSuccess ?? null, lastBackupFailure: lastFailure ?? null };
+    };
+  }
+  const maintenance: Maintenance = {
+    fsck: (name, repair, log) => fsckVolume(service, name, repair, log),
+    gc: (dryRun, log) => collector.collect(dryRun, log),
+    snapshot: (name, snap, force, log) => snapshots.create(name, snap, force, log),
+    snapshots: (name) => snapshots.list(name),
+    removeSnapshot: (name, snap, log) => snapshots.remove(name, snap, log),
+    backup: (name, log) => (backups ? backups.backup(name, log) : Promise.reject(noBackups())),
+    backups: (name) => (backups ? backups.list(name) : Promise.reject(noBackups())),
+  };
+  return { maintenance, collector, snapshots, backups };
+}

@@ -1,0 +1,129 @@
+import { spawn } from 'node:child_process';
+import { createReadStream } from 'node:fs';
+import { runTool, type ToolResult } from './exec.js';
+
+/**
+ * A restic repository loopvol backs volumes up to. The operator makes it (`restic init`); loopvol
+ * never does. restic's own environment (RESTIC_*, AWS_*, B2_*, ... for cloud repositories) passes
+ * through from the daemon's; nothing of it is logged.
+ */
+export interface ResticRepo {
+  repository: string;
+  passwordFile: string;
+}
+
+/** One backup in the repository, as restic lists it. */
+export interface ResticSnapshot {
+  id: string;
+  short_id: string;
+  time: string;
+  hostname: string;
+  tags?: string[];
+}
+
+/** A restic failure, worded from its stderr (which never holds the password). */
+export class ResticError extends Error {}
+
+const BACKUP_TIMEOUT_MS = 24 * 3_600_000;
+
+function args(repo: ResticRepo, command: string[]): string[] {
+  return ['--repo', repo.repository, '--password-file', repo.passwordFile, '--no-cache', ...command];
+}
+
+function explain(what: string, r: ToolResult): ResticError {
+  const detail = r.stderr.split('\n').filter(Boolean).slice(-3).join('; ') || `exit ${r.exitCode}`;
+  const hint = /wrong password|no key found/i.test(detail)
+    ? ': the password file does not open this repository'
+    : /does not exist|unable to open config|Is there a repository/i.test(detail)
+      ? ': no repository there (the operator creates it with restic init)'
+      : '';
+  return new ResticError(`restic ${what} failed${hint} (${detail})`);
+}
+
+async function restic(
+  repo: ResticRepo,
+  what: string,
+  command: string[],
+  timeoutMs = 120_000,
+): Promise<string> {
+  const r = await runTool('restic', args(repo, command), { timeoutMs });
+  if (r.exitCode !== 0) throw explain(what, r);
+  return r.stdout;
+}
+
+/** Checks that the repository exists and the password opens it (cheap: reads its config). */
+export async function checkRepository(repo: ResticRepo): Promise<void> {
+  await restic(repo, 'check of the repository', ['cat', 'config']);
+}
+
+/** Backs a file up under `name` (the path restic records) with tags; returns the new snapshot's id. */
+export async function backupFile(
+  repo: ResticRepo,
+  file: string,
+  name: string,
+  tags: string[],
+  host: string,
+): Promise<string> {
+  const child = spawn(
+    'restic',
+    args(repo, [
+      'backup',
+      '--json',
+      '--stdin',
+      '--stdin-filename',
+      name,
+      '--host',
+      host,
+      ...tags.flatMap((t) => ['--tag', t]),
+    ]),
+    { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, LC_ALL: 'C' } },
+  );
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => {
+    stdout += d.toString();
+  });
+  child.stderr.on('data', (d: Buffer) => {
+    stderr += d.toString();
+  });
+  const timer = setTimeout(() => child.kill('SIGTERM'), BACKUP_TIMEOUT_MS);
+  // restic may stop reading early (a wrong password): its exit code tells why, not the broken pipe.
+  child.stdin.on('error', () => undefined);
+  createReadStream(file)
+    .on('error', (err) => child.stdin.destroy(err))
+    .pipe(child.stdin);
+  const exitCode = await new Promise<number>((resolve) => child.on('close', (code) => resolve(code ?? -1)));
+  clearTimeout(timer);
+  if (exitCode !== 0) throw explain('backup', { exitCode, stdout, stderr });
+  const summary = stdout
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as { message_type?: string; snapshot_id?: string })
+    .find((m) => m.message_type === 'summary');
+  if (!summary?.snapshot_id) throw new ResticError('restic backup printed no snapshot id');
+  return summary.snapshot_id;
+}
+
+/** Backups carrying every one of `tags`, oldest first. */
+export async function listSnapshots(repo: ResticRepo, tags: string[]): Promise<ResticSnapshot[]> {
+  const out = await restic(repo, 'listing of backups', ['snapshots', '--json', '--tag', tags.join(',')]);
+  return JSON.parse(out || '[]') as ResticSnapshot[];
+}
+
+/** Keeps the newest `keep` backups carrying `tags` and prunes the rest from the repository. */
+export async function forgetOlder(repo: ResticRepo, tags: string[], keep: number): Promise<void> {
+  await restic(
+    repo,
+    'pruning of old backups',
+    ['forget', '--tag', tags.join(','), '--group-by', '', '--keep-last', String(keep), '--prune'],
+    BACKUP_TIMEOUT_MS,
+  );
+}
+
+/** Streams the file `name` of backup `id` to stdout of a restic process, for the caller to write. */
+export function dumpFile(repo: ResticRepo, id: string, name: string) {
+  return spawn('restic', args(repo, ['dump', id, name]), {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, LC_ALL: 'C' },
+  });
+}
