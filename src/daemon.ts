@@ -25,7 +25,7 @@ export async function serve(config: Config): Promise<void> {
       `--default-size ${formatSize(config.defaultSizeBytes)} is below the ${config.defaultFs} minimum of ${formatSize(MIN_SIZE_BYTES[config.defaultFs])}`,
     );
   }
-  const { ops: kernel, fallback } = selectKernelOps();
+  const { ops: kernel, fallback } = await selectKernelOps();
   if (fallback)
     log.warn({ reason: fallback }, 'using losetup, mount and umount processes instead of system calls');
   const layout = new Layout(config.dataRoot, config.mountRoot);
@@ -63,6 +63,7 @@ export async function serve(config: Config): Promise<void> {
       dataRoot: config.dataRoot,
       mountRoot: config.mountRoot,
       diskPool: config.diskPool,
+      kernelOps: kernel.via,
     },
     'listening',
   );

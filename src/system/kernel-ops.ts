@@ -37,12 +37,12 @@ export const toolOps: KernelOps = {
  * the tools otherwise. `LOOPVOL_SYSCALLS=tools` forces the tools. `fallback` says why the system
  * calls are not used, for the one log line at start.
  */
-export function selectKernelOps(prefer = process.env.LOOPVOL_SYSCALLS): {
+export async function selectKernelOps(prefer = process.env.LOOPVOL_SYSCALLS): Promise<{
   ops: KernelOps;
   fallback?: string;
-} {
+}> {
   if (prefer === 'tools') return { ops: toolOps, fallback: 'LOOPVOL_SYSCALLS=tools' };
-  const libc = loadLibc();
+  const libc = await loadLibc();
   if (libc instanceof Error) return { ops: toolOps, fallback: `FFI unavailable: ${libc.message}` };
   return {
     ops: {

@@ -1,5 +1,3 @@
-import koffi from 'koffi';
-
 /** A system call failed; `code` is the errno name (EBUSY, ENXIO, ...), as Node's own errors carry. */
 export class SyscallError extends Error {
   constructor(
@@ -11,10 +9,6 @@ export class SyscallError extends Error {
     this.name = 'SyscallError';
   }
 }
-
-const errnoNames = new Map<number, string>(
-  Object.entries(koffi.os.errno as Record<string, number>).map(([name, value]) => [value, name]),
-);
 
 function describeErrno(code: string): string {
   return (
@@ -56,16 +50,25 @@ const SIGNATURES = {
 
 export type LibcFunction = keyof typeof SIGNATURES;
 
-let loaded: Libc | Error | undefined;
+let loaded: Promise<Libc | Error> | undefined;
 
-/** Loads libc once; an Error says why the FFI is unavailable (the caller falls back to tools). */
-export function loadLibc(): Libc | Error {
+/**
+ * Loads koffi and libc once; an Error says why the FFI is unavailable (the caller falls back to
+ * the tools). koffi is imported here rather than at the top so that an addon that is missing or
+ * does not load (another platform, or the single executable unable to extract it) is such an Error,
+ * not a failure to start.
+ */
+export function loadLibc(): Promise<Libc | Error> {
   loaded ??= tryLoad();
   return loaded;
 }
 
-function tryLoad(): Libc | Error {
+async function tryLoad(): Promise<Libc | Error> {
   try {
+    const koffi = await import('koffi');
+    const errnoNames = new Map<number, string>(
+      Object.entries(koffi.os.errno).map(([name, value]) => [value, name]),
+    );
     const lib = koffi.load('libc.so.6');
     const fns = Object.fromEntries(
       Object.entries(SIGNATURES).map(([key, sig]) => [key, lib.func(sig) as unknown as Fn]),

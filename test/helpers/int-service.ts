@@ -16,7 +16,7 @@ export const MiB = 1024 * 1024;
 export const GiB = 1024 * MiB;
 
 /** As the daemon picks them: system calls, or the tools with LOOPVOL_SYSCALLS=tools. */
-export const testKernelOps = selectKernelOps().ops;
+export const testKernelOps = (await selectKernelOps()).ops;
 
 /** Small enough to format in milliseconds, large enough for ext4. */
 export const TEST_DEFAULTS: SpecDefaults = { sizeBytes: 64 * MiB, fs: 'ext4' };

@@ -10,12 +10,13 @@ import { isMountPoint } from '../../src/system/mountpoint.js';
 import { cleanupTempDir, kernelStateUnder, makeTempDir } from '../helpers/kernel.js';
 import { storageAvailable } from '../helpers/tools.js';
 
+const syscalls = await selectKernelOps('syscalls');
+
 /**
  * Both ways of driving the kernel on the Mount path, against the real kernel: the system calls
  * (LOOP_CONFIGURE, LOOP_CLR_FD, mount(2), umount2(2) through the FFI) and the tools they replace.
  */
 describe.runIf(storageAvailable())('kernel operations on the real kernel', () => {
-  const syscalls = selectKernelOps('syscalls');
   let dir: string;
   beforeAll(async () => {
     dir = await makeTempDir('kernel-ops');
@@ -24,10 +25,10 @@ describe.runIf(storageAvailable())('kernel operations on the real kernel', () =>
     await cleanupTempDir(dir);
   });
 
-  it('loads the FFI on this machine (no fallback to the tools)', () => {
+  it('loads the FFI on this machine (no fallback to the tools)', async () => {
     expect(syscalls.fallback).toBeUndefined();
     expect(syscalls.ops.via).toBe('syscalls');
-    expect(selectKernelOps('tools')).toMatchObject({
+    expect(await selectKernelOps('tools')).toMatchObject({
       ops: { via: 'tools' },
       fallback: 'LOOPVOL_SYSCALLS=tools',
     });
