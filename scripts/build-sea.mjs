@@ -1,16 +1,16 @@
 #!/usr/bin/env node
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 // Builds DIR/loopvol (DIR: the argument, default build/): one executable for hosts without Node.js
 // (Node's single executable applications), and DIR/dvdcli, a link to it. `npm run build:sea`.
 //   1. esbuild bundles src/sea/entry.ts and every dependency into one CommonJS file;
 //   2. koffi's native addon goes in as a SEA asset (an addon cannot load from inside the binary:
-//      src/sea/koffi-addon.ts writes it to a private directory at start and loads it from there);
+//      src/sea/koffi-addon.ts writes it to a private directory at start and loads it from there;
+//      taken from the helper session's sea-binary branch, with its directory fallbacks);
 //   3. node --experimental-sea-config makes the blob; postject injects it into a copy of node.
 import { copyFileSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
-import { inject } from 'postject';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const out = resolve(process.argv[2] ?? join(root, 'build'));
@@ -39,9 +39,7 @@ const embeddedKoffi = {
       loader: 'js',
     }));
     b.onLoad({ filter: /.*/, namespace: 'embedded' }, () => ({
-      contents: `const { getAsset } = require('node:sea');
-const { KOFFI_ASSET, loadEmbeddedAddon } = require('./src/sea/koffi-addon.ts');
-module.exports = loadEmbeddedAddon(Buffer.from(getAsset(KOFFI_ASSET)));`,
+      contents: "module.exports = require('./src/sea/koffi-addon.ts').loadEmbeddedAddon();",
       resolveDir: root,
       loader: 'js',
     }));
@@ -80,9 +78,29 @@ execFileSync(process.execPath, ['--experimental-sea-config', config], { stdio: '
 const binary = join(out, 'loopvol');
 rmSync(binary, { force: true });
 copyFileSync(process.execPath, binary);
-await inject(binary, 'NODE_SEA_BLOB', readFileSync(blob), {
-  sentinelFuse: 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2',
-});
+// postject's ELF library warns about every note section of node's binary: harmless, and dropped
+// so that anything else it says stands out.
+const injected = spawnSync(
+  process.execPath,
+  [
+    join(root, 'node_modules/postject/dist/cli.js'),
+    binary,
+    'NODE_SEA_BLOB',
+    blob,
+    '--sentinel-fuse',
+    'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2',
+  ],
+  { encoding: 'utf8' },
+);
+const said = `${injected.stdout}${injected.stderr}`
+  .split('\n')
+  .map((l) => l.replace(/\x1b\[[0-9;]*m/g, '').trim())
+  .filter(
+    (l) =>
+      l && !/Can't find string offset for section name '\.note/.test(l) && !/^(Start injection|💉)/.test(l),
+  );
+if (said.length > 0) console.error(said.join('\n'));
+if (injected.status !== 0) throw new Error(`postject failed (exit ${injected.status})`);
 rmSync(join(out, 'dvdcli'), { force: true });
 symlinkSync('loopvol', join(out, 'dvdcli'));
 console.log(`built ${binary} and ${join(out, 'dvdcli')} (a link to it)`);

@@ -44,12 +44,15 @@ export function wireExtensions(
         keep: config.backup.keep,
       })
     : undefined;
+  const restores = () => {
+    if (!backups) throw noBackups();
+    return backups;
+  };
   service.clones = {
-    sourceOf: (name, from, log: Logger) => {
-      if (!('backup' in from)) return snapshots.sourceOf(name, from, log);
-      if (!backups) throw noBackups();
-      return backups.sourceOf(name, from.backup);
-    },
+    sourceOf: (name, from, log: Logger) =>
+      'backup' in from ? restores().sourceOf(name, from.backup) : snapshots.sourceOf(name, from, log),
+    sizeOf: async (name, from) =>
+      'backup' in from ? restores().sizeOf(name, from.backup) : snapshots.sizeOf(name, from),
   };
   if (backups) {
     service.statusExtras = (name) => {

@@ -185,21 +185,30 @@ export class Backups {
    */
   sourceOf(name: string, backup: string): ImageSource {
     return async (dest) => {
-      const latest = backup === LATEST_BACKUP;
-      const candidates = await this.list(latest ? name : undefined);
-      const chosen = latest ? candidates.at(-1) : candidates.find((b) => b.id.startsWith(backup));
-      if (!chosen) {
-        throw new VolumeError(
-          latest
-            ? `there is no backup of a volume named ${name} in the repository: see "loopvol backups"`
-            : `there is no backup ${backup} in the repository: see "loopvol backups"`,
-          404,
-        );
-      }
+      const chosen = await this.choose(name, backup);
       await this.dump(chosen, dest);
       const restored = { keepUuid: !(await this.uuidInUse(dest)) };
       return { fs: chosen.fs as FsType, sizeBytes: chosen.sizeBytes, restored } satisfies Copied;
     };
+  }
+
+  /** The size of the volume a restore brings back (for the space guard). */
+  async sizeOf(name: string, backup: string): Promise<number> {
+    return (await this.choose(name, backup)).sizeBytes;
+  }
+
+  /** Backup `backup` (an id or its prefix), or the latest of a volume named `name`. */
+  private async choose(name: string, backup: string): Promise<BackupInfo> {
+    const latest = backup === LATEST_BACKUP;
+    const candidates = await this.list(latest ? name : undefined);
+    const chosen = latest ? candidates.at(-1) : candidates.find((b) => b.id.startsWith(backup));
+    if (chosen) return chosen;
+    throw new VolumeError(
+      latest
+        ? `there is no backup of a volume named ${name} in the repository: see "loopvol backups"`
+        : `there is no backup ${backup} in the repository: see "loopvol backups"`,
+      404,
+    );
   }
 
   /** Writes a backup's image to `dest`, sparse; nothing is left at `dest` when it fails. */

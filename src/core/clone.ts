@@ -20,4 +20,6 @@ export type ImageSource = (dest: string) => Promise<Copied>;
 export interface CloneProvider {
   /** `name`: the new volume's (a restore of `from=backup` looks for backups of that name). */
   sourceOf(name: string, from: CloneSource, log: Logger): ImageSource;
+  /** The size of what a clone copies, so that the space guard can admit it before the copy. */
+  sizeOf(name: string, from: CloneSource): Promise<number>;
 }

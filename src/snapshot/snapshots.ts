@@ -23,6 +23,9 @@ export interface SnapshotOptions {
   copyBytesPerSecond: number;
 }
 
+const noSnapshot = (volume: string, snapshot: string) =>
+  new VolumeError(`volume ${volume} has no snapshot ${snapshot}: see "loopvol snapshot ls ${volume}"`, 404);
+
 /** A snapshot's default name: when it was taken, to the second (UTC). */
 const timestampName = () =>
   new Date()
@@ -101,12 +104,7 @@ export class Snapshots implements CloneProvider {
           return { fs: spec.fs, sizeBytes: spec.sizeBytes };
         }
         const snap = this.store.snapshots.get(from.volume, from.snapshot);
-        if (!snap) {
-          throw new VolumeError(
-            `volume ${from.volume} has no snapshot ${from.snapshot}: see "loopvol snapshot ls ${from.volume}"`,
-            404,
-          );
-        }
+        if (!snap) throw noSnapshot(from.volume, from.snapshot);
         await copyImage(this.store.snapshots.image(from.volume, from.snapshot), dest);
         return { fs: snap.fs, sizeBytes: snap.sizeBytes };
       });
@@ -138,6 +136,18 @@ export class Snapshots implements CloneProvider {
     } finally {
       await this.store.snapshots.discard(staged);
     }
+  }
+
+  /** What a clone of `from` will copy: the volume's size now, or the snapshot's. */
+  async sizeOf(_name: string, from: CloneSource): Promise<number> {
+    if ('backup' in from)
+      throw new VolumeError('restores from backups need --backup-repo on the daemon', 400);
+    return this.service.maintain(from.volume, async ({ record }) => {
+      if (from.snapshot === undefined) return record.spec.sizeBytes;
+      const snap = this.store.snapshots.get(from.volume, from.snapshot);
+      if (!snap) throw noSnapshot(from.volume, from.snapshot);
+      return snap.sizeBytes;
+    });
   }
 
   /** Copies a loop volume's image to `dest`: frozen while it is mounted. Runs under the volume's lock. */

@@ -12,7 +12,7 @@ const FITHAW = 0xc0045878;
  * first and may take a while, so it runs on a worker thread; without the FFI, fsfreeze(8) does it.
  */
 async function freezeIoctl(mountPoint: string, request: number, tool: '-f' | '-u'): Promise<void> {
-  const libc = loadLibc();
+  const libc = await loadLibc();
   if (libc instanceof Error) {
     await run('fsfreeze', [tool, '--', mountPoint], { timeoutMs: 120_000 });
     return;

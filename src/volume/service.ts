@@ -108,8 +108,12 @@ export class VolumeService {
   }
 
   private cloneSource(name: string, from: CloneSource, log: Logger): ImageSource {
+    return this.requireClones().sourceOf(name, from, log);
+  }
+
+  private requireClones(): CloneProvider {
     if (!this.clones) throw new VolumeError('clones (from=) are not available in this daemon', 400);
-    return this.clones.sourceOf(name, from, log);
+    return this.clones;
   }
 
   /** Resolves once the work left running after answering (deleting removed volumes' files) is done. */
@@ -146,6 +150,15 @@ export class VolumeService {
       }
       // A removed volume's files may still be on their way out: their space is about to be free.
       await this.settled();
+      if (spec.from) {
+        // A clone is at least as large as its source: that is what the space guard must admit.
+        try {
+          const sourceBytes = await this.requireClones().sizeOf(name, spec.from);
+          spec.sizeBytes = Math.max(spec.sizeBytes, sourceBytes);
+        } catch (err) {
+          throw new VolumeError(`cannot create volume ${name}: ${explain(err)}`, statusOf(err));
+        }
+      }
       if (spec.backend === 'loop') this.admit(name, spec);
       const build = async () => {
         let staged: VolumePaths | undefined;

@@ -35,6 +35,25 @@ describe.runIf(storageAvailable())('space guard on a small data root', () => {
     return service;
   }
 
+  it("admits a clone at its source's size, before copying anything", async () => {
+    const root = join(host, 'clone');
+    const service = open(root, 1);
+    service.clones = {
+      sourceOf: () => {
+        throw new Error('the copy must not start');
+      },
+      sizeOf: async () => 200 * 1024 * 1024,
+    };
+    await service.create('big', { size: '100M' }, silentLog);
+    await expect(service.create('copy', { from: 'big' }, silentLog)).rejects.toMatchObject({
+      status: 409,
+      message: expect.stringMatching(/^cannot create volume copy: 200M more would bring the volumes/),
+    });
+    expect(await readdir(join(root, 'staging'))).toEqual([]);
+    await service.remove('big', silentLog);
+    await service.idle();
+  });
+
   it('holds sparse volumes to overcommit x the filesystem, and says why with the numbers', async () => {
     const root = join(host, 'ratio');
     const service = open(root, 1);
