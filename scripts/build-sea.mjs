@@ -10,6 +10,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { stripVTControlCharacters } from 'node:util';
 import { build } from 'esbuild';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -94,7 +95,7 @@ const injected = spawnSync(
 );
 const said = `${injected.stdout}${injected.stderr}`
   .split('\n')
-  .map((l) => l.replace(/\x1b\[[0-9;]*m/g, '').trim())
+  .map((l) => stripVTControlCharacters(l).trim())
   .filter(
     (l) =>
       l && !/Can't find string offset for section name '\.note/.test(l) && !/^(Start injection|💉)/.test(l),

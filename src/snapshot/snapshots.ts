@@ -11,7 +11,7 @@ import type { SnapshotEntry } from '../state/snapshot-store.js';
 import type { Store } from '../state/store.js';
 import { type CopyMethod, copyImage } from '../system/copy-image.js';
 import { freezeFilesystem, thawFilesystem } from '../system/freeze.js';
-import { fileSpace } from '../system/fsstat.js';
+import { fileSpace, filesystemUsage } from '../system/fsstat.js';
 import { isMountPoint } from '../system/mountpoint.js';
 import type { Maintained, VolumeService } from '../volume/service.js';
 
@@ -166,7 +166,7 @@ export class Snapshots implements CloneProvider {
     }
     const mounted = (await backend.inspect(paths, record)).mounted;
     if (!mounted) return { method: await copyImage(paths.image, dest), frozen: false };
-    if (!force && !(await this.reflinks())) this.checkFreeze(name, paths.image);
+    if (!force && !(await this.reflinks())) this.checkFreeze(name, paths.image, paths.mountPoint);
     try {
       return { method: await this.copyFrozen(name, paths.mountPoint, paths.image, dest, log), frozen: true };
     } catch (err) {
@@ -227,8 +227,9 @@ export class Snapshots implements CloneProvider {
   }
 
   /** Refuses a block-by-block copy of a mounted volume that would keep it frozen too long. */
-  private checkFreeze(name: string, image: string): void {
-    const bytes = fileSpace(image).allocatedBytes;
+  private checkFreeze(name: string, image: string, mountPoint: string): void {
+    // What the freeze flushes is not in the image yet: the filesystem's own use counts it.
+    const bytes = Math.max(fileSpace(image).allocatedBytes, filesystemUsage(mountPoint).usedBytes);
     const ms = (bytes / this.options.copyBytesPerSecond) * 1000;
     if (ms <= this.options.maxFreezeMs) return;
     throw new VolumeError(

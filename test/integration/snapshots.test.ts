@@ -144,6 +144,25 @@ describe.runIf(
     expect(await p.stop()).toBe(0);
   });
 
+  it('refuses a block copy of a mounted volume that would freeze it past --max-freeze, unless forced', async () => {
+    await cases.begin('snap-freeze');
+    const p = await plugin({ args: ['--max-freeze', '0.001'] });
+    await ok(p, 'VolumeDriver.Create', { Name: 'busy', Opts: { size: '128M' } });
+    const mountPoint = String((await ok(p, 'VolumeDriver.Mount', { Name: 'busy', ID })).Mountpoint);
+    await writeFile(join(mountPoint, 'data'), randomBytes(16 * 1024 * 1024));
+    const refused = await p.call('Loopvol.SnapshotCreate', { Name: 'busy', Snapshot: 'slow' });
+    expect(refused.status).toBe(409);
+    expect(refused.body.Err).toMatch(
+      /while it is frozen, about .* s, over --max-freeze 0\.0 s: .*force it \(--force\)/,
+    );
+    expect((await ok(p, 'Loopvol.SnapshotList', { Name: 'busy' })).Snapshots).toEqual([]);
+    const forced = await ok(p, 'Loopvol.SnapshotCreate', { Name: 'busy', Snapshot: 'slow', Force: true });
+    expect(forced.Snapshot).toMatchObject({ name: 'slow', method: 'copy', frozen: true });
+    await ok(p, 'Loopvol.SnapshotRemove', { Name: 'busy', Snapshot: 'slow' });
+    await ok(p, 'VolumeDriver.Unmount', { Name: 'busy', ID });
+    await ok(p, 'VolumeDriver.Remove', { Name: 'busy' });
+  });
+
   it.each(SNAPSHOT_CRASH_STEPS)(
     'a plugin killed at %s restarts with nothing frozen and no half-made snapshot',
     async (step) => {
