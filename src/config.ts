@@ -1,4 +1,6 @@
+import { hostname } from 'node:os';
 import { z } from 'zod';
+import type { ClusterOptions } from './cluster/cluster.js';
 import { parseSize } from './core/size.js';
 import type { ListenAddress } from './metrics/server.js';
 
@@ -23,6 +25,8 @@ export interface Config {
   maxFreezeMs: number;
   /** The restic repository volumes are backed up to, and its password file; absent: no backups. */
   backup: { repository: string; passwordFile: string; keep: number } | undefined;
+  /** The ZooKeeper ensemble that records volume ownership; absent: a standalone agent. */
+  cluster: ClusterOptions | undefined;
 }
 
 export const DEFAULTS = {
@@ -40,6 +44,10 @@ export const DEFAULTS = {
   backupRepo: '',
   backupPasswordFile: '',
   backupKeep: '0',
+  cluster: '',
+  clusterTimeout: '10',
+  nodeId: '',
+  restoreMissing: 'false',
 } as const;
 
 /** Environment variables read when a flag is absent. */
@@ -58,6 +66,10 @@ export const ENV = {
   backupRepo: 'LOOPVOL_BACKUP_REPO',
   backupPasswordFile: 'LOOPVOL_BACKUP_PASSWORD_FILE',
   backupKeep: 'LOOPVOL_BACKUP_KEEP',
+  cluster: 'LOOPVOL_CLUSTER',
+  clusterTimeout: 'LOOPVOL_CLUSTER_TIMEOUT',
+  nodeId: 'LOOPVOL_NODE_ID',
+  restoreMissing: 'LOOPVOL_RESTORE_MISSING',
 } as const;
 
 const absolute = (what: string) =>
@@ -132,6 +144,23 @@ const schema = z
       .string()
       .regex(/^\d{1,4}$/, '--backup-keep takes a whole number (0 keeps every backup)')
       .transform(Number),
+    cluster: z
+      .string()
+      .regex(
+        /^(zk:\/\/[A-Za-z0-9.:,[\]-]+(\/[A-Za-z0-9_./-]*)?)?$/,
+        '--cluster takes zk://HOST:PORT[,HOST:PORT...]/PATH',
+      ),
+    clusterTimeout: z
+      .string()
+      .regex(/^\d{1,3}$/, '--cluster-timeout takes whole seconds')
+      .transform((s) => Number(s) * 1000)
+      .refine((ms) => ms >= 1000, '--cluster-timeout must be at least 1 second'),
+    nodeId: z
+      .string()
+      .regex(/^([A-Za-z0-9][A-Za-z0-9_.-]{0,63})?$/, '--node-id takes letters, digits, "_", "." and "-"'),
+    restoreMissing: z.enum(['true', 'false'], {
+      error: '--restore-missing (env LOOPVOL_RESTORE_MISSING) is true or false',
+    }),
     metricsListen: z.string().transform((s, ctx) => {
       if (s === '') return undefined;
       // HOST:PORT, the host a name, an IPv4 address or a bracketed IPv6 address.
@@ -174,6 +203,10 @@ export function resolveConfig(flags: Partial<Record<Key, string>>, env: NodeJS.P
     backupRepo: pick('backupRepo'),
     backupPasswordFile: pick('backupPasswordFile'),
     backupKeep: pick('backupKeep'),
+    cluster: pick('cluster'),
+    clusterTimeout: pick('clusterTimeout'),
+    nodeId: pick('nodeId'),
+    restoreMissing: pick('restoreMissing'),
   });
   if (!result.success) throw new Error(result.error.issues.map((i) => i.message).join('; '));
   const c = result.data;
@@ -192,5 +225,22 @@ export function resolveConfig(flags: Partial<Record<Key, string>>, env: NodeJS.P
     backup: c.backupRepo
       ? { repository: c.backupRepo, passwordFile: c.backupPasswordFile, keep: c.backupKeep }
       : undefined,
+    cluster: c.cluster
+      ? clusterOptions(c.cluster, c.clusterTimeout, c.nodeId, c.restoreMissing === 'true')
+      : undefined,
   };
+}
+
+/** zk://HOST:PORT,HOST:PORT/PATH as the ZooKeeper client wants it: hosts, and loopvol's root. */
+function clusterOptions(
+  url: string,
+  timeoutMs: number,
+  nodeId: string,
+  restoreMissing: boolean,
+): ClusterOptions {
+  const rest = url.slice('zk://'.length);
+  const slash = rest.indexOf('/');
+  const connectString = slash === -1 ? rest : rest.slice(0, slash);
+  const root = (slash === -1 ? '' : rest.slice(slash)).replace(/\/+$/, '') || '/loopvol';
+  return { connectString, root, nodeId: nodeId || hostname(), timeoutMs, restoreMissing };
 }

@@ -48,7 +48,13 @@ export async function serve(config: Config): Promise<void> {
   } catch (err) {
     throw new Error(`cannot use data root ${config.dataRoot}: ${(err as Error).message}`);
   }
-  const { maintenance, collector, snapshots, backups } = wireExtensions(store, service, kernel, config);
+  const { maintenance, collector, snapshots, backups, cluster } = wireExtensions(
+    store,
+    service,
+    kernel,
+    config,
+    log,
+  );
   service.onStart(() => snapshots.recover(log));
   // prom-client is loaded only when metrics are asked for: start-up stays short without them.
   const metrics = config.metricsListen
@@ -116,6 +122,13 @@ export async function serve(config: Config): Promise<void> {
     );
     await closeUnix(server, config.socket, 0);
     process.exit(1);
+  }
+  if (cluster) {
+    // Requests that need ZooKeeper fail clearly until it answers; the session reconnects by itself.
+    cluster
+      .join()
+      .then(() => cluster.fence(service.names(), log))
+      .catch((err: Error) => log.error({ err: err.message }, 'ZooKeeper not reachable yet: retrying'));
   }
   if (backups) {
     backups.schedule(log);

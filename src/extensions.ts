@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import { Backups } from './backup/backups.js';
+import { Cluster } from './cluster/cluster.js';
 import type { Config } from './config.js';
 import { VolumeError } from './core/errors.js';
 import { fsckVolume } from './maintenance/fsck.js';
@@ -19,6 +20,7 @@ export interface Extensions {
   collector: Collector;
   snapshots: Snapshots;
   backups: Backups | undefined;
+  cluster: Cluster | undefined;
 }
 
 const noBackups = () =>
@@ -32,6 +34,7 @@ export function wireExtensions(
   service: VolumeService,
   kernel: KernelOps,
   config: Config,
+  log: Logger,
 ): Extensions {
   const collector = new Collector(store, service, kernel);
   const snapshots = new Snapshots(store, service, {
@@ -60,6 +63,8 @@ export function wireExtensions(
       return { lastBackup: lastSuccess ?? null, lastBackupFailure: lastFailure ?? null };
     };
   }
+  const cluster = config.cluster ? new Cluster(config.cluster, log) : undefined;
+  service.cluster = cluster;
   const maintenance: Maintenance = {
     fsck: (name, repair, log) => fsckVolume(service, name, repair, log),
     gc: (dryRun, log) => collector.collect(dryRun, log),
@@ -68,6 +73,10 @@ export function wireExtensions(
     removeSnapshot: (name, snap, log) => snapshots.remove(name, snap, log),
     backup: (name, log) => (backups ? backups.backup(name, log) : Promise.reject(noBackups())),
     backups: (name) => (backups ? backups.list(name) : Promise.reject(noBackups())),
+    clusterVolumes: () =>
+      cluster
+        ? cluster.volumes()
+        : Promise.reject(new VolumeError('this daemon is not in a cluster: start it with --cluster', 400)),
   };
-  return { maintenance, collector, snapshots, backups };
+  return { maintenance, collector, snapshots, backups, cluster };
 }

@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util';
 import { resolveConfig } from '../config.js';
 import { serve } from '../daemon.js';
 
-export const SERVE_USAGE = `usage: loopvol serve [--socket PATH] [--data-root DIR] [--default-size SIZE] [--default-fs ext4|xfs] [--log-level LEVEL] [--disk-pool DEVS] [--mount-root DIR] [--spares N] [--overcommit RATIO]
+export const SERVE_USAGE = `usage: loopvol serve [--socket PATH] [--data-root DIR] [--default-size SIZE] [--default-fs ext4|xfs] [--log-level LEVEL] [--disk-pool DEVS] [--mount-root DIR] [--spares N] [--overcommit RATIO] [--cluster zk://HOST:PORT/PATH ...]
 
   --socket PATH        Unix socket to serve (env LOOPVOL_SOCKET, default /run/docker/plugins/loopvol.sock)
   --data-root DIR      where images, metadata and mountpoints live (env LOOPVOL_DATA_ROOT, default /var/lib/loopvol)
@@ -23,7 +23,11 @@ export const SERVE_USAGE = `usage: loopvol serve [--socket PATH] [--data-root DI
                        (env LOOPVOL_BACKUP_REPO; restic's own environment passes through for credentials);
                        the operator creates it with restic init
   --backup-password-file FILE  its password (env LOOPVOL_BACKUP_PASSWORD_FILE)
-  --backup-keep N      backups kept per volume, older ones pruned (env LOOPVOL_BACKUP_KEEP, default 0: all)`;
+  --backup-keep N      backups kept per volume, older ones pruned (env LOOPVOL_BACKUP_KEEP, default 0: all)
+  --cluster URL        record volume ownership in ZooKeeper, e.g. zk://zk1:2181,zk2:2181/loopvol (env LOOPVOL_CLUSTER)
+  --cluster-timeout S  ZooKeeper session timeout: how long a gone agent keeps its volumes (env LOOPVOL_CLUSTER_TIMEOUT, default 10)
+  --node-id ID         this agent's name in the cluster (env LOOPVOL_NODE_ID, default the host name)
+  --restore-missing    a Create of a name whose owner is gone restores its latest backup (env LOOPVOL_RESTORE_MISSING=true)`;
 
 export async function serveCommand(argv: string[]): Promise<void> {
   const { values } = parseArgs({
@@ -43,6 +47,10 @@ export async function serveCommand(argv: string[]): Promise<void> {
       'backup-repo': { type: 'string' },
       'backup-password-file': { type: 'string' },
       'backup-keep': { type: 'string' },
+      cluster: { type: 'string' },
+      'cluster-timeout': { type: 'string' },
+      'node-id': { type: 'string' },
+      'restore-missing': { type: 'boolean' },
     },
     strict: true,
     allowPositionals: false,
@@ -63,6 +71,10 @@ export async function serveCommand(argv: string[]): Promise<void> {
       backupRepo: values['backup-repo'],
       backupPasswordFile: values['backup-password-file'],
       backupKeep: values['backup-keep'],
+      cluster: values.cluster,
+      clusterTimeout: values['cluster-timeout'],
+      nodeId: values['node-id'],
+      restoreMissing: values['restore-missing'] ? 'true' : undefined,
     },
     process.env,
   );

@@ -5,13 +5,14 @@ import { askDaemon, SOCKET_HELP } from './daemon-client.js';
 import { withProgress } from './progress.js';
 import { plainTable } from './table.js';
 
-export const VOLUMES_USAGE = `usage: loopvol ls [--json] [--socket PATH]
+export const VOLUMES_USAGE = `usage: loopvol ls [--json] [--cluster] [--socket PATH]
        loopvol inspect NAME [--json] [--socket PATH]
        loopvol create NAME [-o key=value]... [--socket PATH]
        loopvol rm NAME [--socket PATH]
 
   ls       one line per volume: size, used, allocated, fs, mounted, holders, mountpoint, and the
-           data root's provisioned, allocated and free bytes; --json: each volume as Get answers it
+           data root's provisioned, allocated and free bytes; --json: each volume as Get answers it;
+           --cluster: every volume in the cluster, its owner and its last backup (daemon run with --cluster)
   inspect  one volume's Get answer, a field a line (--json: as JSON)
   create   a volume with the same -o options as docker volume create (an existing one is left as it is)
   rm       removes a volume (refused while it is mounted)
@@ -32,6 +33,7 @@ const GET_CONCURRENCY = 16;
 const OPTIONS = {
   socket: { type: 'string' },
   json: { type: 'boolean' },
+  cluster: { type: 'boolean' },
   opt: { type: 'string', short: 'o', multiple: true },
 } as const;
 
@@ -52,6 +54,7 @@ async function getVolume(socket: string | undefined, name: string): Promise<Volu
 export async function lsCommand(argv: string[]): Promise<void> {
   const { values } = parse(argv);
   const socket = values.socket;
+  if (values.cluster) return lsCluster(socket, values.json === true);
   const listed = ((await askDaemon(socket, 'VolumeDriver.List', {})).Volumes ?? []) as { Name: string }[];
   const volumes = await pMap(listed, (v) => getVolume(socket, v.Name), { concurrency: GET_CONCURRENCY });
   if (values.json) {
@@ -79,6 +82,30 @@ export async function lsCommand(argv: string[]): Promise<void> {
       `data root: ${bytes(host.hostProvisioned)} provisioned, ${bytes(host.hostAllocated)} allocated, ${bytes(host.hostFree)} free\n`,
     );
   }
+}
+
+/** Every volume in the cluster with its owner, and its last backup where the repository has one. */
+async function lsCluster(socket: string | undefined, json: boolean): Promise<void> {
+  const volumes = (await askDaemon(socket, 'Loopvol.Cluster', {})).Volumes as {
+    name: string;
+    owner: string;
+    ownerAlive: boolean;
+  }[];
+  const backups = ((await askDaemon(socket, 'Loopvol.Backups', {}).catch(() => ({ Backups: [] }))).Backups ??
+    []) as { volume: string; time: string; id: string }[];
+  const last = new Map(backups.map((b) => [b.volume, b]));
+  const rows = volumes.map((v) => ({ ...v, lastBackup: last.get(v.name) ?? null }));
+  if (json) return printJson(rows);
+  const table = plainTable(['NAME', 'OWNER', 'OWNER ALIVE', 'LAST BACKUP']);
+  for (const r of rows) {
+    table.push([
+      r.name,
+      r.owner,
+      r.ownerAlive ? 'yes' : 'no',
+      r.lastBackup ? `${r.lastBackup.time} (${r.lastBackup.id.slice(0, 8)})` : '-',
+    ]);
+  }
+  process.stdout.write(`${table.toString()}\n`);
 }
 
 export async function inspectCommand(argv: string[]): Promise<void> {

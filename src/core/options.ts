@@ -20,6 +20,8 @@ export interface VolumeSpec {
   from?: CloneSource;
   /** Back the volume up this often (`-o backup=6h`), in seconds. */
   backupEverySeconds?: number;
+  /** With --cluster: create the name empty even where its gone owner left backups (`-o fresh=true`). */
+  fresh?: boolean;
 }
 
 /**
@@ -51,6 +53,7 @@ export const ACCEPTED_OPTIONS = [
   'mountopts',
   'from',
   'backup',
+  'fresh',
 ] as const;
 
 const UNIT_SECONDS = { s: 1, m: 60, h: 3600, d: 86400 } as const;
@@ -128,6 +131,7 @@ const optionsSchema = z.strictObject(
         'from takes a volume name, VOLUME@SNAPSHOT, backup (the latest) or backup:ID',
       )
       .optional(),
+    fresh: z.enum(['true', 'false'], { error: 'fresh must be true or false' }).optional(),
     backup: z
       .string()
       .regex(/^\d{1,6}[smhd]$/, 'backup takes an interval such as 30m, 6h or 1d')
@@ -204,5 +208,6 @@ export function parseVolumeSpec(opts: unknown, defaults: SpecDefaults): VolumeSp
     mountOptions,
     ...(from ? { from } : {}),
     ...(o.backup ? { backupEverySeconds: o.backup } : {}),
+    ...(o.fresh === 'true' ? { fresh: true } : {}),
   };
 }

@@ -40,6 +40,8 @@ export interface Maintenance {
   backup(name: string, log: Logger): Promise<object>;
   /** The repository's backups, of one volume or all. */
   backups(name: string | undefined): Promise<object[]>;
+  /** Every volume the cluster knows, with its owner (--cluster). */
+  clusterVolumes(): Promise<object[]>;
 }
 
 /** Told of every answered request: the method, how long it took and whether it failed. */

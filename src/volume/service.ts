@@ -2,10 +2,17 @@ import pMap from 'p-map';
 import type { Logger } from 'pino';
 import type { Backend, KernelState } from '../backend/backend.js';
 import type { CloneProvider, ImageSource } from '../core/clone.js';
+import type { ClusterGuard } from '../core/cluster-guard.js';
 import { FilesystemDamaged, notFound, VolumeError } from '../core/errors.js';
 import { addHolder, describeHolders, holderCount, removeHolder } from '../core/holders.js';
 import { KeyedLock } from '../core/keyed-lock.js';
-import { type CloneSource, parseVolumeSpec, type SpecDefaults, type VolumeSpec } from '../core/options.js';
+import {
+  type CloneSource,
+  LATEST_BACKUP,
+  parseVolumeSpec,
+  type SpecDefaults,
+  type VolumeSpec,
+} from '../core/options.js';
 import { formatSize, parseSize } from '../core/size.js';
 import { crashPoint } from '../faults.js';
 import type { VolumePaths } from '../state/layout.js';
@@ -72,6 +79,9 @@ export class VolumeService {
   onStart(hook: () => Promise<void>): void {
     this.startHooks.push(hook);
   }
+
+  /** With --cluster: who owns which name (cluster/); set by the daemon. */
+  cluster: ClusterGuard | undefined;
 
   /** More Status fields from the rooms beside the service (backups); set by the daemon. */
   statusExtras: ((name: string) => Record<string, unknown>) | undefined;
@@ -150,54 +160,75 @@ export class VolumeService {
       }
       // A removed volume's files may still be on their way out: their space is about to be free.
       await this.settled();
-      if (spec.from) {
-        // A clone is at least as large as its source: that is what the space guard must admit.
-        try {
-          const sourceBytes = await this.requireClones().sizeOf(name, spec.from);
-          spec.sizeBytes = Math.max(spec.sizeBytes, sourceBytes);
-        } catch (err) {
-          throw new VolumeError(`cannot create volume ${name}: ${explain(err)}`, statusOf(err));
-        }
-      }
-      if (spec.backend === 'loop') this.admit(name, spec);
-      const build = async () => {
-        let staged: VolumePaths | undefined;
-        try {
-          staged = await this.store.stage();
-          const claimed = new Set([...this.records.values()].flatMap((r) => (r.disk ? [r.disk] : [])));
-          const source = spec.from ? this.cloneSource(name, spec.from, log) : undefined;
-          const { sizeBytes, fs, disk, rootPrepared } = await this.backends[spec.backend].provision(
-            staged,
-            spec,
-            claimed,
-            source,
+      // In a cluster the name is claimed first: refused if another live agent has it; restored
+      // from its latest backup if its owner is gone (--restore-missing).
+      const claimed = this.cluster
+        ? await this.cluster.claimForCreate(name, spec.fresh === true, log).catch((err: unknown) => {
+            throw new VolumeError(`cannot create volume ${name}: ${explain(err)}`, statusOf(err));
+          })
+        : undefined;
+      if (claimed?.plan === 'restore' && !spec.from) spec.from = { backup: LATEST_BACKUP };
+      try {
+        await this.createClaimed(name, spec, log);
+      } catch (err) {
+        await claimed?.claim
+          .undo()
+          .catch((undoErr: Error) =>
+            log.error({ err: undoErr.message }, 'could not undo the claim in ZooKeeper'),
           );
-          const record: VolumeRecord = {
-            version: 1,
-            name,
-            createdAt: new Date().toISOString(),
-            spec: { ...spec, sizeBytes, fs },
-            ...(disk ? { disk } : {}),
-            initialized: rootPrepared === true,
-            holders: {},
-          };
-          await this.store.commit(staged, record);
-          this.records.set(name, record);
-          this.sortedNames = undefined;
-          this.measure(record);
-          log.info({ spec: record.spec, disk }, 'volume created');
-        } catch (err) {
-          if (staged) {
-            await this.store
-              .discardStaged(staged)
-              .catch((cleanup) => log.error({ err: cleanup }, 'staging cleanup failed'));
-          }
-          this.ledger.delete(name);
-          throw new VolumeError(`cannot create volume ${name}: ${explain(err)}`, statusOf(err));
-        }
-      };
-      await (spec.backend === 'disk' ? this.poolLock.run('pool', build) : build());
+        throw err;
+      }
     });
+  }
+
+  private async createClaimed(name: string, spec: VolumeSpec, log: Logger): Promise<void> {
+    if (spec.from) {
+      // A clone is at least as large as its source: that is what the space guard must admit.
+      try {
+        const sourceBytes = await this.requireClones().sizeOf(name, spec.from);
+        spec.sizeBytes = Math.max(spec.sizeBytes, sourceBytes);
+      } catch (err) {
+        throw new VolumeError(`cannot create volume ${name}: ${explain(err)}`, statusOf(err));
+      }
+    }
+    if (spec.backend === 'loop') this.admit(name, spec);
+    const build = async () => {
+      let staged: VolumePaths | undefined;
+      try {
+        staged = await this.store.stage();
+        const claimed = new Set([...this.records.values()].flatMap((r) => (r.disk ? [r.disk] : [])));
+        const source = spec.from ? this.cloneSource(name, spec.from, log) : undefined;
+        const { sizeBytes, fs, disk, rootPrepared } = await this.backends[spec.backend].provision(
+          staged,
+          spec,
+          claimed,
+          source,
+        );
+        const record: VolumeRecord = {
+          version: 1,
+          name,
+          createdAt: new Date().toISOString(),
+          spec: { ...spec, sizeBytes, fs },
+          ...(disk ? { disk } : {}),
+          initialized: rootPrepared === true,
+          holders: {},
+        };
+        await this.store.commit(staged, record);
+        this.records.set(name, record);
+        this.sortedNames = undefined;
+        this.measure(record);
+        log.info({ spec: record.spec, disk }, 'volume created');
+      } catch (err) {
+        if (staged) {
+          await this.store
+            .discardStaged(staged)
+            .catch((cleanup) => log.error({ err: cleanup }, 'staging cleanup failed'));
+        }
+        this.ledger.delete(name);
+        throw new VolumeError(`cannot create volume ${name}: ${explain(err)}`, statusOf(err));
+      }
+    };
+    await (spec.backend === 'disk' ? this.poolLock.run('pool', build) : build());
   }
 
   async remove(name: string, log: Logger): Promise<void> {
@@ -231,6 +262,7 @@ export class VolumeService {
       this.sortedNames = undefined;
       this.ledger.delete(name);
       this.store.layout.forget(name);
+      await this.cluster?.released(name, log);
       log.info('volume removed');
     });
   }
@@ -239,6 +271,8 @@ export class VolumeService {
     return this.whenReady(name, async () => {
       const record = this.require(name);
       const paths = this.store.layout.volume(name);
+      // Every Mount asks the cluster: a copy whose ownership moved is stale, even one still mounted.
+      if (this.cluster) await this.cluster.checkMount(name, log);
       let state: KernelState;
       try {
         state = await this.backendOf(record).activate(paths, record, !record.initialized);
@@ -379,6 +413,7 @@ export class VolumeService {
           mountOptions: record.spec.mountOptions.join(','),
           snapshots: this.store.snapshots.list(name).map((s) => s.name),
           ...this.statusExtras?.(name),
+          ...(this.cluster ? { cluster: this.cluster.statusOf(name) } : {}),
         },
       };
     });

@@ -1,20 +1,11 @@
 import { copyFile, mkdir, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
 import { dockerSuite, execIn, runContainer, startContainer } from '../helpers/dockerd.js';
+import { freePort } from '../helpers/net.js';
 import { BIN } from '../helpers/plugin.js';
 import { storageAvailable } from '../helpers/tools.js';
-
-/** A TCP port nothing listens on right now. */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 /** Prometheus text format: the value of one sample, by name and labels as written. */
 function sample(text: string, series: string): number | undefined {

@@ -370,6 +370,9 @@ describe('protocol routes', () => {
           asked.push(['backups', name]);
           return [];
         },
+        async clusterVolumes() {
+          return [];
+        },
       };
       server2 = createServer(
         createApp(fake.driver, logs.log, {

@@ -1,0 +1,171 @@
+import zookeeper, { type Client, type Stat } from 'node-zookeeper-client';
+import type { Logger } from 'pino';
+
+/** ZooKeeper cannot be reached now (down, or this agent cut off): the operation was not done. */
+export class ZooKeeperUnavailable extends Error {}
+
+/** How long one ZooKeeper operation may take before it counts as unreachable. */
+const OPERATION_TIMEOUT_MS = 3_000;
+
+/**
+ * A session with a ZooKeeper ensemble that survives its own expiry: when ZooKeeper expires the
+ * session (this agent cut off, or ZooKeeper down, for longer than the timeout), a new session is
+ * opened and `onSession` runs again (to re-create ephemeral nodes). Operations fail fast with
+ * ZooKeeperUnavailable while there is no connection, rather than waiting for one.
+ */
+export class ZkSession {
+  private client: Client | undefined;
+  private connected = false;
+  private closed = false;
+
+  constructor(
+    private readonly connectString: string,
+    private readonly sessionTimeoutMs: number,
+    private readonly onSession: () => Promise<void>,
+    private readonly log: Logger,
+  ) {}
+
+  /** Opens the first session; resolves once connected (or rejects after `waitMs`). */
+  async open(waitMs: number): Promise<void> {
+    this.connect();
+    const deadline = Date.now() + waitMs;
+    while (!this.connected) {
+      if (Date.now() > deadline)
+        throw new ZooKeeperUnavailable(`cannot reach ZooKeeper at ${this.connectString}`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+
+  close(): void {
+    this.closed = true;
+    this.client?.close();
+  }
+
+  private connect(): void {
+    const client = zookeeper.createClient(this.connectString, {
+      sessionTimeout: this.sessionTimeoutMs,
+      spinDelay: 500,
+      retries: 0,
+    });
+    this.client = client;
+    client.on('connected', () => {
+      this.connected = true;
+      this.log.info({ zookeeper: this.connectString }, 'connected to ZooKeeper');
+      this.onSession().catch((err: Error) =>
+        this.log.error(
+          { err: err.message },
+          'could not register with ZooKeeper; retrying at the next connection',
+        ),
+      );
+    });
+    client.on('disconnected', () => {
+      this.connected = false;
+      this.log.warn('lost ZooKeeper: mounted volumes keep working; creates and takeovers wait for it');
+    });
+    client.on('expired', () => {
+      this.connected = false;
+      if (this.closed) return;
+      this.log.warn('ZooKeeper session expired: opening a new one');
+      client.close();
+      this.connect();
+    });
+    client.connect();
+  }
+
+  private call<T>(
+    what: string,
+    op: (client: Client, done: (err: unknown, value?: T) => void) => void,
+  ): Promise<T> {
+    const client = this.client;
+    if (!client || !this.connected) {
+      return Promise.reject(
+        new ZooKeeperUnavailable(`ZooKeeper is unreachable (${what}): try again once it is back`),
+      );
+    }
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(
+        () =>
+          reject(new ZooKeeperUnavailable(`ZooKeeper did not answer (${what}): try again once it is back`)),
+        OPERATION_TIMEOUT_MS,
+      );
+      op(client, (err, value) => {
+        clearTimeout(timer);
+        if (err) reject(err);
+        else resolve(value as T);
+      });
+    });
+  }
+
+  /** The node's data and version, or undefined when it does not exist. */
+  async read(path: string): Promise<{ data: string; version: number } | undefined> {
+    try {
+      return await this.call<{ data: string; version: number }>(`read ${path}`, (c, done) =>
+        c.getData(path, (err, data: Buffer, stat: Stat) =>
+          done(err, err ? undefined : { data: data?.toString('utf8') ?? '', version: stat.version }),
+        ),
+      );
+    } catch (err) {
+      if (isCode(err, zookeeper.Exception.NO_NODE)) return undefined;
+      throw err;
+    }
+  }
+
+  async exists(path: string): Promise<boolean> {
+    return this.call<boolean>(`exists ${path}`, (c, done) =>
+      c.exists(path, (err, stat) => done(err, Boolean(stat))),
+    );
+  }
+
+  /** Creates the node; false when it already exists (someone else was first). */
+  async create(path: string, data: string, ephemeral = false): Promise<boolean> {
+    try {
+      const mode = ephemeral ? zookeeper.CreateMode.EPHEMERAL : zookeeper.CreateMode.PERSISTENT;
+      await this.call(`create ${path}`, (c, done) =>
+        c.create(path, Buffer.from(data), mode, (err) => done(err)),
+      );
+      return true;
+    } catch (err) {
+      if (isCode(err, zookeeper.Exception.NODE_EXISTS)) return false;
+      throw err;
+    }
+  }
+
+  /** Replaces the data if the node is still at `version`; false when someone changed it first. */
+  async replace(path: string, data: string, version: number): Promise<boolean> {
+    try {
+      await this.call(`write ${path}`, (c, done) =>
+        c.setData(path, Buffer.from(data), version, (err) => done(err)),
+      );
+      return true;
+    } catch (err) {
+      if (isCode(err, zookeeper.Exception.BAD_VERSION) || isCode(err, zookeeper.Exception.NO_NODE))
+        return false;
+      throw err;
+    }
+  }
+
+  async remove(path: string, version = -1): Promise<void> {
+    try {
+      await this.call(`remove ${path}`, (c, done) => c.remove(path, version, (err) => done(err)));
+    } catch (err) {
+      if (!isCode(err, zookeeper.Exception.NO_NODE)) throw err;
+    }
+  }
+
+  async children(path: string): Promise<string[]> {
+    return this.call<string[]>(`list ${path}`, (c, done) =>
+      c.getChildren(path, (err, names) => done(err, names)),
+    );
+  }
+
+  async mkdirp(path: string): Promise<void> {
+    await this.call(`create ${path}`, (c, done) => c.mkdirp(path, (err) => done(err)));
+  }
+}
+
+function isCode(err: unknown, code: number): boolean {
+  return (
+    typeof (err as { getCode?: () => number })?.getCode === 'function' &&
+    (err as { getCode(): number }).getCode() === code
+  );
+}

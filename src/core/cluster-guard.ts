@@ -1,0 +1,28 @@
+import type { Logger } from 'pino';
+
+/** What a Create of a name this agent does not have will do, as the cluster decides it. */
+export type CreatePlan = 'empty' | 'restore';
+
+/** A claim made before a Create, undone if the Create fails. */
+export interface Claim {
+  undo(): Promise<void>;
+}
+
+/**
+ * The cluster's say over one agent's volumes (see cluster/cluster.ts): which agent owns a name,
+ * so that no two agents ever write the same volume. The volume service asks it; without
+ * --cluster there is none and nothing changes.
+ */
+export interface ClusterGuard {
+  /**
+   * Before a Create of a name this agent does not have: claims the name (throws, naming the owner,
+   * when another live agent has it) and says whether to restore the name's latest backup.
+   */
+  claimForCreate(name: string, fresh: boolean, log: Logger): Promise<{ plan: CreatePlan; claim: Claim }>;
+  /** Before a Mount of a local volume: throws when this agent's copy is not the owner's. */
+  checkMount(name: string, log: Logger): Promise<void>;
+  /** After a Remove: the name is free in the cluster. */
+  released(name: string, log: Logger): Promise<void>;
+  /** Status fields: the owner, and whether this copy is stale. */
+  statusOf(name: string): Record<string, unknown>;
+}

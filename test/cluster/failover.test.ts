@@ -1,0 +1,186 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cleanupTempDir, makeTempDir } from '../helpers/kernel.js';
+import { BIN, type PluginProcess, pluginCases } from '../helpers/plugin.js';
+import { storageAvailable } from '../helpers/tools.js';
+import { startZooKeeper, type ZooKeeper } from '../helpers/zookeeper.js';
+
+const DVDCLI = new URL('../../bin/dvdcli', import.meta.url).pathname;
+
+const sha = (data: Buffer) => createHash('sha256').update(data).digest('hex');
+const ID = 'c'.repeat(64);
+/** The agents' ZooKeeper session timeout, in seconds: how long a dead agent keeps its volumes. */
+const TIMEOUT_S = 2;
+
+async function ok(p: PluginProcess, method: string, body: object): Promise<Record<string, unknown>> {
+  const reply = await p.call(method, body);
+  expect(reply.status, `${method}: ${reply.raw}`).toBe(200);
+  return reply.body as Record<string, unknown>;
+}
+
+/** Create then Mount, as dvdcli mount and docker run --volume-driver do. */
+async function createAndMount(p: PluginProcess, name: string, opts: object = {}): Promise<string> {
+  await ok(p, 'VolumeDriver.Create', { Name: name, Opts: opts });
+  return String((await ok(p, 'VolumeDriver.Mount', { Name: name, ID })).Mountpoint);
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'mount', 'restic', 'java']))(
+  'volumes that follow their task: ownership in a real ZooKeeper',
+  () => {
+    let shared = '';
+    let zk: ZooKeeper;
+    let repo = '';
+    let password = '';
+    const cases = pluginCases();
+
+    beforeAll(async () => {
+      shared = await makeTempDir('cluster');
+      zk = await startZooKeeper(shared);
+      repo = join(shared, 'repo');
+      password = join(shared, 'password');
+      await writeFile(password, 'cluster secret\n', { mode: 0o600 });
+      await execa('restic', ['init', '--repo', repo, '--password-file', password]);
+    }, 60_000);
+    afterAll(async () => {
+      await zk?.stop();
+      if (shared) await cleanupTempDir(shared);
+    });
+
+    /** Each agent: its own data root and socket in the test's dir, one ZooKeeper path per test. */
+    async function agent(dir: string, id: string, path: string): Promise<PluginProcess> {
+      const p = await cases.start({
+        socket: join(dir, `${id}.sock`),
+        dataRoot: join(dir, id),
+        args: [
+          '--spares',
+          '0',
+          '--cluster',
+          zk.url(path),
+          '--cluster-timeout',
+          String(TIMEOUT_S),
+          '--node-id',
+          id,
+          '--restore-missing',
+          '--backup-repo',
+          repo,
+          '--backup-password-file',
+          password,
+        ],
+      });
+      await p.waitForLog(/"msg":"joined the cluster"/, 20_000);
+      return p;
+    }
+
+    it('fails over from a dead agent to a live one from the backup; the old copy comes back stale', async () => {
+      const dir = await cases.begin('cluster-failover');
+      const a = await agent(dir, 'agent-a', '/failover');
+      const b = await agent(dir, 'agent-b', '/failover');
+      const mountA = await createAndMount(a, 'pg');
+      const rows = randomBytes(4 * 1024 * 1024);
+      await writeFile(join(mountA, 'rows'), rows);
+      await ok(a, 'Loopvol.Backup', { Name: 'pg' });
+
+      // While A lives, B may not have pg.
+      const refused = await b.call('VolumeDriver.Create', { Name: 'pg', Opts: {} });
+      expect(refused.status).toBe(409);
+      expect(refused.body.Err).toMatch(/volume pg lives on agent agent-a, which is alive/);
+
+      await a.kill();
+      await sleep((TIMEOUT_S + 2) * 1000);
+      // As the Mesos isolator on agent B calls it: dvdcli finds B's socket (agent-b.sock) by name.
+      const dvdcli = (...args: string[]) =>
+        execa(process.execPath, [DVDCLI, ...args, '--volumedriver=agent-b', '--volumename=pg'], {
+          env: { LOOPVOL_PLUGIN_SOCKETS_DIR: dir },
+        });
+      const mountB = (await dvdcli('mount')).stdout;
+      expect(sha(await readFile(join(mountB, 'rows')))).toBe(sha(rows));
+      expect((await ok(b, 'VolumeDriver.Get', { Name: 'pg' })).Volume).toMatchObject({
+        Status: { cluster: { owner: 'agent-b' } },
+      });
+      const listed = (await ok(b, 'Loopvol.Cluster', {})).Volumes;
+      expect(listed).toEqual([{ name: 'pg', owner: 'agent-b', ownerAlive: true }]);
+      const table = await execa(process.execPath, [BIN, 'ls', '--cluster', '--socket', b.socket]);
+      expect(table.stdout).toMatch(/^ pg\s+agent-b\s+yes\s+\S+Z \([0-9a-f]{8}\)/m);
+
+      // A comes back: its copy is stale, kept intact, and never mounted again.
+      const back = await agent(dir, 'agent-a', '/failover');
+      const stale = await back.call('VolumeDriver.Mount', { Name: 'pg', ID: 'd'.repeat(64) });
+      expect(stale.status).toBe(409);
+      expect(stale.body.Err).toMatch(/volume pg now lives on agent agent-b: this agent's copy is stale/);
+      expect(existsSync(join(dir, 'agent-a', 'volumes', 'pg', 'disk.img'))).toBe(true);
+      expect((await ok(back, 'VolumeDriver.Get', { Name: 'pg' })).Volume).toMatchObject({
+        Status: { cluster: { stale: true, owner: 'agent-b' } },
+      });
+      await back.waitForLog(/this copy of volume pg is stale: the volume now lives on agent agent-b/);
+      await dvdcli('unmount');
+    });
+
+    it('a name the cluster knows, whose owner is gone and which has no backup, is not created empty unless asked', async () => {
+      const dir = await cases.begin('cluster-nobackup');
+      const a = await agent(dir, 'agent-a', '/nobackup');
+      const b = await agent(dir, 'agent-b', '/nobackup');
+      await ok(a, 'VolumeDriver.Create', { Name: 'cache', Opts: { size: '64M' } });
+      await a.kill();
+      await sleep((TIMEOUT_S + 2) * 1000);
+      const refused = await b.call('VolumeDriver.Create', { Name: 'cache', Opts: {} });
+      expect(refused.body.Err).toMatch(/there is no backup of a volume named cache/);
+      expect((await ok(b, 'VolumeDriver.List', {})).Volumes).toEqual([]);
+      await ok(b, 'VolumeDriver.Create', { Name: 'cache', Opts: { fresh: 'true' } });
+      expect((await ok(b, 'Loopvol.Cluster', {})).Volumes).toEqual([
+        { name: 'cache', owner: 'agent-b', ownerAlive: true },
+      ]);
+    });
+
+    it("two agents racing to take over a dead owner's volume: exactly one wins", async () => {
+      const dir = await cases.begin('cluster-race');
+      const a = await agent(dir, 'agent-a', '/race');
+      const b = await agent(dir, 'agent-b', '/race');
+      const c = await agent(dir, 'agent-c', '/race');
+      await ok(a, 'VolumeDriver.Create', { Name: 'kafka', Opts: { size: '64M' } });
+      await a.kill();
+      await sleep((TIMEOUT_S + 2) * 1000);
+      const replies = await Promise.all(
+        [b, c].map((p) => p.call('VolumeDriver.Create', { Name: 'kafka', Opts: { fresh: 'true' } })),
+      );
+      expect(replies.map((r) => r.status).sort()).toEqual([200, 409]);
+      const winner = replies[0]?.status === 200 ? 'agent-b' : 'agent-c';
+      expect(replies.find((r) => r.status === 409)?.body.Err).toMatch(new RegExp(`agent ${winner}`));
+      expect((await ok(b, 'Loopvol.Cluster', {})).Volumes).toEqual([
+        { name: 'kafka', owner: winner, ownerAlive: true },
+      ]);
+    });
+
+    it('without ZooKeeper mounted volumes keep working and Creates fail clearly; it recovers by itself', async () => {
+      const dir = await cases.begin('cluster-zkdown');
+      const b = await agent(dir, 'agent-b', '/zkdown');
+      const mounted = await createAndMount(b, 'live');
+      await zk.stop();
+      try {
+        await writeFile(join(mounted, 'during-outage'), 'still writing');
+        expect(await readFile(join(mounted, 'during-outage'), 'utf8')).toBe('still writing');
+        const refused = await b.call('VolumeDriver.Create', { Name: 'other', Opts: {} });
+        expect(refused.body.Err).toMatch(
+          /cannot create volume other: ZooKeeper is unreachable .*volumes already mounted keep working/,
+        );
+        // A volume this agent confirmed as its own still mounts (another container, same agent).
+        expect((await b.call('VolumeDriver.Mount', { Name: 'live', ID: 'e'.repeat(64) })).status).toBe(200);
+      } finally {
+        await zk.start();
+      }
+      await expect
+        .poll(async () => (await b.call('VolumeDriver.Create', { Name: 'other', Opts: {} })).status, {
+          timeout: 30_000,
+          interval: 500,
+        })
+        .toBe(200);
+      await ok(b, 'VolumeDriver.Unmount', { Name: 'live', ID: 'e'.repeat(64) });
+      await ok(b, 'VolumeDriver.Unmount', { Name: 'live', ID });
+    });
+  },
+);
