@@ -4,6 +4,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { removeAllContainers, runAll, runContainer, startDockerEnv } from '../helpers/dockerd.js';
 import { cleanupTempDir, makeTempDir } from '../helpers/kernel.js';
 import { BIN, type PluginProcess, pluginCases } from '../helpers/plugin.js';
 import { storageAvailable } from '../helpers/tools.js';
@@ -30,7 +31,7 @@ async function createAndMount(p: PluginProcess, name: string, opts: object = {})
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'mount', 'restic', 'java']))(
+describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'mount', 'restic', 'java', 'dockerd']))(
   'volumes that follow their task: ownership in a real ZooKeeper',
   () => {
     let shared = '';
@@ -119,6 +120,33 @@ describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'mount', 'restic', 'jav
       });
       await back.waitForLog(/this copy of volume pg is stale: the volume now lives on agent agent-b/);
       await dvdcli('unmount');
+    });
+
+    it("docker run --volume-driver on the next agent restores a dead agent's volume", async () => {
+      const dir = await cases.begin('cluster-docker');
+      const a = await agent(dir, 'agent-a', '/docker');
+      const b = await agent(dir, 'agent-b', '/docker');
+      const mountA = await createAndMount(a, 'web');
+      const page = randomBytes(1024 * 1024);
+      await writeFile(join(mountA, 'page'), page);
+      await ok(a, 'Loopvol.Backup', { Name: 'web' });
+      await a.kill();
+      await sleep((TIMEOUT_S + 2) * 1000);
+      const env = await startDockerEnv(dir, b.socket);
+      try {
+        // The volume does not exist on B: dockerd's implicit Create restores it, then mounts it.
+        const read = await runContainer(env.docker, 'sha256sum /data/page | cut -d" " -f1', {
+          Binds: ['web:/data'],
+          VolumeDriver: env.driver,
+        });
+        expect(read).toEqual({ exitCode: 0, output: `${sha(page)}\n` });
+      } finally {
+        await runAll([
+          () => removeAllContainers(env.docker),
+          () => env.dockerd.stop(),
+          () => env.spec.remove(),
+        ]);
+      }
     });
 
     it('a name the cluster knows, whose owner is gone and which has no backup, is not created empty unless asked', async () => {
