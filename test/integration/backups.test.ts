@@ -42,7 +42,7 @@ describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'mount', 'restic']))(
       await p.waitForLog(/backup repository ready/);
       await ok(p, 'VolumeDriver.Create', { Name: 'pg', Opts: { size: '256M' } });
       const mountPoint = String((await ok(p, 'VolumeDriver.Mount', { Name: 'pg', ID })).Mountpoint);
-      const first = randomBytes(24 * 1024 * 1024);
+      const first = randomBytes(48 * 1024 * 1024);
       await writeFile(join(mountPoint, 'first'), first);
       const empty = await treeBytes(repo);
       const one = (await ok(p, 'Loopvol.Backup', { Name: 'pg' })).Backup as { id: string };
@@ -54,7 +54,8 @@ describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'mount', 'restic']))(
       console.log(
         `repository growth: first backup ${(afterOne - empty) >> 20} MiB, second ${(afterTwo - afterOne) >> 20} MiB`,
       );
-      expect(afterTwo - afterOne).toBeLessThan((afterOne - empty) / 4);
+      // The second adds the new data and what the filesystem rewrote (its journal: up to 8 MiB here).
+      expect(afterTwo - afterOne).toBeLessThan((afterOne - empty) / 3);
 
       const listed = (await ok(p, 'Loopvol.Backups', { Name: 'pg' })).Backups as {
         id: string;
@@ -77,8 +78,9 @@ describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'mount', 'restic']))(
       expect(await readdir(old)).not.toContain('second');
       expect(sha(await readFile(join(now, 'second')))).toBe(sha(second));
       expect(await readdir(now)).not.toContain('lost+found');
+      // Sparse: about the 48 MiB of data, far from the volume's 256M.
       expect(fileSpace(join(p.dataRoot, 'volumes', 'old', 'disk.img')).allocatedBytes).toBeLessThan(
-        64 * 1024 * 1024,
+        100 * 1024 * 1024,
       );
       const uuid = async (name: string) =>
         (
