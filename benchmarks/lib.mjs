@@ -2,7 +2,7 @@
 // socket, the shell baseline, statistics, and cleanup of what a section left in the kernel.
 import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { Agent, request } from 'node:http';
+import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import { toolOps } from '../dist/system/kernel-ops.js';
 import { listLoops } from '../dist/system/loop-sysfs.js';
@@ -56,30 +56,74 @@ export async function startDaemon(dir, args = []) {
   };
 }
 
-/** A client that keeps its connections alive, as dockerd does. */
-export function connect(socket, { keepAlive = true, maxSockets = 8 } = {}) {
-  const agent = new Agent({ keepAlive, maxSockets });
-  const call = (method, body) =>
+/**
+ * A client that keeps its connections alive, as dockerd does: one connection per request in
+ * flight, reused. Minimal HTTP/1.1 (a POST out, a Content-Length answer back), because what is
+ * measured is the daemon: dockerd's Go client costs microseconds, while Node's http client alone
+ * added about 1.5 ms to the p99 of a no-op request on this kind of machine.
+ */
+export function connect(socket, { keepAlive = true } = {}) {
+  const idle = [];
+  const dial = () =>
     new Promise((resolve, reject) => {
-      const req = request({ socketPath: socket, agent, path: `/${method}`, method: 'POST' }, (res) => {
-        let raw = '';
-        res.on('data', (c) => {
-          raw += c;
+      const s = createConnection(socket);
+      s.once('error', reject);
+      s.once('connect', () => {
+        s.off('error', reject);
+        // A kept-alive connection the daemon closed (idle timeout, restart) leaves the pool.
+        s.on('close', () => {
+          if (idle.includes(s)) idle.splice(idle.indexOf(s), 1);
         });
-        res.on('end', () => {
-          try {
-            const reply = JSON.parse(raw);
-            if (reply.Err) reject(new Error(`${method}: ${reply.Err}`));
-            else resolve(reply);
-          } catch (err) {
-            reject(err);
-          }
-        });
+        resolve(s);
       });
-      req.on('error', reject);
-      req.end(JSON.stringify(body));
     });
-  return { call, close: () => agent.destroy() };
+  const exchange = (s, method, payload) =>
+    new Promise((resolve, reject) => {
+      let received = Buffer.alloc(0);
+      const finish = (err, reply) => {
+        s.off('data', onData);
+        s.off('error', finish);
+        s.off('close', onClose);
+        if (err) {
+          s.destroy();
+          reject(err);
+        } else resolve(reply);
+      };
+      const onClose = () => finish(new Error(`${method}: connection closed before the answer`));
+      const onData = (chunk) => {
+        received = Buffer.concat([received, chunk]);
+        const headEnd = received.indexOf('\r\n\r\n');
+        if (headEnd < 0) return;
+        const length = Number(
+          /\r\ncontent-length: *(\d+)/i.exec(received.subarray(0, headEnd).toString())?.[1],
+        );
+        if (received.length < headEnd + 4 + length) return;
+        finish(undefined, received.subarray(headEnd + 4, headEnd + 4 + length).toString());
+      };
+      s.on('data', onData);
+      s.once('error', finish);
+      s.once('close', onClose);
+      s.write(
+        `POST /${method} HTTP/1.1\r\nHost: plugin\r\nContent-Length: ${payload.length}\r\n` +
+          `Connection: ${keepAlive ? 'keep-alive' : 'close'}\r\n\r\n`,
+      );
+      s.write(payload);
+    });
+  const call = async (method, body) => {
+    const s = idle.pop() ?? (await dial());
+    const raw = await exchange(s, method, Buffer.from(JSON.stringify(body)));
+    if (keepAlive && !s.destroyed) idle.push(s);
+    else s.destroy();
+    const reply = JSON.parse(raw);
+    if (reply.Err) throw new Error(`${method}: ${reply.Err}`);
+    return reply;
+  };
+  return {
+    call,
+    close: () => {
+      for (const s of idle.splice(0)) s.destroy();
+    },
+  };
 }
 
 /**

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import express, { type NextFunction, type Request, type Response } from 'express';
+import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { z } from 'zod';
 import { VolumeError } from '../core/errors.js';
@@ -120,36 +120,76 @@ function nameOf(body: unknown): string | undefined {
   return typeof name === 'string' ? name.slice(0, 300) : undefined;
 }
 
+const CONTENT_TYPE = 'application/vnd.docker.plugins.v1+json';
+
+function reply(res: ServerResponse, status: number, payload: object, close = false): void {
+  const body = JSON.stringify(payload);
+  res.writeHead(status, {
+    'content-type': CONTENT_TYPE,
+    'content-length': Buffer.byteLength(body),
+    ...(close ? { connection: 'close' } : {}),
+  });
+  res.end(body);
+}
+
+/**
+ * Reads a request body up to MAX_BODY_BYTES; undefined when it is larger (the caller answers 413
+ * and closes the connection, so the rest is never read) or the stream broke.
+ */
+function readBody(req: IncomingMessage): Promise<Buffer | undefined> {
+  return new Promise((resolve) => {
+    if (Number(req.headers['content-length'] ?? 0) > MAX_BODY_BYTES) {
+      resolve(undefined);
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > MAX_BODY_BYTES) {
+        req.pause();
+        resolve(undefined);
+      } else chunks.push(chunk);
+    });
+    req.on('end', () => resolve(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)));
+    req.on('error', () => resolve(undefined));
+  });
+}
+
 /**
  * The HTTP side of the VolumeDriver protocol: POST /<Method>, JSON in and out, `{"Err": ...}` on
- * failure. Every answer carries a JSON body; internals (stacks, errno objects) never leave the process.
+ * failure. Every answer carries a JSON body; internals (stacks, errno objects) never leave the
+ * process. Plain node:http, no framework: nine POST endpoints need no router, and a framework's
+ * per-request work was most of a Get's tail latency (see README, Performance).
  */
-export function createApp(driver: Driver, log: Logger, options: AppOptions = {}): express.Express {
-  const app = express();
-  app.disable('x-powered-by');
-  app.set('etag', false);
+export function createApp(driver: Driver, log: Logger, options: AppOptions = {}): RequestListener {
   const routes = handlers(driver, options.maintenance);
   const known = Object.keys(routes).join(', ');
 
-  app.use(express.raw({ type: () => true, limit: MAX_BODY_BYTES }));
-
-  app.post('/:method', async (req: Request, res: Response) => {
-    const method = String(req.params.method);
+  const serve = async (req: IncomingMessage, res: ServerResponse, method: string): Promise<void> => {
     const started = process.hrtime.bigint();
     const handler = Object.hasOwn(routes, method) ? routes[method] : undefined;
-    let reqLog = log.child({ req: randomUUID().slice(0, 8), method });
+    const raw = await readBody(req);
+    if (raw === undefined) {
+      if (req.readableAborted) return;
+      log.warn({ method, limit: MAX_BODY_BYTES }, 'request rejected: body too large');
+      reply(res, 413, { Err: `request body is over ${MAX_BODY_BYTES} bytes` }, true);
+      return;
+    }
+    let body: unknown;
+    let invalidJson = false;
+    try {
+      body = parseBody(raw);
+    } catch {
+      invalidJson = true;
+    }
+    // One child logger a request: pino's child() is most of a Get's own CPU time.
+    const reqLog = log.child({ req: randomUUID().slice(0, 8), method, volume: nameOf(body) });
     let status = 200;
     let payload: object;
     try {
       if (!handler) throw new ProtocolError(404, `unknown method ${method}: loopvol implements ${known}`);
-      let body: unknown;
-      try {
-        body = parseBody(Buffer.isBuffer(req.body) ? req.body : undefined);
-      } catch {
-        throw new ProtocolError(400, 'request body is not valid JSON');
-      }
-      const volume = nameOf(body);
-      if (volume !== undefined) reqLog = reqLog.child({ volume });
+      if (invalidJson) throw new ProtocolError(400, 'request body is not valid JSON');
       payload = await handler(body, reqLog);
     } catch (err) {
       ({ status, payload } = toErrorReply(err, reqLog));
@@ -159,23 +199,23 @@ export function createApp(driver: Driver, log: Logger, options: AppOptions = {})
     if (handler) options.observe?.(method, durationMs / 1000, 'Err' in payload);
     const outcome = 'Err' in payload ? { outcome: 'error', status, error: payload.Err } : { outcome: 'ok' };
     reqLog[status >= 500 ? 'error' : status >= 400 ? 'warn' : 'info']({ durationMs, ...outcome }, 'request');
-    res.status(status).type('application/vnd.docker.plugins.v1+json').send(JSON.stringify(payload));
-  });
+    reply(res, status, payload);
+  };
 
-  // Anything else: wrong verb or path, a body over the limit, a broken stream.
-  app.use((_req: Request, res: Response) => {
-    res.status(404).json({ Err: 'not found: the volume plugin protocol is POST /<Method>' });
-  });
-  app.use(
-    (err: Error & { status?: number; type?: string }, _req: Request, res: Response, _next: NextFunction) => {
-      const tooLarge = err.type === 'entity.too.large';
-      log.warn({ err: err.message }, 'request rejected before routing');
-      res
-        .status(tooLarge ? 413 : (err.status ?? 400))
-        .json({ Err: tooLarge ? `request body is over ${MAX_BODY_BYTES} bytes` : 'malformed request' });
-    },
-  );
-  return app;
+  return (req, res) => {
+    // The method is the path's one segment, taken as sent: names are ASCII, nothing to decode.
+    const method = req.method === 'POST' ? /^\/([^/?#]+)(?:\?.*)?$/.exec(req.url ?? '')?.[1] : undefined;
+    if (method === undefined) {
+      req.resume();
+      reply(res, 404, { Err: 'not found: the volume plugin protocol is POST /<Method>' });
+      return;
+    }
+    serve(req, res, method).catch((err: Error) => {
+      log.error({ err, method }, 'request failed before an answer');
+      if (!res.headersSent)
+        reply(res, 500, { Err: 'internal error in loopvol: see the plugin log for details' });
+    });
+  };
 }
 
 function toErrorReply(err: unknown, log: Logger): { status: number; payload: { Err: string } } {

@@ -207,6 +207,16 @@ describe('protocol routes', () => {
     expect(fake.calls).toEqual([]);
   });
 
+  it('rejects a chunked body that grows over 1 MiB with 413, reading no further', async () => {
+    const body = JSON.stringify({ Name: 'ab', Opts: { size: 'x'.repeat(2 * MAX_BODY_BYTES) } });
+    const reply = await send(socket, 'POST', '/VolumeDriver.Create', body, {
+      'Transfer-Encoding': 'chunked',
+    });
+    expect(reply.status).toBe(413);
+    expect(reply.body.Err).toMatch(/over 1048576 bytes/);
+    expect(fake.calls).toEqual([]);
+  });
+
   it('accepts a body just under the limit', async () => {
     const padding = 'x'.repeat(MAX_BODY_BYTES - 100);
     const reply = await call(socket, 'VolumeDriver.Create', { Name: 'ab', Opts: { padding } });
