@@ -73,6 +73,14 @@ export class LoopBackend implements Backend {
     _claimed?: ReadonlySet<string>,
     source?: ImageSource,
   ): Promise<Provisioned> {
+    return this.working(() => this.provisionNow(paths, spec, source));
+  }
+
+  private async provisionNow(
+    paths: VolumePaths,
+    spec: VolumeSpec,
+    source?: ImageSource,
+  ): Promise<Provisioned> {
     if (source) return this.provisionClone(paths, spec, source);
     const spare = spec.sparse ? this.spares?.take(spec) : undefined;
     if (
@@ -163,6 +171,14 @@ export class LoopBackend implements Backend {
    * fresh look at the kernel, before the error is reported.
    */
   async activate(paths: VolumePaths, volume: BackedVolume, prepareRoot: boolean): Promise<KernelState> {
+    return this.working(() => this.activateNow(paths, volume, prepareRoot));
+  }
+
+  private async activateNow(
+    paths: VolumePaths,
+    volume: BackedVolume,
+    prepareRoot: boolean,
+  ): Promise<KernelState> {
     await assertPlain(paths.image, 'file');
     await ensureMountPoint(paths.mountPoint);
     // Kept across retries: the refill and the check happen once, on the attempt that first attaches.
@@ -206,11 +222,18 @@ export class LoopBackend implements Backend {
 
   /** A device whose detach is pending is never detached again: the kernel finishes it at its last close. */
   async deactivate(paths: VolumePaths): Promise<void> {
-    if (isMountPoint(paths.mountPoint)) await this.kernel.unmount(paths.mountPoint);
-    crashPoint('unmount:unmounted');
-    const loop = await this.loops.find(paths.image);
-    if (loop && !loop.autoclear) await this.kernel.detachLoop(loop.device);
-    crashPoint('unmount:detached');
+    await this.working(async () => {
+      if (isMountPoint(paths.mountPoint)) await this.kernel.unmount(paths.mountPoint);
+      crashPoint('unmount:unmounted');
+      const loop = await this.loops.find(paths.image);
+      if (loop && !loop.autoclear) await this.kernel.detachLoop(loop.device);
+      crashPoint('unmount:detached');
+    });
+  }
+
+  /** Backend work in progress holds off the formatting of spares (see SparePool.during). */
+  private working<T>(work: () => Promise<T>): Promise<T> {
+    return this.spares ? this.spares.during(work) : work();
   }
 
   async grow(paths: VolumePaths, volume: BackedVolume, sizeBytes: number): Promise<void> {

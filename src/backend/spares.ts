@@ -18,13 +18,17 @@ export interface SpareSpec {
 const MAX_SPECS = 4;
 
 /**
- * A spare is made only once no Create has taken one for this long (and as long after start-up,
- * which reconciles meanwhile). Formatting competes with
- * requests for the host filesystem's journal (a Create's fsync measured 1.4 ms alone, 6-13 ms
- * beside a running mkfs), so it waits for a quiet moment; under a burst of Creates the spares run
- * out and Creates format their own, as without a pool.
+ * A spare is made once the backend has done no work for this long: a lull between requests
+ * (a container starting after its Mount, a shell script between its steps). Formatting competes
+ * with requests for the CPU and the host filesystem's journal (a Create's fsync measured 1.4 ms
+ * alone, 6-13 ms beside a running mkfs), so it waits for the lull instead of starting beside the
+ * next request; the mkfs process also runs at the lowest CPU priority. Under a steady stream of
+ * requests the spares run out and Creates format their own, as without a pool.
  */
-const QUIET_MS = 250;
+const QUIET_MS = 10;
+
+/** Niceness of the mkfs that formats a spare: it gets the CPU that requests leave. */
+const SPARE_NICENESS = 19;
 
 const keyOf = (spec: SpareSpec) => `${spec.fs}-${spec.sizeBytes}`;
 
@@ -46,6 +50,10 @@ export class SparePool {
   private filling: Promise<void> | undefined;
   private refillAgain = false;
   private quietTimer: NodeJS.Timeout | undefined;
+  /** Backend operations running now (see during). */
+  private active = 0;
+  /** Spares are missing: a refill is due at the next lull. */
+  private due = false;
 
   /** `depth`: spares kept per size (0 turns the pool off); `defaults`: the size warmed first. */
   constructor(
@@ -61,7 +69,7 @@ export class SparePool {
     if (this.depth === 0) return;
     await mkdir(this.dir, { mode: 0o700 });
     this.want(this.defaults);
-    this.refillWhenQuiet();
+    this.refillAtLull();
   }
 
   /** A formatted image for `spec`, moved out of the pool (the caller renames it), or undefined. */
@@ -69,13 +77,30 @@ export class SparePool {
     if (this.depth === 0) return undefined;
     const spare = this.stock.get(keyOf(spec))?.pop();
     this.want(spec);
-    this.refillWhenQuiet();
+    this.refillAtLull();
     return spare;
   }
 
-  private refillWhenQuiet(): void {
+  /** Runs a backend operation; spares are formatted only once none has run for QUIET_MS. */
+  async during<T>(work: () => Promise<T>): Promise<T> {
+    this.active++;
     clearTimeout(this.quietTimer);
-    this.quietTimer = setTimeout(() => this.refill(), QUIET_MS).unref();
+    try {
+      return await work();
+    } finally {
+      this.active--;
+      if (this.due) this.refillAtLull();
+    }
+  }
+
+  private refillAtLull(): void {
+    this.due = true;
+    clearTimeout(this.quietTimer);
+    if (this.active > 0) return;
+    this.quietTimer = setTimeout(() => {
+      this.due = false;
+      this.refill();
+    }, QUIET_MS).unref();
   }
 
   /** Resolves when no spare is being made. */
@@ -122,15 +147,20 @@ export class SparePool {
     for (const spec of this.wanted) {
       const key = keyOf(spec);
       while ((this.stock.get(key)?.length ?? 0) < this.depth && this.wanted.includes(spec)) {
+        // Work arrived: the rest waits for the next lull.
+        if (this.active > 0) {
+          this.due = true;
+          return;
+        }
         const name = randomBytes(6).toString('hex');
         const temp = join(this.dir, `.tmp-${name}`);
         const spare = join(this.dir, `${key}-${name}.img`);
         try {
           await createSparse(temp, spec.sizeBytes);
-          await makeFilesystem(temp, spec.fs, 'sparse-image');
+          await makeFilesystem(temp, spec.fs, 'sparse-image', SPARE_NICENESS);
           // A spare's root is made ready for the default owner and mode (mkfs's own: root, 0755),
           // so that a Create asking for those records a volume whose first Mount prepares nothing.
-          if (spec.fs === 'ext4') await removeLostFound(temp);
+          if (spec.fs === 'ext4') await removeLostFound(temp, SPARE_NICENESS);
           // Flushed here, off the request path: otherwise the Create that takes it pays for writing
           // the new filesystem's metadata, as its fsyncs commit the journal that orders that data.
           await syncFile(temp);

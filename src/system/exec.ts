@@ -1,3 +1,5 @@
+import { setPriority } from 'node:os';
+
 /** Loaded at the first tool run: most requests run none, and start-up need not pay for it (~150 ms). */
 let execaModule: Promise<typeof import('execa')> | undefined;
 
@@ -7,6 +9,8 @@ export interface RunOptions {
   timeoutMs?: number;
   /** Exit codes that mean success besides 0 (e2fsck exits 1 after safe repairs). */
   alsoSuccess?: readonly number[];
+  /** CPU niceness for work off the request path (19: only what requests leave); default unchanged. */
+  niceness?: number;
 }
 
 /** A system tool exited non-zero, timed out or could not start; `message` carries its stderr. */
@@ -37,16 +41,24 @@ export interface ToolResult {
 export async function runTool(
   file: string,
   args: readonly string[],
-  options: Pick<RunOptions, 'timeoutMs'> = {},
+  options: Pick<RunOptions, 'timeoutMs' | 'niceness'> = {},
 ): Promise<ToolResult> {
   execaModule ??= import('execa');
   const { execa } = await execaModule;
-  const result = await execa(file, args, {
+  const subprocess = execa(file, args, {
     timeout: options.timeoutMs ?? 60_000,
     reject: false,
     stdin: 'ignore',
     env: { LC_ALL: 'C' },
   });
+  if (options.niceness !== undefined && subprocess.pid !== undefined) {
+    try {
+      setPriority(subprocess.pid, options.niceness);
+    } catch {
+      // Already exited, or not permitted: it runs at normal priority, which is only slower for others.
+    }
+  }
+  const result = await subprocess;
   const stdout = (result.stdout ?? '').toString().trim();
   const stderr = (result.stderr ?? '').toString().trim();
   if (result.exitCode === undefined || result.timedOut) {

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { run } from './exec.js';
 import type { FsType } from './mount.js';
 
@@ -20,17 +21,32 @@ export type FormatTarget = 'sparse-image' | 'preallocated-image' | 'device';
  * volumes: direct I/O on an image whose blocks a reflink snapshot shares needs 4 KiB alignment,
  * and the loop device can serve that only to a filesystem that writes no smaller units.
  */
-export async function makeFilesystem(target: string, fsType: FsType, kind: FormatTarget): Promise<void> {
+/**
+ * ext4's fast commits, where this kernel has them (5.10+; /sys/fs/ext4/features lists them). An
+ * fsync inside a volume then writes one block to the journal instead of a full transaction, and
+ * each journal write costs twice through a loop device (the flush before it and the emulated FUA
+ * after it each become an fsync of the image): 4k writes with an fsync each went from 0.36x to
+ * about 0.5x of the host filesystem's speed. A kernel without them gets the plain journal, so
+ * every volume formatted here also mounts here.
+ */
+export const ext4FastCommit = (): boolean => existsSync('/sys/fs/ext4/features/fast_commit');
+
+export async function makeFilesystem(
+  target: string,
+  fsType: FsType,
+  kind: FormatTarget,
+  niceness?: number,
+): Promise<void> {
   const keepBlocks = kind !== 'sparse-image';
   if (fsType === 'ext4') {
     const ext = [`lazy_itable_init=${kind === 'preallocated-image' ? 0 : 1}`, 'lazy_journal_init=1'];
     if (keepBlocks) ext.push('nodiscard');
-    await run('mkfs.ext4', ['-q', '-F', '-b', '4096', '-m', '0', '-E', ext.join(','), '--', target], {
-      timeoutMs: 300_000,
-    });
+    const features = ext4FastCommit() ? ['-O', 'fast_commit'] : [];
+    const args = ['-q', '-F', '-b', '4096', '-m', '0', ...features, '-E', ext.join(',')];
+    await run('mkfs.ext4', [...args, '--', target], { timeoutMs: 300_000, niceness });
   } else {
     const args = ['-q', '-f', '-s', 'size=4096'];
     if (keepBlocks) args.push('-K');
-    await run('mkfs.xfs', [...args, '--', target], { timeoutMs: 300_000 });
+    await run('mkfs.xfs', [...args, '--', target], { timeoutMs: 300_000, niceness });
   }
 }
