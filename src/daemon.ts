@@ -48,7 +48,7 @@ export async function serve(config: Config): Promise<void> {
   } catch (err) {
     throw new Error(`cannot use data root ${config.dataRoot}: ${(err as Error).message}`);
   }
-  const { maintenance, collector, snapshots, backups, cluster } = wireExtensions(
+  const { maintenance, collector, snapshots, backups, cluster } = await wireExtensions(
     store,
     service,
     kernel,

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { Backups } from './backup/backups.js';
-import { Cluster } from './cluster/cluster.js';
+import type { Cluster } from './cluster/cluster.js';
 import type { Config } from './config.js';
 import { VolumeError } from './core/errors.js';
 import { fsckVolume } from './maintenance/fsck.js';
@@ -29,13 +29,13 @@ const noBackups = () =>
     400,
   );
 
-export function wireExtensions(
+export async function wireExtensions(
   store: Store,
   service: VolumeService,
   kernel: KernelOps,
   config: Config,
   log: Logger,
-): Extensions {
+): Promise<Extensions> {
   const collector = new Collector(store, service, kernel);
   const snapshots = new Snapshots(store, service, {
     maxFreezeMs: config.maxFreezeMs,
@@ -63,7 +63,10 @@ export function wireExtensions(
       return { lastBackup: lastSuccess ?? null, lastBackupFailure: lastFailure ?? null };
     };
   }
-  const cluster = config.cluster ? new Cluster(config.cluster, log) : undefined;
+  // The ZooKeeper client is loaded only in a cluster: start-up (restart time) stays short without it.
+  const cluster = config.cluster
+    ? new (await import('./cluster/cluster.js')).Cluster(config.cluster, log)
+    : undefined;
   service.cluster = cluster;
   const maintenance: Maintenance = {
     fsck: (name, repair, log) => fsckVolume(service, name, repair, log),

@@ -27,6 +27,9 @@ const MAX_SPECS = 4;
  */
 const QUIET_MS = 10;
 
+/** The first spares wait this long after start-up, which reconciles and collects meanwhile. */
+const STARTUP_DELAY_MS = 1_000;
+
 /** Niceness of the mkfs that formats a spare: it gets the CPU that requests leave. */
 const SPARE_NICENESS = 19;
 
@@ -69,7 +72,7 @@ export class SparePool {
     if (this.depth === 0) return;
     await mkdir(this.dir, { mode: 0o700 });
     this.want(this.defaults);
-    this.refillAtLull();
+    this.refillAtLull(STARTUP_DELAY_MS);
   }
 
   /** A formatted image for `spec`, moved out of the pool (the caller renames it), or undefined. */
@@ -93,14 +96,14 @@ export class SparePool {
     }
   }
 
-  private refillAtLull(): void {
+  private refillAtLull(delayMs = QUIET_MS): void {
     this.due = true;
     clearTimeout(this.quietTimer);
     if (this.active > 0) return;
     this.quietTimer = setTimeout(() => {
       this.due = false;
       this.refill();
-    }, QUIET_MS).unref();
+    }, delayMs).unref();
   }
 
   /** Resolves when no spare is being made. */

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { lstatSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { type Dirent, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { chmod, lstat, mkdir, readdir, readFile, rename, rm, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Holders } from '../core/holders.js';
@@ -9,7 +9,14 @@ import { listLoops } from '../system/loop-sysfs.js';
 import { readMounts } from '../system/mountinfo.js';
 import { isMountPoint } from '../system/mountpoint.js';
 import { isAtomicTemp, syncDir, writeFileAtomic, writeNewFile } from './atomic.js';
-import { HOLDERS_FILE, IMAGE_FILE, type Layout, type VolumePaths, volumePathsIn } from './layout.js';
+import {
+  HOLDERS_FILE,
+  IMAGE_FILE,
+  type Layout,
+  META_FILE,
+  type VolumePaths,
+  volumePathsIn,
+} from './layout.js';
 import { parseHolders, parseRecord, serializeHolders, serializeRecord, type VolumeRecord } from './record.js';
 import { SNAPSHOTS_DIR, SnapshotStore } from './snapshot-store.js';
 
@@ -17,11 +24,12 @@ import { SNAPSHOTS_DIR, SnapshotStore } from './snapshot-store.js';
 const YIELD_EVERY = 64;
 
 /**
- * Reads a metadata file synchronously when it is a regular file; anything else (a FIFO, a device
- * someone put there) could block the whole daemon, so it is read on the thread pool instead.
+ * Reads a metadata file synchronously when its directory listing says it is a regular file;
+ * anything else (a FIFO, a device someone put there) could block the whole daemon, so it is read
+ * on the thread pool instead. The listing's file types save a stat a file at start-up.
  */
-async function readSmallFile(path: string): Promise<string> {
-  return lstatSync(path).isFile() ? readFileSync(path, 'utf8') : readFile(path, 'utf8');
+async function readSmallFile(path: string, regular: boolean): Promise<string> {
+  return regular ? readFileSync(path, 'utf8') : readFile(path, 'utf8');
 }
 
 /** A volume directory whose volume.json could not be read: left alone and reported. */
@@ -93,18 +101,21 @@ export class Store {
     for (const [i, name] of names.entries()) {
       if (i % YIELD_EVERY === 0) await new Promise((resolve) => setImmediate(resolve));
       const paths = this.layout.volume(name);
-      let entries: string[] = [];
+      let listing: Dirent[] = [];
       try {
-        entries = readdirSync(paths.dir);
+        listing = readdirSync(paths.dir, { withFileTypes: true });
       } catch {}
+      const entries = listing.map((e) => e.name);
+      const regular = (file: string) => listing.some((e) => e.name === file && e.isFile());
       for (const temp of entries.filter(isAtomicTemp).map((t) => join(paths.dir, t))) {
         rmSync(temp, { force: true });
         swept.push(temp);
       }
       try {
-        const record = parseRecord(await readSmallFile(paths.meta));
+        const record = parseRecord(await readSmallFile(paths.meta, regular(META_FILE)));
         if (record.name !== name) throw new Error(`it names volume ${record.name}`);
-        if (entries.includes(HOLDERS_FILE)) record.holders = await this.loadHolders(paths.holders, record);
+        if (entries.includes(HOLDERS_FILE))
+          record.holders = await this.loadHolders(paths.holders, regular(HOLDERS_FILE), record);
         const image = entries.includes(IMAGE_FILE)
           ? statSync(paths.image, { throwIfNoEntry: false })
           : undefined;
@@ -122,9 +133,9 @@ export class Store {
    * A holders file that a power cut left empty or torn (it is not fsynced) counts as none: after a
    * power cut nothing is mounted, so reconcile would drop every holder anyway.
    */
-  private async loadHolders(path: string, record: VolumeRecord): Promise<Holders> {
+  private async loadHolders(path: string, regular: boolean, record: VolumeRecord): Promise<Holders> {
     try {
-      return parseHolders(await readSmallFile(path));
+      return parseHolders(await readSmallFile(path, regular));
     } catch {
       return record.holders;
     }

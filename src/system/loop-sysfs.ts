@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import { loopBackingInodes } from './losetup.js';
 
@@ -33,7 +33,9 @@ export async function listLoops(): Promise<LoopDevice[]> {
   } catch {
     return [];
   }
-  const found = names.map((name) => readLoop(`/dev/${name}`));
+  // The kernel keeps every loop device it ever made (a host may have thousands); only an attached
+  // one has a loop/ directory, and a failed read costs an exception each.
+  const found = names.filter((n) => existsSync(`/sys/block/${n}/loop`)).map((n) => readLoop(`/dev/${n}`));
   return found.filter((l): l is LoopDevice => l !== undefined);
 }
 
