@@ -22,6 +22,27 @@ const SMALL = { ext4: '64M', xfs: '300M' } as const;
 describe.runIf(storageAvailable())('VolumeService on the real kernel', () => {
   const fresh = serviceCases('int-service');
 
+  it('formats with 4 KiB blocks, no reserved blocks and fast commits where the kernel has them', async () => {
+    const { service, layout } = await fresh();
+    await service.create('fc', { fs: 'ext4', size: SMALL.ext4 }, silentLog);
+    const { stdout } = await execa('dumpe2fs', ['-h', layout.volume('fc').image], { stderr: 'ignore' });
+    const field = (name: string) => new RegExp(`^${name}:\\s+(.*)$`, 'm').exec(stdout)?.[1];
+    expect(field('Block size')).toBe('4096');
+    expect(field('Reserved block count')).toBe('0');
+    const fastCommit = existsSync('/sys/fs/ext4/features/fast_commit');
+    expect(field('Filesystem features')?.split(' ').includes('fast_commit')).toBe(fastCommit);
+    // An fsync'd write through the fast-commit path is there after a remount.
+    const mountPoint = await service.mount('fc', A, silentLog);
+    const handle = await open(join(mountPoint, 'synced'), 'w');
+    await handle.write('durable');
+    await handle.sync();
+    await handle.close();
+    await service.unmount('fc', A, silentLog);
+    await service.mount('fc', A, silentLog);
+    expect(await readFile(join(mountPoint, 'synced'), 'utf8')).toBe('durable');
+    await service.unmount('fc', A, silentLog);
+  });
+
   describe.each(['ext4', 'xfs'] as const)('%s', (fs) => {
     it('creates a volume whose files survive unmount and remount', async () => {
       const { service, layout } = await fresh();
@@ -63,30 +84,6 @@ describe.runIf(storageAvailable())('VolumeService on the real kernel', () => {
       expect(allocated).toBeLessThan(fs === 'ext4' ? 16 * MiB : 128 * MiB);
       expect((await service.get('thin')).Status).toMatchObject({ sparse: true, allocated });
     });
-
-    it.runIf(fs === 'ext4')(
-      'formats with 4 KiB blocks, no reserved blocks and fast commits where the kernel has them',
-      async () => {
-        const { service, layout } = await fresh();
-        await service.create('fc', { fs, size: SMALL[fs] }, silentLog);
-        const { stdout } = await execa('dumpe2fs', ['-h', layout.volume('fc').image], { stderr: 'ignore' });
-        const field = (name: string) => new RegExp(`^${name}:\\s+(.*)$`, 'm').exec(stdout)?.[1];
-        expect(field('Block size')).toBe('4096');
-        expect(field('Reserved block count')).toBe('0');
-        const fastCommit = existsSync('/sys/fs/ext4/features/fast_commit');
-        expect(field('Filesystem features')?.split(' ').includes('fast_commit')).toBe(fastCommit);
-        // An fsync'd write through the fast-commit path is there after a remount.
-        const mountPoint = await service.mount('fc', A, silentLog);
-        const handle = await open(join(mountPoint, 'synced'), 'w');
-        await handle.write('durable');
-        await handle.sync();
-        await handle.close();
-        await service.unmount('fc', A, silentLog);
-        await service.mount('fc', A, silentLog);
-        expect(await readFile(join(mountPoint, 'synced'), 'utf8')).toBe('durable');
-        await service.unmount('fc', A, silentLog);
-      },
-    );
 
     it('keeps a sparse=false image fully allocated (mkfs must not punch holes)', async () => {
       const { service, layout } = await fresh();
