@@ -5,6 +5,7 @@ import type { VolumeSpec } from '../core/options.js';
 import { crashPoint } from '../faults.js';
 import type { VolumePaths } from '../state/layout.js';
 import { ext4Unclean } from '../system/ext4-state.js';
+import { readFilesystemHead } from '../system/fs-head.js';
 import { checkFilesystem, looksDamaged, preenExt4 } from '../system/fsck.js';
 import type { KernelOps } from '../system/kernel-ops.js';
 import { type FsType, UNTRUSTED_CONTENT_OPTIONS } from '../system/mount.js';
@@ -16,8 +17,12 @@ import type { Preened } from './backend.js';
  * it. What preen cannot fix safely is refused (FilesystemDamaged). xfs replays its log at mount,
  * so it is checked only when the mount fails (see mountVolume).
  */
-export async function preenIfUnclean(target: string, fs: FsType): Promise<Preened | undefined> {
-  const reason = fs === 'ext4' ? ext4Unclean(target) : undefined;
+export async function preenIfUnclean(
+  target: string,
+  fs: FsType,
+  head = readFilesystemHead(target),
+): Promise<Preened | undefined> {
+  const reason = fs === 'ext4' ? ext4Unclean(head) : undefined;
   if (!reason) return undefined;
   const report = await preenExt4(target);
   if (!report.clean) {

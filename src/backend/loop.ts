@@ -7,6 +7,7 @@ import { crashPoint } from '../faults.js';
 import type { VolumePaths } from '../state/layout.js';
 import { createSparse, preallocate, refillAllocation } from '../system/allocate.js';
 import { filesystemBlockSize } from '../system/fs-geometry.js';
+import { readFilesystemHead } from '../system/fs-head.js';
 import { newFilesystemUuid } from '../system/fs-uuid.js';
 import { checkFilesystem } from '../system/fsck.js';
 import { growMounted, growUnmountedExt4, refreshLoopCapacity } from '../system/growfs.js';
@@ -190,13 +191,16 @@ export class LoopBackend implements Backend {
       if (state.mounted) return state;
       const attachedHere = state.device === undefined;
       if (attachedHere && !volume.spec.sparse) refilledBytes += await refillAllocation(paths.image);
+      // One read of the filesystem's head serves the check and the attach.
+      const head = attachedHere ? readFilesystemHead(paths.image) : undefined;
       // No device: no filesystem instance in the kernel can have the image open, so it can be checked.
-      if (attachedHere && !checked) {
-        preened = await preenIfUnclean(paths.image, volume.spec.fs);
+      if (head && !checked) {
+        preened = await preenIfUnclean(paths.image, volume.spec.fs, head);
         checked = true;
       }
       const device =
-        state.device ?? (await this.attachLock.run('attach', () => this.attach(paths.image, volume.spec.fs)));
+        state.device ??
+        (await this.attachLock.run('attach', () => this.attach(paths.image, volume.spec.fs, head)));
       crashPoint('mount:attached');
       try {
         await mountVolume(this.kernel, device, paths, volume.spec, prepareRoot, mountOptions(volume.spec));
@@ -210,8 +214,12 @@ export class LoopBackend implements Backend {
   }
 
   /** Attaches with logical blocks no larger than the filesystem's (see filesystemBlockSize). */
-  private async attach(image: string, fs: VolumeSpec['fs']): Promise<string> {
-    const blockSize = this.loopOptions.blockSize || filesystemBlockSize(image, fs);
+  private async attach(
+    image: string,
+    fs: VolumeSpec['fs'],
+    head = readFilesystemHead(image),
+  ): Promise<string> {
+    const blockSize = this.loopOptions.blockSize || filesystemBlockSize(head, fs);
     const device = await this.kernel.attachLoop(image, {
       ...this.loopOptions,
       ...(blockSize ? { blockSize } : {}),

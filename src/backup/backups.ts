@@ -187,7 +187,7 @@ export class Backups {
     return async (dest) => {
       const chosen = await this.choose(name, backup);
       await this.dump(chosen, dest);
-      const restored = { keepUuid: !(await this.uuidInUse(dest)) };
+      const restored = { keepUuid: !this.uuidInUse(dest, chosen.fs as FsType) };
       return { fs: chosen.fs as FsType, sizeBytes: chosen.sizeBytes, restored } satisfies Copied;
     };
   }
@@ -233,14 +233,18 @@ export class Backups {
     }
   }
 
-  /** Whether a local volume's filesystem has the UUID of the image at `image`. */
-  private async uuidInUse(image: string): Promise<boolean> {
-    const uuid = await filesystemUuid(image);
-    for (const name of this.service.names()) {
-      const other = this.store.layout.volume(name).image;
-      if ((await filesystemUuid(other).catch(() => '')) === uuid) return true;
-    }
-    return false;
+  /** Whether a local volume's filesystem has the UUID of the `fs` image at `image` (superblock reads). */
+  private uuidInUse(image: string, fs: FsType): boolean {
+    const uuid = filesystemUuid(image, fs);
+    if (uuid === undefined) return false;
+    return this.service.names().some((name) => {
+      if (this.service.specOf(name)?.fs !== fs) return false;
+      try {
+        return filesystemUuid(this.store.layout.volume(name).image, fs) === uuid;
+      } catch {
+        return false;
+      }
+    });
   }
 
   private load(name: string): BackupStatus {

@@ -1,11 +1,9 @@
-import { closeSync, openSync, readSync } from 'node:fs';
+import { isExt4 } from './fs-head.js';
 
 /** The ext4 superblock sits 1024 bytes into the filesystem; these are its fields loopvol reads. */
 const SUPERBLOCK_OFFSET = 1024;
-const MAGIC_AT = 0x38;
-const STATE_AT = 0x3a;
-const INCOMPAT_AT = 0x60;
-const EXT4_MAGIC = 0xef53;
+const STATE_AT = SUPERBLOCK_OFFSET + 0x3a;
+const INCOMPAT_AT = SUPERBLOCK_OFFSET + 0x60;
 /** s_state bits: cleanly unmounted, and errors detected by the kernel. */
 const STATE_VALID = 0x1;
 const STATE_ERROR = 0x2;
@@ -14,21 +12,14 @@ const INCOMPAT_RECOVER = 0x4;
 
 /**
  * Why an unmounted ext4 filesystem needs a check before it is mounted, or undefined when it was
- * left cleanly (or is not ext4 at all: mount then says what it is). One 1 KiB read, so every
- * fresh attach can afford it.
+ * left cleanly (or is not ext4 at all: mount then says what it is). Reads only the head
+ * (readFilesystemHead), so every fresh attach can afford it.
  */
-export function ext4Unclean(target: string): string | undefined {
-  const block = Buffer.alloc(1024);
-  const fd = openSync(target, 'r');
-  try {
-    if (readSync(fd, block, 0, block.length, SUPERBLOCK_OFFSET) < block.length) return undefined;
-  } finally {
-    closeSync(fd);
-  }
-  if (block.readUInt16LE(MAGIC_AT) !== EXT4_MAGIC) return undefined;
-  const state = block.readUInt16LE(STATE_AT);
+export function ext4Unclean(head: Buffer): string | undefined {
+  if (!isExt4(head)) return undefined;
+  const state = head.readUInt16LE(STATE_AT);
   if (state & STATE_ERROR) return 'the kernel recorded filesystem errors';
-  if (block.readUInt32LE(INCOMPAT_AT) & INCOMPAT_RECOVER)
+  if (head.readUInt32LE(INCOMPAT_AT) & INCOMPAT_RECOVER)
     return 'it was not unmounted cleanly (journal needs recovery)';
   if (!(state & STATE_VALID)) return 'it was not unmounted cleanly';
   return undefined;

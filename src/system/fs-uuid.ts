@@ -1,10 +1,11 @@
 import { hasLostFound, removeLostFound } from './debugfs.js';
 import { run } from './exec.js';
+import { filesystemUuidIn, readFilesystemHead } from './fs-head.js';
 import type { FsType } from './mount.js';
 
-/** A filesystem's UUID, probed directly (not from blkid's cache). */
-export const filesystemUuid = (target: string) =>
-  run('blkid', ['-p', '-o', 'value', '-s', 'UUID', '--', target]);
+/** A filesystem's UUID, read from its superblock (no blkid process, no cache). */
+export const filesystemUuid = (target: string, fs: FsType): string | undefined =>
+  filesystemUuidIn(readFilesystemHead(target), fs);
 
 /**
  * Gives an unmounted filesystem (in an image or on a device) a new random UUID, so that a copy
@@ -13,7 +14,7 @@ export const filesystemUuid = (target: string) =>
  * wants a clean log (see the caller) and exits 0 even when it refuses, so the result is checked.
  */
 export async function newFilesystemUuid(target: string, fs: FsType): Promise<void> {
-  const before = await filesystemUuid(target);
+  const before = filesystemUuid(target, fs);
   if (fs === 'xfs') {
     await run('xfs_admin', ['-f', '-U', 'generate', target], { timeoutMs: 600_000 });
   } else {
@@ -23,7 +24,7 @@ export async function newFilesystemUuid(target: string, fs: FsType): Promise<voi
     if (!hadLostFound) await removeLostFound(target);
     await run('tune2fs', ['-U', 'random', target], { timeoutMs: 600_000 });
   }
-  if ((await filesystemUuid(target)) === before) {
+  if (filesystemUuid(target, fs) === before) {
     throw new Error(`could not give the copied ${fs} filesystem a new UUID (still ${before})`);
   }
 }
