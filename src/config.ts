@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import { z } from 'zod';
 import type { ClusterOptions } from './cluster/cluster.js';
+import { isWithin } from './core/paths.js';
 import { parseSize } from './core/size.js';
 import type { ListenAddress } from './metrics/server.js';
 
@@ -84,8 +85,6 @@ const directory = (what: string, optional = false) => {
     .refine((p) => unset(p) || !/^\/+$/.test(p), `${what} must not be /`)
     .transform((p) => p.replace(/\/+$/, ''));
 };
-
-const within = (path: string, dir: string) => path === dir || path.startsWith(`${dir}/`);
 
 const schema = z
   .object({
@@ -177,7 +176,7 @@ const schema = z
     message: '--backup-repo and --backup-password-file go together',
   })
   .refine(
-    (c) => c.mountRoot === '' || !(within(c.mountRoot, c.dataRoot) || within(c.dataRoot, c.mountRoot)),
+    (c) => c.mountRoot === '' || !(isWithin(c.mountRoot, c.dataRoot) || isWithin(c.dataRoot, c.mountRoot)),
     {
       message: '--mount-root and --data-root must not contain one another',
     },

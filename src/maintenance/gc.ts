@@ -1,6 +1,7 @@
 import { relative, sep } from 'node:path';
 import type { Logger } from 'pino';
 import { holderCount } from '../core/holders.js';
+import { isWithin } from '../core/paths.js';
 import type { Store } from '../state/store.js';
 import type { KernelOps } from '../system/kernel-ops.js';
 import { type LoopDevice, listLoops, readLoop } from '../system/loop-sysfs.js';
@@ -15,8 +16,6 @@ export interface GcFinding {
   action: 'cleaned' | 'would clean' | 'kept' | 'failed';
   reason: string;
 }
-
-const isWithin = (path: string, dir: string) => dir !== '' && !relative(dir, path).startsWith('..');
 
 /**
  * Finds what interrupted work left behind and cleans it: loop devices of loopvol images that no
