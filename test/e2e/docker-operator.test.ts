@@ -4,7 +4,7 @@ import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
 import { dockerSuite, execIn, runContainer, startContainer } from '../helpers/dockerd.js';
 import { freePort } from '../helpers/net.js';
-import { BIN } from '../helpers/plugin.js';
+import { BIN, tableRow } from '../helpers/plugin.js';
 import { storageAvailable } from '../helpers/tools.js';
 
 /** Prometheus text format: the value of one sample, by name and labels as written. */
@@ -53,11 +53,7 @@ describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'e2fsck', 'debugfs', 'm
       try {
         const table = await loopvol('ls');
         expect(table.exitCode, table.stderr).toBe(0);
-        const row = table.stdout
-          .split('\n')
-          .find((r) => r.trim().startsWith('inuse '))
-          ?.trim()
-          .split(/\s{2,}/);
+        const row = tableRow(table.stdout, 'inuse');
         expect(row).toEqual([
           'inuse',
           '64M',

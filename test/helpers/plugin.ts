@@ -156,3 +156,12 @@ export function pluginCases(): {
     },
   };
 }
+
+/** The cells of the row of `loopvol ls` output (columns two or more spaces apart) that starts with `first`. */
+export function tableRow(table: string, first: string): string[] | undefined {
+  return table
+    .split('\n')
+    .find((r) => r.trim().startsWith(`${first} `))
+    ?.trim()
+    .split(/\s{2,}/);
+}

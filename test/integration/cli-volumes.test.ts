@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cleanupTempDir, kernelStateUnder, makeTempDir } from '../helpers/kernel.js';
-import { BIN, type PluginProcess, startPlugin } from '../helpers/plugin.js';
+import { BIN, type PluginProcess, startPlugin, tableRow } from '../helpers/plugin.js';
 import { storageAvailable } from '../helpers/tools.js';
 
 /** loopvol ls / inspect / create / rm against a running daemon, over its socket. */
@@ -44,10 +44,7 @@ describe.runIf(storageAvailable())('operator commands against a running daemon',
       'HOLDERS',
       'MOUNTPOINT',
     ]);
-    const pg = rows
-      .find((r) => r.trim().startsWith('pg '))
-      ?.trim()
-      .split(/\s{2,}/);
+    const pg = tableRow(table.stdout, 'pg');
     expect(pg).toMatchObject([
       'pg',
       '64M',
