@@ -28,15 +28,21 @@ const ratios = [
     target: job.startsWith('randwrite') ? 0.6 : 0.9,
   })),
 ];
-const latency = r.scale.flatMap((s) =>
-  ['get', 'path'].flatMap((op) =>
-    ['p50', 'p99'].map((q) => ({
-      request: `${op === 'get' ? 'Get' : 'Path'} ${q}`,
-      volumes: `${s.volumes} volumes`,
-      ms: s[op][q],
-    })),
+const latency = [
+  ...r.scale.flatMap((s) =>
+    ['get', 'path'].flatMap((op) =>
+      ['p50', 'p99'].map((q) => ({
+        request: `${op === 'get' ? 'Get' : 'Path'} ${q}`,
+        volumes: `${s.volumes} volumes`,
+        ms: s[op][q],
+      })),
+    ),
   ),
-);
+  // The same client against an empty node:http server: this machine's floor.
+  ...(r.httpFloor
+    ? ['p50', 'p99'].map((q) => ({ request: `empty server ${q}`, volumes: 'HTTP floor', ms: r.httpFloor[q] }))
+    : []),
+];
 
 const spec = {
   $schema: 'https://vega.github.io/schema/vega-lite/v5.json',

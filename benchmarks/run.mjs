@@ -6,6 +6,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, freemem, release, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { httpFloor } from './floor.mjs';
 import { io } from './io.mjs';
 import { BIN, releaseKernelState, startDaemon } from './lib.mjs';
 import { concurrency, lifecycle } from './lifecycle.mjs';
@@ -59,6 +60,8 @@ try {
   } finally {
     await daemon.stop();
   }
+  process.stderr.write('http floor...\n');
+  results.httpFloor = await httpFloor(dir, { samples: plan.scale[0].samples * 2 });
   results.scale = [];
   for (const s of plan.scale) {
     process.stderr.write(`scale ${s.volumes}...\n`);
@@ -88,6 +91,10 @@ for (const [name, j] of Object.entries(results.io.jobs)) {
     `fio ${name.padEnd(20)} plain ${f(med(j.plain), 0)} ${j.unit}, loop ${f(med(j.loop), 0)} ${j.unit}, ratio ${f(j.ratio, 2)}x`,
   );
 }
+const floor = results.httpFloor;
+lines.push(
+  `http floor (an empty node:http server, same client): p50/p99 ${f(floor.p50, 2)}/${f(floor.p99, 2)} ms`,
+);
 for (const s of results.scale) {
   lines.push(
     `scale ${s.volumes} volumes (${s.mounted} mounted): Get p50/p99 ${f(s.get.p50, 2)}/${f(s.get.p99, 2)} ms, Path ${f(s.path.p50, 2)}/${f(s.path.p99, 2)} ms, List p50 ${f(s.list.p50)} ms, restart ${f(s.restartMs, 0)} ms, RSS ${f(s.rssBytes / 2 ** 20, 0)} MiB, created in ${f(s.createSeconds)} s`,
