@@ -12,6 +12,7 @@ import { closeUnix, listenUnix } from './server/unix-socket.js';
 import { Layout } from './state/layout.js';
 import { Store } from './state/store.js';
 import { selectKernelOps } from './system/kernel-ops.js';
+import { loadLibc } from './system/libc.js';
 import { VolumeService } from './volume/service.js';
 
 /**
@@ -29,11 +30,14 @@ export async function serve(config: Config): Promise<void> {
   if (fallback)
     log.warn({ reason: fallback }, 'using losetup, mount and umount processes instead of system calls');
   const layout = new Layout(config.dataRoot, config.mountRoot);
+  // The FFI also serves ext4 templates (SEEK_DATA); with the tools, ext4 gets spares instead.
+  const libc = kernel.via === 'syscalls' ? await loadLibc() : undefined;
   const spares = new SparePool(
     layout.spares,
     config.spares,
     { fs: config.defaultFs, sizeBytes: config.defaultSizeBytes },
     log,
+    libc instanceof Error ? undefined : libc,
   );
   const store = new Store(layout);
   const service = new VolumeService(

@@ -1,4 +1,4 @@
-import { rename, truncate } from 'node:fs/promises';
+import { truncate } from 'node:fs/promises';
 import type { ImageSource } from '../core/clone.js';
 import { FilesystemDamaged } from '../core/errors.js';
 import { KeyedLock } from '../core/keyed-lock.js';
@@ -83,14 +83,7 @@ export class LoopBackend implements Backend {
     source?: ImageSource,
   ): Promise<Provisioned> {
     if (source) return this.provisionClone(paths, spec, source);
-    const spare = spec.sparse ? this.spares?.take(spec) : undefined;
-    if (
-      spare &&
-      (await rename(spare, paths.image).then(
-        () => true,
-        () => false,
-      ))
-    ) {
+    if (spec.sparse && (await this.spares?.place(spec, paths.image))) {
       crashPoint('create:image');
       crashPoint('create:formatted');
       const rootPrepared =

@@ -46,6 +46,7 @@ const SIGNATURES = {
   mount:
     'int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data)',
   umount2: 'int umount2(const char *target, int flags)',
+  lseek: 'int64_t lseek(int fd, int64_t offset, int whence)',
 } as const;
 
 export type LibcFunction = keyof typeof SIGNATURES;

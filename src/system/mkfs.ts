@@ -22,14 +22,18 @@ export type FormatTarget = 'sparse-image' | 'preallocated-image' | 'device';
  * and the loop device can serve that only to a filesystem that writes no smaller units.
  */
 /**
- * ext4's fast commits, where this kernel has them (5.10+; /sys/fs/ext4/features lists them). An
- * fsync inside a volume then writes one block to the journal instead of a full transaction, and
- * each journal write costs twice through a loop device (the flush before it and the emulated FUA
- * after it each become an fsync of the image): 4k writes with an fsync each went from 0.36x to
- * about 0.5x of the host filesystem's speed. A kernel without them gets the plain journal, so
- * every volume formatted here also mounts here.
+ * ext4 features added where this kernel has them (/sys/fs/ext4/features lists them), so every
+ * volume formatted here also mounts here:
+ * - fast_commit (5.10+): an fsync inside a volume writes one block to the journal instead of a full
+ *   transaction, and each journal write costs twice through a loop device (the flush before it and
+ *   the emulated FUA after it each become an fsync of the image): 4k writes with an fsync each went
+ *   from 0.36x to about 0.5x of the host filesystem's speed.
+ * - metadata_csum_seed (4.4+): metadata checksums are seeded from a stored value, not the UUID,
+ *   so an image copied from a template gets its own UUID by rewriting its superblocks alone
+ *   (see backend/spares.ts).
  */
-export const ext4FastCommit = (): boolean => existsSync('/sys/fs/ext4/features/fast_commit');
+export const ext4Features = (): string[] =>
+  ['fast_commit', 'metadata_csum_seed'].filter((f) => existsSync(`/sys/fs/ext4/features/${f}`));
 
 export async function makeFilesystem(
   target: string,
@@ -41,8 +45,9 @@ export async function makeFilesystem(
   if (fsType === 'ext4') {
     const ext = [`lazy_itable_init=${kind === 'preallocated-image' ? 0 : 1}`, 'lazy_journal_init=1'];
     if (keepBlocks) ext.push('nodiscard');
-    const features = ext4FastCommit() ? ['-O', 'fast_commit'] : [];
-    const args = ['-q', '-F', '-b', '4096', '-m', '0', ...features, '-E', ext.join(',')];
+    const features = ext4Features();
+    const featureArgs = features.length > 0 ? ['-O', features.join(',')] : [];
+    const args = ['-q', '-F', '-b', '4096', '-m', '0', ...featureArgs, '-E', ext.join(',')];
     await run('mkfs.ext4', [...args, '--', target], { timeoutMs: 300_000, niceness });
   } else {
     const args = ['-q', '-f', '-s', 'size=4096'];

@@ -8,6 +8,7 @@ import type { SpecDefaults } from '../../src/core/options.js';
 import { Layout } from '../../src/state/layout.js';
 import { Store } from '../../src/state/store.js';
 import { selectKernelOps } from '../../src/system/kernel-ops.js';
+import { loadLibc } from '../../src/system/libc.js';
 import { VolumeService } from '../../src/volume/service.js';
 import { silentLog } from './int-log.js';
 import { cleanupTempDir, kernelStateUnder, makeTempDir } from './kernel.js';
@@ -17,6 +18,9 @@ export const GiB = 1024 * MiB;
 
 /** As the daemon picks them: system calls, or the tools with LOOPVOL_SYSCALLS=tools. */
 export const testKernelOps = (await selectKernelOps()).ops;
+
+/** The FFI, as the daemon passes it to its spare pool (ext4 templates need it). */
+export const testLibc = await loadLibc().then((l) => (l instanceof Error ? undefined : l));
 
 /** Small enough to format in milliseconds, large enough for ext4. */
 export const TEST_DEFAULTS: SpecDefaults = { sizeBytes: 64 * MiB, fs: 'ext4' };

@@ -22,15 +22,17 @@ const SMALL = { ext4: '64M', xfs: '300M' } as const;
 describe.runIf(storageAvailable())('VolumeService on the real kernel', () => {
   const fresh = serviceCases('int-service');
 
-  it('formats with 4 KiB blocks, no reserved blocks and fast commits where the kernel has them', async () => {
+  it('formats with 4 KiB blocks, no reserved blocks, fast commits and a checksum seed where the kernel has them', async () => {
     const { service, layout } = await fresh();
     await service.create('fc', { fs: 'ext4', size: SMALL.ext4 }, silentLog);
     const { stdout } = await execa('dumpe2fs', ['-h', layout.volume('fc').image], { stderr: 'ignore' });
     const field = (name: string) => new RegExp(`^${name}:\\s+(.*)$`, 'm').exec(stdout)?.[1];
     expect(field('Block size')).toBe('4096');
     expect(field('Reserved block count')).toBe('0');
-    const fastCommit = existsSync('/sys/fs/ext4/features/fast_commit');
-    expect(field('Filesystem features')?.split(' ').includes('fast_commit')).toBe(fastCommit);
+    const features = field('Filesystem features')?.split(' ') ?? [];
+    for (const feature of ['fast_commit', 'metadata_csum_seed']) {
+      expect(features.includes(feature)).toBe(existsSync(`/sys/fs/ext4/features/${feature}`));
+    }
     // An fsync'd write through the fast-commit path is there after a remount.
     const mountPoint = await service.mount('fc', A, silentLog);
     const handle = await open(join(mountPoint, 'synced'), 'w');

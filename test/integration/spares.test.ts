@@ -9,7 +9,7 @@ import { Layout } from '../../src/state/layout.js';
 import { Store } from '../../src/state/store.js';
 import { VolumeService } from '../../src/volume/service.js';
 import { silentLog } from '../helpers/int-log.js';
-import { MiB, serviceCases, TEST_DEFAULTS, testKernelOps } from '../helpers/int-service.js';
+import { MiB, serviceCases, TEST_DEFAULTS, testKernelOps, testLibc } from '../helpers/int-service.js';
 import { storageAvailable } from '../helpers/tools.js';
 
 const uuidOf = async (image: string) =>
@@ -19,13 +19,13 @@ const uuidOf = async (image: string) =>
 describe.runIf(storageAvailable())('spare images on the real kernel', () => {
   const fresh = serviceCases('int-spares');
 
-  function withSpares(root: string, depth: number) {
+  function withSpares(root: string, depth: number, defaults = TEST_DEFAULTS) {
     const layout = new Layout(root);
-    const spares = new SparePool(layout.spares, depth, TEST_DEFAULTS, silentLog);
+    const spares = new SparePool(layout.spares, depth, defaults, silentLog, testLibc);
     const service = new VolumeService(
       new Store(layout),
       { loop: new LoopBackend(testKernelOps, { spares }), disk: new DiskBackend([], testKernelOps) },
-      TEST_DEFAULTS,
+      defaults,
       silentLog,
     );
     return { layout, service };
@@ -76,6 +76,49 @@ describe.runIf(storageAvailable())('spare images on the real kernel', () => {
     await service.idle();
     await service.remove('a', silentLog);
     await service.remove('b', silentLog);
+    await service.idle();
+  });
+
+  it('writes images from the ext4 template when a burst empties the spares: each its own, each sound', async () => {
+    const { root } = await fresh();
+    // 1G: eight block groups, so four backup superblocks that must carry the new identity too.
+    const { layout, service } = withSpares(root, 1, { fs: 'ext4', sizeBytes: 1024 * MiB });
+    await service.start();
+    const templates = async () => (await readdir(layout.spares)).filter((f) => f.endsWith('.template'));
+    await expect.poll(templates, { timeout: 10_000 }).toHaveLength(1);
+    await expect.poll(() => sparesIn(layout), { timeout: 10_000 }).toHaveLength(1);
+    const template = join(layout.spares, (await templates())[0] as string);
+
+    // Three at once: one takes the spare, two are written from the template (no lull to refill in).
+    const names = ['b1', 'b2', 'b3'];
+    await Promise.all(names.map((n) => service.create(n, {}, silentLog)));
+    const uuids = await Promise.all(names.map((n) => uuidOf(layout.volume(n).image)));
+    expect(new Set([...uuids, await uuidOf(template)]).size).toBe(4);
+    for (const [i, name] of names.entries()) {
+      const image = layout.volume(name).image;
+      const check = await execa('e2fsck', ['-fn', image], { reject: false });
+      expect(check.exitCode, check.stdout).toBe(0);
+      // Every backup superblock has the volume's UUID, as tune2fs -U would leave it.
+      const backup = await execa(
+        'dumpe2fs',
+        ['-o', 'superblock=32768', '-o', 'blocksize=4096', '-h', image],
+        {
+          stderr: 'ignore',
+        },
+      );
+      expect(backup.stdout).toContain(uuids[i]);
+      expect((await stat(image)).size).toBe(1024 * MiB);
+    }
+    // Sparse as mkfs left it, and ready for the default owner: nothing to prepare at the first Mount.
+    expect((await stat(layout.volume('b2').image)).blocks * 512).toBeLessThan(4 * MiB);
+    const mountPoint = await service.mount('b2', 'x', silentLog);
+    expect(await readdir(mountPoint)).toEqual([]);
+    await writeFile(join(mountPoint, 'data'), 'kept');
+    await service.unmount('b2', 'x', silentLog);
+    await service.mount('b2', 'x', silentLog);
+    expect(await readFile(join(mountPoint, 'data'), 'utf8')).toBe('kept');
+    await service.unmount('b2', 'x', silentLog);
+    for (const name of names) await service.remove(name, silentLog);
     await service.idle();
   });
 
