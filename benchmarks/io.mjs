@@ -24,12 +24,21 @@ function jobs({ runtime, seqSize }) {
       unit: 'IOPS',
     },
     'seq-write-1M': {
-      args: ['--filename=seq', '--rw=write', '--bs=1M', `--size=${seqSize}`, '--direct=1', '--end_fsync=1'],
+      // A new file each run (unlinked after it): every run allocates, none merely overwrites.
+      args: [
+        '--filename=seq',
+        '--rw=write',
+        '--bs=1M',
+        `--size=${seqSize}`,
+        '--direct=1',
+        '--end_fsync=1',
+        '--unlink=1',
+      ],
       metric: (j) => j.write.bw / 1024,
       unit: 'MiB/s',
     },
     'seq-read-1M': {
-      // Reads the file the write job left.
+      // fio lays the file out first (not measured), then reads it.
       args: ['--filename=seq', '--rw=read', '--bs=1M', `--size=${seqSize}`, '--direct=1'],
       metric: (j) => j.read.bw / 1024,
       unit: 'MiB/s',
