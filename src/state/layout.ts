@@ -9,7 +9,7 @@ import { join } from 'node:path';
  *                                (a managed plugin mounts under its propagated mount, data stays apart)
  *   staging/<random>/            a Create in progress; renamed into volumes/ when complete
  *   trash/<random>/              a Remove in progress; deleted, and emptied again at start-up
- *   spares/                      images formatted ahead of time for Create (remade at start-up)
+ *   spares/                      images and ext4 templates formatted ahead of time for Create (remade at start-up)
  * A volume exists exactly when volumes/<name>/volume.json does, so a crash never leaves one half-made.
  */
 export interface VolumePaths {
