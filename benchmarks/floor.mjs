@@ -14,6 +14,7 @@ const server = require('node:http').createServer((req, res) => {
     res.end(body);
   });
 });
+require('node:fs').rmSync(process.argv[1], { force: true });
 server.listen(process.argv[1], () => process.stdout.write('ready'));`;
 
 export async function httpFloor(dir, { samples }) {
@@ -22,7 +23,12 @@ export async function httpFloor(dir, { samples }) {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   try {
-    await once(server.stdout, 'data');
+    const exited = once(server, 'exit').then(([code]) => {
+      throw new Error(`the empty server exited (${code}) before listening`);
+    });
+    // Only a failure before it listens matters; the kill at the end exits it too.
+    exited.catch(() => undefined);
+    await Promise.race([once(server.stdout, 'data'), exited]);
     const client = connect(socket);
     const times = [];
     for (let k = 0; k < samples * 1.1; k++) {
