@@ -111,8 +111,15 @@ export class SparePool {
     // Spares ran out (a burst): the template still makes one in a few milliseconds.
     const template = this.templates.get(key);
     if (!template) return false;
-    await writeFromTemplate(template, dest);
-    return true;
+    try {
+      await writeFromTemplate(template, dest);
+      return true;
+    } catch (err) {
+      // The size was evicted meanwhile and its template deleted: the caller formats instead.
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT' && this.templates.get(key) !== template)
+        return false;
+      throw err;
+    }
   }
 
   /** Runs a backend operation; spares are formatted only once none has run for QUIET_MS. */
