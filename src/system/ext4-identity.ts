@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
+import { EXT4_MAGIC, EXT4_SUPERBLOCK, isExt4 } from './fs-head.js';
 
 /** ext4 superblock fields (offsets inside its 1024 bytes). */
 const SB_BYTES = 1024;
-const PRIMARY_AT = 1024;
 const BLOCKS_COUNT_LO = 0x04;
 const FIRST_DATA_BLOCK = 0x14;
 const LOG_BLOCK_SIZE = 0x18;
@@ -56,9 +56,8 @@ const isPowerOf = (n: number, base: number) => {
  * backups where this does not look.
  */
 export function renewableSuperblocks(head: Buffer): number[] | undefined {
-  if (head.length < PRIMARY_AT + SB_BYTES) return undefined;
-  const sb = head.subarray(PRIMARY_AT, PRIMARY_AT + SB_BYTES);
-  if (sb.readUInt16LE(MAGIC) !== 0xef53) return undefined;
+  if (!isExt4(head)) return undefined;
+  const sb = head.subarray(EXT4_SUPERBLOCK, EXT4_SUPERBLOCK + SB_BYTES);
   const compat = sb.readUInt32LE(FEATURE_COMPAT);
   const incompat = sb.readUInt32LE(FEATURE_INCOMPAT);
   const roCompat = sb.readUInt32LE(FEATURE_RO_COMPAT);
@@ -85,7 +84,7 @@ export function renewableSuperblocks(head: Buffer): number[] | undefined {
     }
   }
   // A backup sits at the start of its group's first block (with 1 KiB blocks, that is block 1 + ...).
-  return [PRIMARY_AT, ...backups.map((g) => (firstDataBlock + g * perGroup) * blockSize)];
+  return [EXT4_SUPERBLOCK, ...backups.map((g) => (firstDataBlock + g * perGroup) * blockSize)];
 }
 
 /** A new filesystem identity: a random (version 4) UUID and a directory hash seed. */
@@ -106,7 +105,7 @@ export function newExt4Identity(): Ext4Identity {
  * checksum. The caller has checked renewableSuperblocks: nothing else depends on the UUID.
  */
 export function renewSuperblock(sb: Buffer, identity: Ext4Identity): void {
-  if (sb.length !== SB_BYTES || sb.readUInt16LE(MAGIC) !== 0xef53) {
+  if (sb.length !== SB_BYTES || sb.readUInt16LE(MAGIC) !== EXT4_MAGIC) {
     throw new Error('not an ext4 superblock: the template image is damaged');
   }
   identity.uuid.copy(sb, UUID);

@@ -1,9 +1,8 @@
-import { isExt4 } from './fs-head.js';
+import { EXT4_SUPERBLOCK, isExt4 } from './fs-head.js';
 
-/** The ext4 superblock sits 1024 bytes into the filesystem; these are its fields loopvol reads. */
-const SUPERBLOCK_OFFSET = 1024;
-const STATE_AT = SUPERBLOCK_OFFSET + 0x3a;
-const INCOMPAT_AT = SUPERBLOCK_OFFSET + 0x60;
+/** The superblock fields loopvol reads, as offsets into the filesystem's head. */
+const STATE_AT = EXT4_SUPERBLOCK + 0x3a;
+const INCOMPAT_AT = EXT4_SUPERBLOCK + 0x60;
 /** s_state bits: cleanly unmounted, and errors detected by the kernel. */
 const STATE_VALID = 0x1;
 const STATE_ERROR = 0x2;

@@ -1,4 +1,4 @@
-import { isExt4, isXfs } from './fs-head.js';
+import { EXT4_SUPERBLOCK, isExt4, isXfs } from './fs-head.js';
 import type { FsType } from './mount.js';
 
 /** The largest logical block a loop device needs for direct I/O on any backing file here. */
@@ -13,7 +13,7 @@ const MAX_LOGICAL_BLOCK = 4096;
  */
 export function filesystemBlockSize(head: Buffer, fs: FsType): number | undefined {
   let size: number | undefined;
-  if (fs === 'ext4' && isExt4(head)) size = 1024 << head.readUInt32LE(1024 + 0x18);
+  if (fs === 'ext4' && isExt4(head)) size = 1024 << head.readUInt32LE(EXT4_SUPERBLOCK + 0x18);
   else if (fs === 'xfs' && isXfs(head)) size = head.readUInt16BE(102);
   return size === undefined ? undefined : Math.min(size, MAX_LOGICAL_BLOCK);
 }

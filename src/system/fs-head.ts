@@ -3,7 +3,10 @@ import type { FsType } from './mount.js';
 
 /** The first 2 KiB of a filesystem hold what loopvol reads of it: xfs's superblock at 0, ext4's at 1024. */
 const HEAD_BYTES = 2048;
-const EXT4_SUPERBLOCK = 1024;
+/** Where ext4's primary superblock starts. */
+export const EXT4_SUPERBLOCK = 1024;
+/** ext4's s_magic, at 0x38 into its superblock. */
+export const EXT4_MAGIC = 0xef53;
 const EXT4_MAGIC_AT = EXT4_SUPERBLOCK + 0x38;
 const EXT4_UUID_AT = EXT4_SUPERBLOCK + 0x68;
 const XFS_UUID_AT = 32;
@@ -23,7 +26,7 @@ export function readFilesystemHead(target: string): Buffer {
 }
 
 export const isExt4 = (head: Buffer): boolean =>
-  head.length === HEAD_BYTES && head.readUInt16LE(EXT4_MAGIC_AT) === 0xef53;
+  head.length === HEAD_BYTES && head.readUInt16LE(EXT4_MAGIC_AT) === EXT4_MAGIC;
 
 export const isXfs = (head: Buffer): boolean =>
   head.length >= XFS_UUID_AT + 16 && head.toString('latin1', 0, 4) === 'XFSB';

@@ -15,13 +15,6 @@ import type { FsType } from './mount.js';
 export type FormatTarget = 'sparse-image' | 'preallocated-image' | 'device';
 
 /**
- * Formats an image file or block device. On a file this runs before any loop device exists, so a
- * failed format leaves nothing attached. Reserved blocks are 0: the volume's size is what the
- * container may use, whatever its uid. Blocks (ext4) and sectors (xfs) are 4 KiB even on small
- * volumes: direct I/O on an image whose blocks a reflink snapshot shares needs 4 KiB alignment,
- * and the loop device can serve that only to a filesystem that writes no smaller units.
- */
-/**
  * ext4 features added where this kernel has them (/sys/fs/ext4/features lists them), so every
  * volume formatted here also mounts here:
  * - fast_commit (5.10+): an fsync inside a volume writes one block to the journal instead of a full
@@ -35,6 +28,13 @@ export type FormatTarget = 'sparse-image' | 'preallocated-image' | 'device';
 export const ext4Features = (): string[] =>
   ['fast_commit', 'metadata_csum_seed'].filter((f) => existsSync(`/sys/fs/ext4/features/${f}`));
 
+/**
+ * Formats an image file or block device. On a file this runs before any loop device exists, so a
+ * failed format leaves nothing attached. Reserved blocks are 0: the volume's size is what the
+ * container may use, whatever its uid. Blocks (ext4) and sectors (xfs) are 4 KiB even on small
+ * volumes: direct I/O on an image whose blocks a reflink snapshot shares needs 4 KiB alignment,
+ * and the loop device can serve that only to a filesystem that writes no smaller units.
+ */
 export async function makeFilesystem(
   target: string,
   fsType: FsType,
