@@ -1,8 +1,5 @@
 import { closeSync, openSync } from 'node:fs';
 import { type FileHandle, open, rename, rm } from 'node:fs/promises';
-import { syncFile } from '../state/atomic.js';
-import { createSparse } from '../system/allocate.js';
-import { removeLostFound } from '../system/debugfs.js';
 import {
   type Ext4Identity,
   newExt4Identity,
@@ -11,7 +8,6 @@ import {
 } from '../system/ext4-identity.js';
 import { readFilesystemHead } from '../system/fs-head.js';
 import type { Libc } from '../system/libc.js';
-import { makeFilesystem } from '../system/mkfs.js';
 import { type DataRange, dataRanges } from '../system/sparse-map.js';
 
 /** An ext4 image formatted once, from which Creates write images of their own (writeFromTemplate). */
@@ -27,41 +23,32 @@ export interface Ext4Template {
 const SUPERBLOCK_BYTES = 1024;
 
 /**
- * Formats a template at `path` (through `temp`): mkfs, lost+found removed (a template's root is
- * mkfs's own, ready for the default owner and mode), flushed, and mapped.
+ * Makes the freshly formatted ext4 image at `formatted` (its root ready, flushed) the template at
+ * `path`: maps its data and superblocks, then renames it there. On failure `formatted` stays where
+ * it is, for the caller to delete.
  */
-export async function makeExt4Template(
+export async function templateFrom(
   libc: Libc,
-  temp: string,
+  formatted: string,
   path: string,
   sizeBytes: number,
-  niceness: number,
 ): Promise<Ext4Template> {
+  const superblocks = renewableSuperblocks(readFilesystemHead(formatted));
+  if (!superblocks) throw new Error('mkfs.ext4 made no metadata_csum_seed filesystem: no template');
+  const fd = openSync(formatted, 'r');
+  let ranges: DataRange[];
   try {
-    await createSparse(temp, sizeBytes);
-    await makeFilesystem(temp, 'ext4', 'sparse-image', niceness);
-    await removeLostFound(temp, niceness);
-    await syncFile(temp);
-    const superblocks = renewableSuperblocks(readFilesystemHead(temp));
-    if (!superblocks) throw new Error('mkfs.ext4 made no metadata_csum_seed filesystem: no template');
-    const fd = openSync(temp, 'r');
-    let ranges: DataRange[];
-    try {
-      ranges = dataRanges(libc, fd, sizeBytes);
-    } finally {
-      closeSync(fd);
-    }
-    for (const at of superblocks) {
-      if (!ranges.some((r) => r.offset <= at && at + SUPERBLOCK_BYTES <= r.offset + r.length)) {
-        throw new Error(`the superblock at byte ${at} is not in the formatted image's data: no template`);
-      }
-    }
-    await rename(temp, path);
-    return { path, sizeBytes, ranges, superblocks };
-  } catch (err) {
-    await rm(temp, { force: true });
-    throw err;
+    ranges = dataRanges(libc, fd, sizeBytes);
+  } finally {
+    closeSync(fd);
   }
+  for (const at of superblocks) {
+    if (!ranges.some((r) => r.offset <= at && at + SUPERBLOCK_BYTES <= r.offset + r.length)) {
+      throw new Error(`the superblock at byte ${at} is not in the formatted image's data: no template`);
+    }
+  }
+  await rename(formatted, path);
+  return { path, sizeBytes, ranges, superblocks };
 }
 
 /**

@@ -8,7 +8,7 @@ import { removeLostFound } from '../system/debugfs.js';
 import type { Libc } from '../system/libc.js';
 import { ext4Features, makeFilesystem } from '../system/mkfs.js';
 import type { FsType } from '../system/mount.js';
-import { type Ext4Template, makeExt4Template, writeFromTemplate } from './ext4-template.js';
+import { type Ext4Template, templateFrom, writeFromTemplate } from './ext4-template.js';
 
 /** What a spare is formatted as; only sparse images are kept spare (a preallocated one costs its size). */
 export interface SpareSpec {
@@ -57,8 +57,8 @@ export class SparePool {
   private wanted: SpareSpec[] = [];
   private readonly stock = new Map<string, string[]>();
   private readonly templates = new Map<string, Ext4Template>();
-  /** Templates need SEEK_DATA (the FFI) and a kernel that mounts metadata_csum_seed. */
-  private readonly templating: boolean;
+  /** The FFI, where ext4 templates can be made: they need SEEK_DATA and metadata_csum_seed. */
+  private readonly templateLibc: Libc | undefined;
   private filling: Promise<void> | undefined;
   private refillAgain = false;
   private quietTimer: NodeJS.Timeout | undefined;
@@ -76,9 +76,9 @@ export class SparePool {
     private readonly depth: number,
     private readonly defaults: SpareSpec,
     private readonly log: Logger,
-    private readonly libc?: Libc,
+    libc?: Libc,
   ) {
-    this.templating = libc !== undefined && ext4Features().includes('metadata_csum_seed');
+    this.templateLibc = ext4Features().includes('metadata_csum_seed') ? libc : undefined;
   }
 
   /** Clears what an earlier run left and starts warming the default size. */
@@ -190,7 +190,7 @@ export class SparePool {
   private async fill(): Promise<void> {
     for (const spec of this.wanted) {
       const key = keyOf(spec);
-      const templated = this.templating && spec.fs === 'ext4';
+      const templateLibc = spec.fs === 'ext4' ? this.templateLibc : undefined;
       for (;;) {
         if (!this.wanted.includes(spec)) break;
         // Work arrived: the rest waits for the next lull.
@@ -200,13 +200,21 @@ export class SparePool {
         }
         const name = randomBytes(6).toString('hex');
         const temp = join(this.dir, `.tmp-${name}`);
-        if (templated && this.libc && !this.templates.has(key)) {
-          const path = join(this.dir, `${key}.template`);
-          const template = await makeExt4Template(this.libc, temp, path, spec.sizeBytes, SPARE_NICENESS);
+        if (templateLibc && !this.templates.has(key)) {
+          const template = await this.deletingOnFailure(temp, async () => {
+            await this.format(spec, temp);
+            return templateFrom(templateLibc, temp, join(this.dir, `${key}.template`), spec.sizeBytes);
+          });
           if (this.wanted.includes(spec)) this.templates.set(key, template);
           else await rm(template.path, { force: true });
         } else if ((this.stock.get(key)?.length ?? 0) < this.depth) {
-          const spare = await this.makeSpare(spec, temp, join(this.dir, `${key}-${name}.img`));
+          const spare = join(this.dir, `${key}-${name}.img`);
+          await this.deletingOnFailure(temp, async () => {
+            // From the size's template when there is one (no process), else by mkfs.
+            const template = this.templates.get(key);
+            await (template ? writeFromTemplate(template, temp) : this.format(spec, temp));
+            await rename(temp, spare);
+          });
           if (this.wanted.includes(spec)) this.stock.set(key, [...(this.stock.get(key) ?? []), spare]);
           else await rm(spare, { force: true });
         } else break;
@@ -214,24 +222,23 @@ export class SparePool {
     }
   }
 
-  /** A spare: written from the size's template when there is one (no process), else by mkfs. */
-  private async makeSpare(spec: SpareSpec, temp: string, spare: string): Promise<string> {
+  /**
+   * A new sparse image at `temp` formatted by mkfs, its root made ready for the default owner and
+   * mode (mkfs's own: root, 0755) so that a Create asking for those records a volume whose first
+   * Mount prepares nothing, and flushed here, off the request path: otherwise the Create that takes
+   * it pays for writing the new filesystem's metadata, as its fsyncs commit the journal that
+   * orders that data.
+   */
+  private async format(spec: SpareSpec, temp: string): Promise<void> {
+    await createSparse(temp, spec.sizeBytes);
+    await makeFilesystem(temp, spec.fs, 'sparse-image', SPARE_NICENESS);
+    if (spec.fs === 'ext4') await removeLostFound(temp, SPARE_NICENESS);
+    await syncFile(temp);
+  }
+
+  private async deletingOnFailure<T>(temp: string, make: () => Promise<T>): Promise<T> {
     try {
-      const template = this.templates.get(keyOf(spec));
-      if (template) {
-        await writeFromTemplate(template, temp);
-      } else {
-        await createSparse(temp, spec.sizeBytes);
-        await makeFilesystem(temp, spec.fs, 'sparse-image', SPARE_NICENESS);
-        // A spare's root is made ready for the default owner and mode (mkfs's own: root, 0755),
-        // so that a Create asking for those records a volume whose first Mount prepares nothing.
-        if (spec.fs === 'ext4') await removeLostFound(temp, SPARE_NICENESS);
-        // Flushed here, off the request path: otherwise the Create that takes it pays for writing
-        // the new filesystem's metadata, as its fsyncs commit the journal that orders that data.
-        await syncFile(temp);
-      }
-      await rename(temp, spare);
-      return spare;
+      return await make();
     } catch (err) {
       await rm(temp, { force: true });
       throw err;
