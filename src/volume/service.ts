@@ -1,18 +1,12 @@
 import pMap from 'p-map';
 import type { Logger } from 'pino';
 import type { Backend, KernelState } from '../backend/backend.js';
-import type { CloneProvider, ImageSource } from '../core/clone.js';
+import type { CloneProvider } from '../core/clone.js';
 import type { ClusterGuard } from '../core/cluster-guard.js';
 import { FilesystemDamaged, notFound, VolumeError } from '../core/errors.js';
 import { addHolder, describeHolders, holderCount, removeHolder } from '../core/holders.js';
 import { KeyedLock } from '../core/keyed-lock.js';
-import {
-  type CloneSource,
-  LATEST_BACKUP,
-  parseVolumeSpec,
-  type SpecDefaults,
-  type VolumeSpec,
-} from '../core/options.js';
+import { LATEST_BACKUP, parseVolumeSpec, type SpecDefaults, type VolumeSpec } from '../core/options.js';
 import { formatSize, parseSize } from '../core/size.js';
 import { crashPoint } from '../faults.js';
 import type { VolumePaths } from '../state/layout.js';
@@ -117,10 +111,6 @@ export class VolumeService {
     }
   }
 
-  private cloneSource(name: string, from: CloneSource, log: Logger): ImageSource {
-    return this.requireClones().sourceOf(name, from, log);
-  }
-
   private requireClones(): CloneProvider {
     if (!this.clones) throw new VolumeError('clones (from=) are not available in this daemon', 400);
     return this.clones;
@@ -197,7 +187,7 @@ export class VolumeService {
       try {
         staged = await this.store.stage();
         const claimed = new Set([...this.records.values()].flatMap((r) => (r.disk ? [r.disk] : [])));
-        const source = spec.from ? this.cloneSource(name, spec.from, log) : undefined;
+        const source = spec.from ? this.requireClones().sourceOf(name, spec.from, log) : undefined;
         const { sizeBytes, fs, disk, rootPrepared } = await this.backends[spec.backend].provision(
           staged,
           spec,
