@@ -207,6 +207,15 @@ export class Cluster implements ClusterGuard {
     return owner ? { stale: true, owner } : { owner: this.options.nodeId };
   }
 
+  generationOf(_name: string): number | undefined {
+    return undefined;
+  }
+
+  async assertOwner(name: string, log: Logger): Promise<number> {
+    await this.checkMount(name, log);
+    return 0;
+  }
+
   /** Every volume the cluster knows, with its owner and whether that agent is alive. */
   async volumes(): Promise<ClusterVolume[]> {
     const names = await this.guarded(() => this.session.children(`${this.options.root}/volumes`));

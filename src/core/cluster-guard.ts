@@ -25,4 +25,15 @@ export interface ClusterGuard {
   released(name: string, log: Logger): Promise<void>;
   /** Status fields: the owner, and whether this copy is stale. */
   statusOf(name: string): Record<string, unknown>;
+  /**
+   * The fencing token of a volume this agent owns: the ownership generation held in ZooKeeper,
+   * raised by every takeover. Undefined when not known (never confirmed in this session).
+   */
+  generationOf(name: string): number | undefined;
+  /**
+   * Before work that writes on the volume's behalf (a backup): resolves with the current
+   * generation when this agent is the owner now (asked of ZooKeeper), else throws a VolumeError
+   * naming the owner. A fenced or stale copy never passes.
+   */
+  assertOwner(name: string, log: Logger): Promise<number>;
 }
