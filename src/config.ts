@@ -1,6 +1,9 @@
 import { hostname } from 'node:os';
 import { z } from 'zod';
 import type { ClusterOptions } from './cluster/cluster.js';
+import { type DurationBounds, parseDuration } from './core/duration.js';
+import { type OptionPolicy, parseOptionList } from './core/option-policy.js';
+import { ACCEPTED_OPTIONS } from './core/options.js';
 import { isWithin } from './core/paths.js';
 import { parseSize } from './core/size.js';
 import type { ListenAddress } from './metrics/server.js';
@@ -28,6 +31,8 @@ export interface Config {
   backup: { repository: string; passwordFile: string; keep: number } | undefined;
   /** The ZooKeeper ensemble that records volume ownership; absent: a standalone agent. */
   cluster: ClusterOptions | undefined;
+  /** The Create options clients may use (--allow-options, --deny-options). */
+  optionPolicy: OptionPolicy;
 }
 
 export const DEFAULTS = {
@@ -49,6 +54,8 @@ export const DEFAULTS = {
   clusterTimeout: '10',
   nodeId: '',
   restoreMissing: 'false',
+  allowOptions: '',
+  denyOptions: '',
 } as const;
 
 /** Environment variables read when a flag is absent. */
@@ -71,6 +78,8 @@ export const ENV = {
   clusterTimeout: 'LOOPVOL_CLUSTER_TIMEOUT',
   nodeId: 'LOOPVOL_NODE_ID',
   restoreMissing: 'LOOPVOL_RESTORE_MISSING',
+  allowOptions: 'LOOPVOL_ALLOW_OPTIONS',
+  denyOptions: 'LOOPVOL_DENY_OPTIONS',
 } as const;
 
 const absolute = (what: string) =>
@@ -85,6 +94,26 @@ const directory = (what: string, optional = false) => {
     .refine((p) => unset(p) || !/^\/+$/.test(p), `${what} must not be /`)
     .transform((p) => p.replace(/\/+$/, ''));
 };
+
+/** A duration flag (see parseDuration), in milliseconds. */
+const duration = (flag: string, bounds: DurationBounds) =>
+  z.string().transform((s, ctx) => {
+    const parsed = parseDuration(flag, s, bounds);
+    if ('ms' in parsed) return parsed.ms;
+    ctx.addIssue({ code: 'custom', message: parsed.error });
+    return z.NEVER;
+  });
+
+const HOUR_MS = 3_600_000;
+
+/** --allow-options / --deny-options: comma-separated Create option keys. */
+const optionList = (flag: string) =>
+  z.string().transform((s, ctx) => {
+    const keys = parseOptionList(flag, s, ACCEPTED_OPTIONS);
+    if (Array.isArray(keys)) return keys;
+    ctx.addIssue({ code: 'custom', message: keys.error });
+    return z.NEVER;
+  });
 
 const schema = z
   .object({
@@ -133,10 +162,7 @@ const schema = z
       .regex(/^\d{1,4}(\.\d{1,3})?$/, '--overcommit takes a ratio such as 1.0 or 2.5')
       .transform(Number)
       .refine((n) => n > 0 && n <= 1000, '--overcommit must be above 0 and at most 1000'),
-    maxFreeze: z
-      .string()
-      .regex(/^\d{1,4}(\.\d{1,3})?$/, '--max-freeze takes seconds, such as 2 or 0.5')
-      .transform((s) => Math.round(Number(s) * 1000)),
+    maxFreeze: duration('--max-freeze', { minMs: 0, maxMs: HOUR_MS }),
     backupRepo: z.string().max(1024, '--backup-repo is too long'),
     backupPasswordFile: z.union([z.literal(''), absolute('--backup-password-file')]),
     backupKeep: z
@@ -149,11 +175,7 @@ const schema = z
         /^(zk:\/\/[A-Za-z0-9.:,[\]-]+(\/[A-Za-z0-9_./-]*)?)?$/,
         '--cluster takes zk://HOST:PORT[,HOST:PORT...]/PATH',
       ),
-    clusterTimeout: z
-      .string()
-      .regex(/^\d{1,3}$/, '--cluster-timeout takes whole seconds')
-      .transform((s) => Number(s) * 1000)
-      .refine((ms) => ms >= 1000, '--cluster-timeout must be at least 1 second'),
+    clusterTimeout: duration('--cluster-timeout', { minMs: 1000, maxMs: HOUR_MS }),
     nodeId: z
       .string()
       .regex(/^([A-Za-z0-9][A-Za-z0-9_.-]{0,63})?$/, '--node-id takes letters, digits, "_", "." and "-"'),
@@ -171,6 +193,8 @@ const schema = z
       }
       return { host: m[1].replace(/^\[|\]$/g, ''), port };
     }),
+    allowOptions: optionList('--allow-options'),
+    denyOptions: optionList('--deny-options'),
   })
   .refine((c) => (c.backupRepo === '') === (c.backupPasswordFile === ''), {
     message: '--backup-repo and --backup-password-file go together',
@@ -206,6 +230,8 @@ export function resolveConfig(flags: Partial<Record<Key, string>>, env: NodeJS.P
     clusterTimeout: pick('clusterTimeout'),
     nodeId: pick('nodeId'),
     restoreMissing: pick('restoreMissing'),
+    allowOptions: pick('allowOptions'),
+    denyOptions: pick('denyOptions'),
   });
   if (!result.success) throw new Error(result.error.issues.map((i) => i.message).join('; '));
   const c = result.data;
@@ -227,6 +253,10 @@ export function resolveConfig(flags: Partial<Record<Key, string>>, env: NodeJS.P
     cluster: c.cluster
       ? clusterOptions(c.cluster, c.clusterTimeout, c.nodeId, c.restoreMissing === 'true')
       : undefined,
+    optionPolicy: {
+      ...(c.allowOptions.length > 0 ? { allowed: c.allowOptions } : {}),
+      denied: c.denyOptions,
+    },
   };
 }
 

@@ -43,7 +43,7 @@ export async function serve(config: Config): Promise<void> {
   const service = new VolumeService(
     store,
     { loop: new LoopBackend(kernel, { spares }), disk: new DiskBackend(config.diskPool, kernel) },
-    { sizeBytes: config.defaultSizeBytes, fs: config.defaultFs },
+    { sizeBytes: config.defaultSizeBytes, fs: config.defaultFs, policy: config.optionPolicy },
     log,
     config.overcommit,
   );

@@ -18,7 +18,7 @@ export const SERVE_USAGE = `usage: loopvol serve [--socket PATH] [--data-root DI
                        (env LOOPVOL_OVERCOMMIT, default 1.0); a preallocated volume must fit in its free space
   --metrics-listen HOST:PORT  serve Prometheus metrics at http://HOST:PORT/metrics (env LOOPVOL_METRICS_LISTEN,
                        default off)
-  --max-freeze SECONDS a snapshot of a mounted volume on a data root without reflinks may keep it frozen
+  --max-freeze TIME    a snapshot of a mounted volume on a data root without reflinks may keep it frozen
                        this long for its copy, else it is refused unless forced (env LOOPVOL_MAX_FREEZE, default 2)
   --backup-repo REPO   a restic repository (a path, sftp:, s3:, rest:, ...) for loopvol backup and restores
                        (env LOOPVOL_BACKUP_REPO; restic's own environment passes through for credentials);
@@ -26,9 +26,14 @@ export const SERVE_USAGE = `usage: loopvol serve [--socket PATH] [--data-root DI
   --backup-password-file FILE  its password (env LOOPVOL_BACKUP_PASSWORD_FILE)
   --backup-keep N      backups kept per volume, older ones pruned (env LOOPVOL_BACKUP_KEEP, default 0: all)
   --cluster URL        record volume ownership in ZooKeeper, e.g. zk://zk1:2181,zk2:2181/loopvol (env LOOPVOL_CLUSTER)
-  --cluster-timeout S  ZooKeeper session timeout: how long a gone agent keeps its volumes (env LOOPVOL_CLUSTER_TIMEOUT, default 10)
+  --cluster-timeout TIME  ZooKeeper session timeout: how long a gone agent keeps its volumes (env LOOPVOL_CLUSTER_TIMEOUT, default 10s)
   --node-id ID         this agent's name in the cluster (env LOOPVOL_NODE_ID, default the host name)
-  --restore-missing    a Create of a name whose owner is gone restores its latest backup (env LOOPVOL_RESTORE_MISSING=true)`;
+  --restore-missing    a Create of a name whose owner is gone restores its latest backup (env LOOPVOL_RESTORE_MISSING=true)
+  --allow-options KEYS Create accepts only these options (comma-separated, e.g. size,fs,sparse), privileged
+                       ones (restore-other) only when named here (env LOOPVOL_ALLOW_OPTIONS, default all but those)
+  --deny-options KEYS  Create refuses these options (env LOOPVOL_DENY_OPTIONS, e.g. backup,from)
+
+  TIME is 500ms, 2s, 1m, 1h, or a bare number of seconds.`;
 
 export async function serveCommand(argv: string[]): Promise<void> {
   const { values } = parseArgs({
@@ -52,6 +57,8 @@ export async function serveCommand(argv: string[]): Promise<void> {
       'cluster-timeout': { type: 'string' },
       'node-id': { type: 'string' },
       'restore-missing': { type: 'boolean' },
+      'allow-options': { type: 'string' },
+      'deny-options': { type: 'string' },
     },
     strict: true,
     allowPositionals: false,
@@ -76,6 +83,8 @@ export async function serveCommand(argv: string[]): Promise<void> {
       clusterTimeout: values['cluster-timeout'],
       nodeId: values['node-id'],
       restoreMissing: values['restore-missing'] ? 'true' : undefined,
+      allowOptions: values['allow-options'],
+      denyOptions: values['deny-options'],
     },
     process.env,
   );

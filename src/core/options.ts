@@ -1,5 +1,7 @@
 import { z } from 'zod';
 import type { FsType } from '../system/mount.js';
+import { parseDuration } from './duration.js';
+import { type OptionPolicy, optionRefusal } from './option-policy.js';
 import { formatSize, parseSize } from './size.js';
 
 /** What a Create request asks for once its options are parsed and defaults applied. */
@@ -22,6 +24,8 @@ export interface VolumeSpec {
   backupEverySeconds?: number;
   /** With --cluster: create the name empty even where its gone owner left backups (`-o fresh=true`). */
   fresh?: boolean;
+  /** `from=backup` may restore the backups of another volume name (privileged: `-o restore-other=true`). */
+  restoreOther: boolean;
 }
 
 /**
@@ -37,6 +41,8 @@ export const LATEST_BACKUP = 'latest';
 export interface SpecDefaults {
   sizeBytes: number;
   fs: FsType;
+  /** The operator's --allow-options / --deny-options; absent: every option but the privileged ones. */
+  policy?: OptionPolicy;
 }
 
 /** Smallest filesystem each mkfs accepts (mkfs.xfs refuses below 300 MiB). */
@@ -54,12 +60,11 @@ export const ACCEPTED_OPTIONS = [
   'from',
   'backup',
   'fresh',
+  'restore-other',
 ] as const;
 
-const UNIT_SECONDS = { s: 1, m: 60, h: 3600, d: 86400 } as const;
-
-/** Shortest interval between scheduled backups. */
-export const MIN_BACKUP_INTERVAL_SECONDS = 10;
+/** Shortest interval between scheduled backups: each one freezes the volume and runs restic. */
+export const MIN_BACKUP_INTERVAL_SECONDS = 60;
 
 /**
  * Mount options a Create may ask for (`-o mountopts=noatime,lazytime`). Anything else could weaken
@@ -103,6 +108,10 @@ function parseMountOptions(list: string, fs: FsType): MountOption[] | { error: s
   return options;
 }
 
+const isOption = (key: string) => (ACCEPTED_OPTIONS as readonly string[]).includes(key);
+
+const BACKUP_BOUNDS = { minMs: MIN_BACKUP_INTERVAL_SECONDS * 1000, maxMs: 366 * 86_400_000 };
+
 const id = (what: string) =>
   z
     .string()
@@ -134,13 +143,14 @@ const optionsSchema = z.strictObject(
     fresh: z.enum(['true', 'false'], { error: 'fresh must be true or false' }).optional(),
     backup: z
       .string()
-      .regex(/^\d{1,6}[smhd]$/, 'backup takes an interval such as 30m, 6h or 1d')
-      .transform((s) => Number(s.slice(0, -1)) * UNIT_SECONDS[s.at(-1) as keyof typeof UNIT_SECONDS])
-      .refine(
-        (n) => n >= MIN_BACKUP_INTERVAL_SECONDS,
-        `backup runs at most every ${MIN_BACKUP_INTERVAL_SECONDS}s`,
-      )
+      .transform((s, ctx) => {
+        const every = parseDuration('backup', s, BACKUP_BOUNDS);
+        if ('ms' in every) return Math.round(every.ms / 1000);
+        ctx.addIssue({ code: 'custom', message: every.error });
+        return z.NEVER;
+      })
       .optional(),
+    'restore-other': z.enum(['true', 'false'], { error: 'restore-other must be true or false' }).optional(),
   },
   { error: (issue) => unknownOptionMessage(issue) },
 );
@@ -164,6 +174,11 @@ function parseFrom(from: string): CloneSource {
 export function parseVolumeSpec(opts: unknown, defaults: SpecDefaults): VolumeSpec | { error: string } {
   if (opts !== null && opts !== undefined && (typeof opts !== 'object' || Array.isArray(opts))) {
     return { error: 'Opts must be an object of string options' };
+  }
+  // The operator's word comes first: a denied option is refused whatever its value.
+  for (const key of Object.keys(opts ?? {}).filter((k) => isOption(k))) {
+    const refusal = optionRefusal(defaults.policy, key);
+    if (refusal) return { error: refusal };
   }
   const parsed = optionsSchema.safeParse(opts ?? {});
   if (!parsed.success) {
@@ -209,5 +224,6 @@ export function parseVolumeSpec(opts: unknown, defaults: SpecDefaults): VolumeSp
     ...(from ? { from } : {}),
     ...(o.backup ? { backupEverySeconds: o.backup } : {}),
     ...(o.fresh === 'true' ? { fresh: true } : {}),
+    restoreOther: o['restore-other'] === 'true',
   };
 }

@@ -42,6 +42,8 @@ const recordSchema = z.object({
       .optional(),
     backupEverySeconds: z.number().int().positive().optional(),
     fresh: z.boolean().optional(),
+    // Volumes made before restore-other have none.
+    restoreOther: z.boolean().default(false),
   }),
   disk: z.string().optional(),
   initialized: z.boolean(),

@@ -116,4 +116,57 @@ describe('resolveConfig', () => {
       );
     }
   });
+
+  it.each([
+    ['10', 10_000],
+    ['2s', 2000],
+    ['1500ms', 1500],
+    ['1m', 60_000],
+  ])('reads --cluster-timeout %j with or without a unit (bare: seconds)', (clusterTimeout, ms) => {
+    const flags = { cluster: 'zk://127.0.0.1:2181/loopvol', clusterTimeout };
+    expect(resolveConfig(flags, {}).cluster?.timeoutMs).toBe(ms);
+    expect(
+      resolveConfig({ cluster: flags.cluster }, { [ENV.clusterTimeout]: clusterTimeout }).cluster?.timeoutMs,
+    ).toBe(ms);
+  });
+
+  it.each([
+    ['2', 2000],
+    ['0.5', 500],
+    ['500ms', 500],
+    ['1m', 60_000],
+  ])('reads --max-freeze %j with or without a unit (bare: seconds)', (maxFreeze, ms) => {
+    expect(resolveConfig({ maxFreeze }, {}).maxFreezeMs).toBe(ms);
+  });
+
+  it.each([
+    [{ clusterTimeout: 'soon' }, '--cluster-timeout takes a duration such as 500ms, 2s, 1m or 1h'],
+    [{ clusterTimeout: '500ms' }, '--cluster-timeout must be at least 1s'],
+    [{ clusterTimeout: '2h' }, '--cluster-timeout must be at most 1h'],
+    [{ maxFreeze: '2 sec' }, '--max-freeze takes a duration such as 500ms, 2s, 1m or 1h'],
+  ])('rejects the duration %j, naming the flag', (flags, message) => {
+    expect(() => resolveConfig(flags, {})).toThrow(message);
+  });
+
+  it('reads --allow-options and --deny-options, by flag or environment', () => {
+    expect(resolveConfig({}, {}).optionPolicy).toEqual({ denied: [] });
+    expect(
+      resolveConfig({ allowOptions: 'size, fs,restore-other', denyOptions: 'fs' }, {}).optionPolicy,
+    ).toEqual({
+      allowed: ['size', 'fs', 'restore-other'],
+      denied: ['fs'],
+    });
+    expect(
+      resolveConfig({}, { [ENV.allowOptions]: 'size', [ENV.denyOptions]: 'backup,from' }).optionPolicy,
+    ).toEqual({ allowed: ['size'], denied: ['backup', 'from'] });
+  });
+
+  it('refuses option lists naming keys that are no option, naming them', () => {
+    expect(() => resolveConfig({ denyOptions: 'backup,restore_other' }, {})).toThrow(
+      /^--deny-options names unknown option "restore_other": options are size, fs/,
+    );
+    expect(() => resolveConfig({}, { [ENV.allowOptions]: 'Size' })).toThrow(
+      /--allow-options names unknown option "Size"/,
+    );
+  });
 });

@@ -168,3 +168,59 @@ describe('parseVolumeSpec', () => {
     expect(errorOf({ [key]: value })).toContain(`option ${key}`);
   });
 });
+
+describe('backup= intervals', () => {
+  it.each([
+    ['1m', 60],
+    ['30m', 1800],
+    ['6h', 21_600],
+    ['1d', 86_400],
+    ['90s', 90],
+    ['3600', 3600],
+  ])('reads backup=%s as %i seconds (units, or bare seconds)', (backup, seconds) => {
+    expect(parseVolumeSpec({ backup }, defaults)).toMatchObject({ backupEverySeconds: seconds });
+  });
+
+  it.each(['10s', '59s', '59', '500ms'])('refuses backup=%s, below the floor of 1m', (backup) => {
+    expect(errorOf({ backup })).toBe('option backup: backup must be at least 1m');
+  });
+
+  it('refuses an interval it cannot read, with the forms it takes', () => {
+    expect(errorOf({ backup: 'hourly' })).toMatch(/^option backup: backup takes a duration such as/);
+  });
+});
+
+describe('the operator option policy', () => {
+  it('refuses restore-other unless the operator allows it, and reads it as a flag', () => {
+    expect(parseVolumeSpec({}, defaults)).toMatchObject({ restoreOther: false });
+    expect(errorOf({ from: 'backup', 'restore-other': 'true' })).toMatch(
+      /^option restore-other is not allowed on this host \(privileged: only with --allow-options naming restore-other\)/,
+    );
+    const allowed = { ...defaults, policy: { allowed: ['from', 'restore-other'], denied: [] } };
+    expect(parseVolumeSpec({ from: 'backup', 'restore-other': 'true' }, allowed)).toMatchObject({
+      restoreOther: true,
+      from: { backup: 'latest' },
+    });
+    expect(errorOf({ 'restore-other': 'yes' }, allowed)).toBe(
+      'option restore-other: restore-other must be true or false',
+    );
+  });
+
+  it('refuses denied options whatever their value, before reading it', () => {
+    const d = { ...defaults, policy: { denied: ['backup', 'from'] } };
+    expect(errorOf({ size: '1G', backup: '10s' }, d)).toBe(
+      'option backup is not allowed on this host (--deny-options backup): ask the operator',
+    );
+    expect(errorOf({ from: 'backup:abcdef12' }, d)).toMatch(/--deny-options from/);
+    expect(parseVolumeSpec({ size: '1G' }, d)).toMatchObject({ sizeBytes: GiB });
+  });
+
+  it('accepts only the allowed options, and still calls unknown keys unknown', () => {
+    const d = { ...defaults, policy: { allowed: ['size'], denied: [] } };
+    expect(parseVolumeSpec({ size: '2G' }, d)).toMatchObject({ sizeBytes: 2 * GiB });
+    expect(errorOf({ size: '2G', fs: 'xfs' }, d)).toBe(
+      'option fs is not allowed on this host (--allow-options size): ask the operator',
+    );
+    expect(errorOf({ colour: 'blue' }, d)).toMatch(/^unknown option "colour"/);
+  });
+});

@@ -1,0 +1,52 @@
+/**
+ * Which Create options this host accepts from its clients. Under Mesos, frameworks pass
+ * `--volumeopts` through unchanged, so an option is a privilege any framework could use: the
+ * operator narrows them with --allow-options / --deny-options.
+ */
+export interface OptionPolicy {
+  /** --allow-options: only these keys are accepted; absent: every key but the privileged ones. */
+  allowed?: readonly string[];
+  /** --deny-options: refused, whatever --allow-options says. */
+  denied: readonly string[];
+}
+
+/** Options refused unless the operator names them in --allow-options. */
+export const PRIVILEGED_OPTIONS: readonly string[] = ['restore-other'];
+
+/**
+ * Reads a comma-separated list of option keys (--allow-options, --deny-options). A key that is no
+ * option is an error naming it, so a typo cannot leave open what the operator meant to close.
+ */
+export function parseOptionList(
+  flag: string,
+  text: string,
+  known: readonly string[],
+): string[] | { error: string } {
+  const keys = [
+    ...new Set(
+      text
+        .split(',')
+        .map((k) => k.trim())
+        .filter(Boolean),
+    ),
+  ];
+  const unknown = keys.filter((k) => !known.includes(k));
+  if (unknown.length === 0) return keys;
+  return {
+    error: `${flag} names unknown option ${unknown.map((k) => `"${k}"`).join(', ')}: options are ${known.join(', ')}`,
+  };
+}
+
+/** Why `key` is refused from a client, naming the flag that refuses it; undefined: accepted. */
+export function optionRefusal(policy: OptionPolicy | undefined, key: string): string | undefined {
+  if (!policy) return optionRefusal({ denied: [] }, key);
+  const refused = (why: string) => `option ${key} is not allowed on this host (${why}): ask the operator`;
+  if (policy.denied.includes(key)) return refused(`--deny-options ${key}`);
+  if (policy.allowed && !policy.allowed.includes(key)) {
+    return refused(`--allow-options ${policy.allowed.join(',')}`);
+  }
+  if (!policy.allowed && PRIVILEGED_OPTIONS.includes(key)) {
+    return refused(`privileged: only with --allow-options naming ${key}`);
+  }
+  return undefined;
+}
