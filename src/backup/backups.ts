@@ -20,6 +20,7 @@ import {
   listSnapshots,
   type ResticRepo,
   type ResticSnapshot,
+  redactCredentials,
 } from '../system/restic.js';
 import { writeSparse } from '../system/sparse-write.js';
 import type { VolumeService } from '../volume/service.js';
@@ -85,12 +86,13 @@ export class Backups {
 
   /** At start: a repository that cannot be opened is a warning; volumes are served regardless. */
   async checkAtStart(log: Logger): Promise<void> {
+    const repository = redactCredentials(this.options.repo.repository);
     try {
       await checkRepository(this.options.repo);
-      log.info({ repository: this.options.repo.repository }, 'backup repository ready');
+      log.info({ repository }, 'backup repository ready');
     } catch (err) {
       log.warn(
-        { repository: this.options.repo.repository, err: (err as Error).message },
+        { repository, err: (err as Error).message },
         'backup repository unusable: backups and restores fail until it is fixed (create it with restic init)',
       );
     }
@@ -228,7 +230,8 @@ export class Backups {
     const code = await exited;
     if (code !== 0 || failure) {
       await rm(dest, { force: true });
-      const why = code !== 0 ? stderr.trim().split('\n').at(-1) : (failure as Error).message;
+      const why =
+        code !== 0 ? redactCredentials(stderr.trim().split('\n').at(-1) ?? '') : (failure as Error).message;
       throw new VolumeError(`cannot restore backup ${backup.id}: ${why}`);
     }
   }

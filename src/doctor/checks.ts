@@ -4,7 +4,7 @@ import { dirname } from 'node:path';
 import { callPlugin, getJson, type PluginAddress } from '../protocol/client.js';
 import { runTool } from '../system/exec.js';
 import { filesystemUsage } from '../system/fsstat.js';
-import { checkRepository, type ResticRepo } from '../system/restic.js';
+import { checkRepository, type ResticRepo, redactCredentials } from '../system/restic.js';
 
 /** One finding: `fail` makes doctor exit non-zero; `fix` says what to do about it. */
 export interface Finding {
@@ -259,7 +259,7 @@ async function checkDocker(docker: PluginAddress, socket: string, driver: string
 async function checkBackupRepo(repo: ResticRepo): Promise<Finding> {
   try {
     await checkRepository(repo);
-    return ok('backup repository', `${repo.repository} opens with the password file`);
+    return ok('backup repository', `${redactCredentials(repo.repository)} opens with the password file`);
   } catch (err) {
     return bad(
       'fail',

@@ -21,8 +21,17 @@ export interface ResticSnapshot {
   tags?: string[];
 }
 
-/** A restic failure, worded from its stderr (which never holds the password). */
+/** A restic failure, worded from its stderr (which never holds the password file's password). */
 export class ResticError extends Error {}
+
+/**
+ * Hides the password of every URL with credentials in `text` (`rest:https://user:pass@host/`,
+ * `s3:https://key:secret@host/bucket`, `sftp:user:pass@host:/path`), keeping the user, so that a
+ * repository can be named in logs and errors. Some restic versions print the URL as given.
+ */
+export function redactCredentials(text: string): string {
+  return text.replace(/([A-Za-z][A-Za-z0-9+.-]*:(?:\/\/)?[^\s:@/]+):[^\s@/]+@/g, '$1:***@');
+}
 
 const BACKUP_TIMEOUT_MS = 24 * 3_600_000;
 
@@ -37,7 +46,7 @@ function explain(what: string, r: ToolResult): ResticError {
     : /does not exist|unable to open config|Is there a repository/i.test(detail)
       ? ': no repository there (the operator creates it with restic init)'
       : '';
-  return new ResticError(`restic ${what} failed${hint} (${detail})`);
+  return new ResticError(redactCredentials(`restic ${what} failed${hint} (${detail})`));
 }
 
 async function restic(

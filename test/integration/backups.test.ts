@@ -111,7 +111,7 @@ describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'mount', 'restic']))(
 
     it('runs scheduled backups (-o backup=INTERVAL) and restores the latest under the same name', async () => {
       const { p } = await withRepository('backup-schedule');
-      await ok(p, 'VolumeDriver.Create', { Name: 'kafka', Opts: { size: '64M', backup: '10s' } });
+      await ok(p, 'VolumeDriver.Create', { Name: 'kafka', Opts: { size: '64M', backup: '1m' } });
       const mountPoint = String((await ok(p, 'VolumeDriver.Mount', { Name: 'kafka', ID })).Mountpoint);
       await writeFile(join(mountPoint, 'offsets'), 'committed');
       await expect
@@ -176,6 +176,31 @@ describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'mount', 'restic']))(
         await ok(p, 'VolumeDriver.Remove', { Name: 'data' });
         expect(await p.stop()).toBe(0);
       }
+    });
+
+    it('never shows the credentials of a repository URL, in its log or in errors', async () => {
+      const dir = await cases.begin('backup-credentials');
+      const password = join(dir, 'password');
+      await writeFile(password, 'correct horse\n', { mode: 0o600 });
+      // Nothing listens on port 1: restic fails at once, with the URL in its message.
+      const repository = 'rest:http://alice:s3cr3t-PASS@127.0.0.1:1/repo';
+      const p = await cases.start({
+        args: ['--spares', '0', '--backup-repo', repository, '--backup-password-file', password],
+      });
+      await p.waitForLog(/backup repository unusable/);
+      await ok(p, 'VolumeDriver.Create', { Name: 'data', Opts: { size: '64M' } });
+      const cli = await execa(process.execPath, [BIN, 'backup', 'data', '--socket', p.socket], {
+        reject: false,
+      });
+      expect(cli.exitCode).not.toBe(0);
+      expect(cli.stderr).toMatch(/cannot back volume data up: restic backup failed/);
+      const restore = await p.call('VolumeDriver.Create', { Name: 'again', Opts: { from: 'backup' } });
+      expect(restore.status).not.toBe(200);
+      await p.waitForLog(/backup failed/);
+      const seen = [p.logs(), cli.stdout, cli.stderr, restore.raw].join('\n');
+      expect(seen).toContain('rest:http://alice:***@127.0.0.1:1/repo');
+      expect(seen).not.toContain('s3cr3t');
+      await ok(p, 'VolumeDriver.Remove', { Name: 'data' });
     });
   },
 );
