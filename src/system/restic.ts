@@ -55,7 +55,10 @@ async function restic(
   command: string[],
   timeoutMs = 120_000,
 ): Promise<string> {
-  const r = await runTool('restic', args(repo, command), { timeoutMs });
+  // A timeout or a restic that cannot start: the error names the command line, repository included.
+  const r = await runTool('restic', args(repo, command), { timeoutMs }).catch((err: Error) => {
+    throw new ResticError(redactCredentials(`restic ${what} failed: ${err.message}`));
+  });
   if (r.exitCode !== 0) throw explain(what, r);
   return r.stdout;
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { redactCredentials } from '../../src/system/restic.js';
+import { checkRepository, redactCredentials } from '../../src/system/restic.js';
 
 describe('redactCredentials', () => {
   it.each([
@@ -34,5 +34,19 @@ describe('redactCredentials', () => {
     expect(redactCredentials('a http://u:one@h/ b https://v:two@k/')).toBe(
       'a http://u:***@h/ b https://v:***@k/',
     );
+  });
+
+  it('hides them where restic cannot even start (the error names its command line)', async () => {
+    const path = process.env.PATH;
+    process.env.PATH = '/nonexistent';
+    try {
+      const check = checkRepository({ repository: 'rest:http://a:s3cr3t@127.0.0.1:1/', passwordFile: '/pw' });
+      await expect(check).rejects.toThrow(
+        /^restic check of the repository failed: restic --repo rest:http:\/\/a:\*\*\*@/,
+      );
+      await expect(check).rejects.not.toThrow(/s3cr3t/);
+    } finally {
+      process.env.PATH = path;
+    }
   });
 });
