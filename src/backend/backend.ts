@@ -92,7 +92,7 @@ export interface Backend {
    */
   grow(paths: VolumePaths, volume: BackedVolume, sizeBytes: number): Promise<void>;
   /** Where the filesystem lies while it is not attached: the image file, or the pool disk. */
-  checkTarget(paths: VolumePaths, volume: BackedVolume): string;
+  checkTarget(paths: VolumePaths, volume: BackedVolume): Promise<string>;
   /** Frees what lives outside the volume's directory, before the directory is deleted. */
   release(volume: BackedVolume): Promise<void>;
 }

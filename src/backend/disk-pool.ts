@@ -12,6 +12,11 @@ export async function resolvePool(entries: readonly string[], log?: Logger): Pro
   for (const entry of entries) {
     let disk = entry;
     if (!isStableName(entry)) {
+      if (!(await deviceBehind(entry))) {
+        throw new Error(
+          `--disk-pool ${entry} does not exist: name each pool disk by its ${BY_ID_DIR}/ link (ls -l ${BY_ID_DIR})`,
+        );
+      }
       const stable = await stableNameOf(entry);
       if (!stable) {
         throw new Error(

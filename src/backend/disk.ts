@@ -21,10 +21,14 @@ import { resolvePool } from './disk-pool.js';
 
 const MANAGED_FS = new Set(['ext4', 'xfs']);
 
-/** The UUID of the ext4 or xfs filesystem on a device now, from its superblock (no blkid cache). */
-function uuidOn(device: string): string | undefined {
+/** The ext4 or xfs filesystem on a device now, from its superblock (no blkid cache). */
+function filesystemOn(device: string): { fs: VolumeSpec['fs']; uuid: string } | undefined {
   const head = readFilesystemHead(device);
-  return filesystemUuidIn(head, 'ext4') ?? filesystemUuidIn(head, 'xfs');
+  for (const fs of ['ext4', 'xfs'] as const) {
+    const uuid = filesystemUuidIn(head, fs);
+    if (uuid) return { fs, uuid };
+  }
+  return undefined;
 }
 
 /**
@@ -82,7 +86,7 @@ export class DiskBackend implements Backend {
       );
     }
     crashPoint('create:formatted');
-    const fsUuid = uuidOn(device);
+    const fsUuid = filesystemOn(device)?.uuid;
     if (!fsUuid) throw new Error(`pool disk ${disk} (${device}) shows no ${fs} filesystem UUID`);
     // Beside the record, so that the disk stays held even if volume.json is ever damaged.
     await saveDiskClaim(paths, { disk, fsUuid });
@@ -115,7 +119,13 @@ export class DiskBackend implements Backend {
         reasons.push(`${disk} is mounted elsewhere`);
         continue;
       }
-      const owner = this.owner(uuidOn(device));
+      let owner: HeldDisk | undefined;
+      try {
+        owner = this.owner(filesystemOn(device)?.uuid);
+      } catch (err) {
+        reasons.push(`${disk} cannot be read (${(err as Error).message})`);
+        continue;
+      }
       if (owner) {
         reasons.push(`${disk} holds the filesystem of volume ${owner.volume}`);
         continue;
@@ -152,9 +162,7 @@ export class DiskBackend implements Backend {
   async activate(paths: VolumePaths, volume: BackedVolume, prepareRoot: boolean): Promise<KernelState> {
     const disk = this.owned(volume);
     await ensureMountPoint(paths.mountPoint);
-    const device = await deviceBehind(disk);
-    if (!device || !(await isBlockDevice(device)))
-      throw new Error(`pool disk ${disk} is missing or not a block device`);
+    const device = await this.present(disk);
     if (isMountPoint(paths.mountPoint)) return { mounted: true, device: disk };
     await this.check(volume, device, 'not mounting it');
     crashPoint('mount:attached');
@@ -166,14 +174,15 @@ export class DiskBackend implements Backend {
 
   /**
    * Refuses a disk whose filesystem is not the volume's. A record from before stable names has no
-   * UUID to compare: its disk is refused only when it holds another volume's filesystem.
+   * UUID to compare: its disk must hold a filesystem of the volume's type that no other volume has.
    */
   private async check(volume: BackedVolume, device: string, refusing: string): Promise<void> {
-    const found = uuidOn(device);
-    if (volume.fsUuid ? found === volume.fsUuid : !this.owner(found, volume.name)) return;
-    const owner = this.owner(found, volume.name);
+    const found = filesystemOn(device);
+    const owner = this.owner(found?.uuid, volume.name);
+    const fits = volume.fsUuid ? found?.uuid === volume.fsUuid : found?.fs === volume.spec.fs && !owner;
+    if (fits) return;
     const holds = found
-      ? `filesystem ${found}${owner ? ` (volume ${owner.volume}'s)` : ''}`
+      ? `${found.fs} filesystem ${found.uuid}${owner ? ` (volume ${owner.volume}'s)` : ''}`
       : 'no ext4 or xfs filesystem';
     const own = volume.fsUuid ? `, not its own ${volume.fsUuid}` : '';
     const where = volume.fsUuid ? await this.locate(volume.fsUuid) : undefined;
@@ -191,7 +200,7 @@ export class DiskBackend implements Backend {
       const device = await deviceBehind(disk);
       if (!device || !(await isBlockDevice(device))) continue;
       try {
-        if (uuidOn(device) === fsUuid) return `${disk} (now ${device})`;
+        if (filesystemOn(device)?.uuid === fsUuid) return `${disk} (now ${device})`;
       } catch {}
     }
     return undefined;
@@ -235,8 +244,10 @@ export class DiskBackend implements Backend {
     const device = await deviceBehind(volume.disk);
     if (!device || !(await isBlockDevice(device)))
       throw new Error(`its disk ${volume.disk} is missing: ${keeps}`);
-    const fsUuid = filesystemUuidIn(readFilesystemHead(device), volume.spec.fs);
-    if (!fsUuid) throw new Error(`its disk ${volume.disk} holds no ${volume.spec.fs} filesystem: ${keeps}`);
+    const found = filesystemOn(device);
+    if (found?.fs !== volume.spec.fs)
+      throw new Error(`its disk ${volume.disk} holds no ${volume.spec.fs} filesystem: ${keeps}`);
+    const fsUuid = found.uuid;
     const owner = this.owner(fsUuid, volume.name);
     if (owner)
       throw new Error(
@@ -250,8 +261,19 @@ export class DiskBackend implements Backend {
     return { disk, fsUuid };
   }
 
-  checkTarget(_paths: VolumePaths, volume: BackedVolume): string {
-    return this.owned(volume);
+  /** The disk, once checked to hold the volume's filesystem: a repair must not run on another's. */
+  async checkTarget(_paths: VolumePaths, volume: BackedVolume): Promise<string> {
+    const device = await this.present(this.owned(volume));
+    await this.check(volume, device, 'not checking it');
+    return device;
+  }
+
+  /** The device a pool disk's name leads to now. */
+  private async present(disk: string): Promise<string> {
+    const device = await deviceBehind(disk);
+    if (!device || !(await isBlockDevice(device)))
+      throw new Error(`pool disk ${disk} is missing or not a block device`);
+    return device;
   }
 
   private owned(volume: BackedVolume): string {

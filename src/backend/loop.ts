@@ -260,7 +260,7 @@ export class LoopBackend implements Backend {
     crashPoint('resize:grown');
   }
 
-  checkTarget(paths: VolumePaths): string {
+  async checkTarget(paths: VolumePaths): Promise<string> {
     return paths.image;
   }
 

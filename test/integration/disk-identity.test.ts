@@ -1,6 +1,7 @@
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { fsckVolume } from '../../src/maintenance/fsck.js';
 import { Layout } from '../../src/state/layout.js';
 import { probeSignature } from '../../src/system/blkid.js';
 import { run } from '../../src/system/exec.js';
@@ -128,9 +129,10 @@ describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'mount', 'blkid', 'wipe
       // The links made wrongly (a udev rule changed, disks moved between hosts).
       await names.link('a', devB);
       await names.link('b', devA);
-      const mismatch = `volume x's disk ${linkA} (now ${devB}) holds filesystem ${uuidY} (volume y's), not its own ${uuidX}; volume x's filesystem is on ${linkB} (now ${devA})`;
+      const mismatch = `volume x's disk ${linkA} (now ${devB}) holds ext4 filesystem ${uuidY} (volume y's), not its own ${uuidX}; volume x's filesystem is on ${linkB} (now ${devA})`;
       await expect(service.mount('x', undefined, silentLog)).rejects.toThrow(`${mismatch}: not mounting it`);
       await expect(service.remove('x', silentLog)).rejects.toThrow(`${mismatch}: not wiping it`);
+      await expect(fsckVolume(service, 'x', true, silentLog)).rejects.toThrow(`${mismatch}: not checking it`);
       expect(await fsUuid(devB)).toBe(uuidY);
 
       // Links right again: both volumes as they were.
@@ -203,7 +205,7 @@ describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'mount', 'blkid', 'wipe
         expect.objectContaining({ volume: 'old', msg: 'disk volume record not upgraded' }),
       );
       await expect(restarted.mount('old', undefined, silentLog)).rejects.toThrow(
-        `volume old's disk ${devB} (now ${devB}) holds filesystem ${uuidY} (volume y's): not mounting it`,
+        `volume old's disk ${devB} (now ${devB}) holds ext4 filesystem ${uuidY} (volume y's): not mounting it`,
       );
       await expect(restarted.remove('old', silentLog)).rejects.toThrow(/not wiping it/);
       expect(await take(restarted, 'y')).toBe('y data');
