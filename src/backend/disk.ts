@@ -38,7 +38,7 @@ function filesystemOn(device: string): { fs: VolumeSpec['fs']; uuid: string } | 
  * the next owner never sees the previous one's files.
  *
  * A volume knows its disk by stable name (/dev/disk/by-id) and by the UUID of its filesystem:
- * Mount and Remove check that the name leads to that filesystem now, so a link that leads
+ * Mount, Remove and fsck check that the name leads to that filesystem now, so a link that leads
  * elsewhere (a disk moved, a udev rule changed) is refused instead of serving or wiping the wrong disk.
  */
 export class DiskBackend implements Backend {
@@ -240,7 +240,8 @@ export class DiskBackend implements Backend {
    */
   async upgrade(paths: VolumePaths, volume: BackedVolume): Promise<DiskClaim | undefined> {
     if (!volume.disk || volume.fsUuid) return undefined;
-    const keeps = 'it is served by kernel name, unchecked, until a start-up can upgrade it';
+    const keeps =
+      'its record keeps the kernel name until a start-up can upgrade it, and Mount and Remove check only that the disk holds a filesystem of its type that no other volume has';
     const device = await deviceBehind(volume.disk);
     if (!device || !(await isBlockDevice(device)))
       throw new Error(`its disk ${volume.disk} is missing: ${keeps}`);
@@ -254,7 +255,11 @@ export class DiskBackend implements Backend {
         `its disk ${volume.disk} holds volume ${owner.volume}'s filesystem ${fsUuid}: ${keeps}`,
       );
     let disk: string | undefined;
-    for (const entry of await this.pool()) if ((await deviceBehind(entry)) === device) disk ??= entry;
+    for (const entry of await this.pool()) {
+      if ((await deviceBehind(entry)) !== device) continue;
+      disk = entry;
+      break;
+    }
     disk ??= await stableNameOf(device);
     if (!disk) throw new Error(`its disk ${volume.disk} has no name under ${BY_ID_DIR}: ${keeps}`);
     await saveDiskClaim(paths, { disk, fsUuid });

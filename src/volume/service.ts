@@ -51,6 +51,8 @@ export class VolumeService {
   private readonly fullness = new FullnessWatch();
   /** Volume directories whose metadata start-up could not read, with why: not served. */
   readonly unreadable = new Map<string, string>();
+  /** Disks held by volumes whose record start-up could not read, from their claim files. */
+  private readonly heldUnreadable: HeldDisk[] = [];
 
   constructor(
     private readonly store: Store,
@@ -62,9 +64,6 @@ export class VolumeService {
   ) {
     for (const backend of Object.values(backends)) backend.knowHeld?.(() => this.heldDisks());
   }
-
-  /** Disks held by volumes whose record start-up could not read, from their claim files. */
-  private readonly heldUnreadable: HeldDisk[] = [];
 
   /** Every disk a disk volume holds, readable or not: no Create may take one of them. */
   private heldDisks(): HeldDisk[] {

@@ -142,6 +142,9 @@ describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'mount', 'blkid', 'wipe
       expect(await take(service, 'y')).toBe('y data');
       // A Remove that wiped its disk and was interrupted before the record went finds the disk blank.
       await run('wipefs', ['--all', '--quiet', '--', devA]);
+      await expect(service.mount('x', undefined, silentLog)).rejects.toThrow(
+        `volume x's disk ${linkA} (now ${devA}) holds no ext4 or xfs filesystem, not its own ${uuidX}: not mounting it`,
+      );
       await service.remove('x', silentLog);
       expect((await service.list()).map((v) => v.Name)).toEqual(['y']);
     });
