@@ -146,7 +146,7 @@ const schema = z
             .string()
             .regex(
               /^\/dev\/[A-Za-z0-9_.:@+/-]+$/,
-              '--disk-pool takes device paths under /dev, comma-separated',
+              '--disk-pool takes device paths under /dev, comma-separated: name each disk by its /dev/disk/by-id/ link',
             )
             .refine((d) => !d.split('/').includes('..'), '--disk-pool paths must not contain ..'),
         ),

@@ -40,9 +40,12 @@ export async function serve(config: Config): Promise<void> {
     libc instanceof Error ? undefined : libc,
   );
   const store = new Store(layout);
+  const disks = new DiskBackend(config.diskPool, kernel, log);
+  // A pool disk without a stable name is refused before dockerd ever sees a socket.
+  await disks.startup();
   const service = new VolumeService(
     store,
-    { loop: new LoopBackend(kernel, { spares }), disk: new DiskBackend(config.diskPool, kernel) },
+    { loop: new LoopBackend(kernel, { spares }), disk: disks },
     { sizeBytes: config.defaultSizeBytes, fs: config.defaultFs, policy: config.optionPolicy },
     log,
     config.overcommit,

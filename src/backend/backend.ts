@@ -1,5 +1,6 @@
 import type { ImageSource } from '../core/clone.js';
 import type { VolumeSpec } from '../core/options.js';
+import type { DiskClaim } from '../state/disk-claim.js';
 import type { VolumePaths } from '../state/layout.js';
 import type { CheckReport } from '../system/fsck.js';
 
@@ -25,9 +26,20 @@ export interface KernelState {
 
 /** The parts of a volume record a backend works from. */
 export interface BackedVolume {
+  /** Absent while a Create builds it. */
+  name?: string;
   spec: VolumeSpec;
-  /** The pool disk a `disk` volume owns. */
+  /** The pool disk a `disk` volume owns (see VolumeRecord). */
   disk?: string | undefined;
+  /** The UUID of the filesystem on that disk. */
+  fsUuid?: string | undefined;
+}
+
+/** A disk some disk volume holds, from its record or, when that is unreadable, its claim file. */
+export interface HeldDisk {
+  volume: string;
+  disk: string;
+  fsUuid?: string | undefined;
 }
 
 /** What provision allocated, merged into the new record. */
@@ -35,6 +47,7 @@ export interface Provisioned {
   sizeBytes: number;
   fs: VolumeSpec['fs'];
   disk?: string;
+  fsUuid?: string;
   /** The root is already as the spec asks (empty, owner, mode): the first Mount has nothing to prepare. */
   rootPrepared?: boolean;
 }
@@ -46,18 +59,24 @@ export interface Provisioned {
 export interface Backend {
   /** Runs once at start-up, before reconcile. */
   startup(): Promise<void>;
+  /**
+   * For backends that share hardware among volumes: how to learn, when it needs to, which disks
+   * volumes hold. The service calls it once, when it is built.
+   */
+  knowHeld?(held: () => readonly HeldDisk[]): void;
+  /**
+   * Names the disk of a record written before disks had stable names, from what the disk holds
+   * now: returns what to store, undefined when the record is already up to date, or throws why it
+   * cannot be upgraded. Runs at start-up.
+   */
+  upgrade?(paths: VolumePaths, volume: BackedVolume): Promise<DiskClaim | undefined>;
   /** Resolves when work the backend runs in the background is done. */
   idle(): Promise<void>;
   /**
-   * Makes storage for a new volume in its staged directory; `claimed` are disks other volumes own.
-   * With `source` (a clone), the image is filled from it instead of formatted.
+   * Makes storage for a new volume in its staged directory. With `source` (a clone), the image is
+   * filled from it instead of formatted.
    */
-  provision(
-    paths: VolumePaths,
-    spec: VolumeSpec,
-    claimed: ReadonlySet<string>,
-    source?: ImageSource,
-  ): Promise<Provisioned>;
+  provision(paths: VolumePaths, spec: VolumeSpec, source?: ImageSource): Promise<Provisioned>;
   /**
    * What the kernel says of this volume. `mounts`, the mountpoints of one read of mountinfo, saves
    * the per-volume check when many volumes are inspected at once (start-up).
@@ -73,7 +92,7 @@ export interface Backend {
    */
   grow(paths: VolumePaths, volume: BackedVolume, sizeBytes: number): Promise<void>;
   /** Where the filesystem lies while it is not attached: the image file, or the pool disk. */
-  checkTarget(paths: VolumePaths, volume: BackedVolume): string;
+  checkTarget(paths: VolumePaths, volume: BackedVolume): Promise<string>;
   /** Frees what lives outside the volume's directory, before the directory is deleted. */
   release(volume: BackedVolume): Promise<void>;
 }

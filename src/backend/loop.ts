@@ -68,12 +68,7 @@ export class LoopBackend implements Backend {
    * Creates the image and formats it as a file: no loop device exists until the first Mount.
    * A sparse image of a size formatted ahead of time is taken from the spares instead.
    */
-  async provision(
-    paths: VolumePaths,
-    spec: VolumeSpec,
-    _claimed?: ReadonlySet<string>,
-    source?: ImageSource,
-  ): Promise<Provisioned> {
+  async provision(paths: VolumePaths, spec: VolumeSpec, source?: ImageSource): Promise<Provisioned> {
     return this.working(() => this.provisionNow(paths, spec, source));
   }
 
@@ -265,7 +260,7 @@ export class LoopBackend implements Backend {
     crashPoint('resize:grown');
   }
 
-  checkTarget(paths: VolumePaths): string {
+  async checkTarget(paths: VolumePaths): Promise<string> {
     return paths.image;
   }
 

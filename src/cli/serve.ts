@@ -10,7 +10,7 @@ export const SERVE_USAGE = `usage: loopvol serve [--socket PATH] [--data-root DI
   --default-size SIZE  size when Create names none (env LOOPVOL_DEFAULT_SIZE, default 1G)
   --default-fs FS      ext4 or xfs (env LOOPVOL_DEFAULT_FS, default ext4)
   --log-level LEVEL    fatal|error|warn|info|debug|trace|silent (env LOOPVOL_LOG_LEVEL, default info)
-  --disk-pool DEVS     comma-separated whole disks for -o backend=disk volumes (env LOOPVOL_DISK_POOL, default none)
+  --disk-pool DEVS     comma-separated whole disks for -o backend=disk volumes, by /dev/disk/by-id/ name (env LOOPVOL_DISK_POOL, default none)
   --spares N           sparse images kept formatted ahead per recently created size (ext4: also a template
                        per size), so Create skips mkfs
                        (env LOOPVOL_SPARES, default 2, 0 to 16; 0 turns it off)

@@ -31,7 +31,7 @@ export async function fsckVolume(
         409,
       );
     }
-    const target = backend.checkTarget(paths, record);
+    const target = await backend.checkTarget(paths, record);
     let report = await checkFilesystem(target, record.spec.fs, repair);
     if (report.dirtyLog && repair) {
       log.info('xfs log needs replaying: mounting the volume once to replay it');

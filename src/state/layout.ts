@@ -5,6 +5,7 @@ import { join } from 'node:path';
  *   volumes/<name>/volume.json   metadata (atomic, durable rewrite)
  *   volumes/<name>/holders.json  who has it mounted (atomic rewrite, not fsynced: see Store.saveHolders)
  *   volumes/<name>/disk.img      the sparse or preallocated image
+ *   volumes/<name>/disk-claim.json  a disk volume's disk and filesystem UUID (see state/disk-claim.ts)
  *   volumes/<name>/mnt/          the mountpoint, or <mountRoot>/<name>/ when a mount root is set
  *                                (a managed plugin mounts under its propagated mount, data stays apart)
  *   staging/<random>/            a Create in progress; renamed into volumes/ when complete
@@ -17,12 +18,14 @@ export interface VolumePaths {
   meta: string;
   holders: string;
   image: string;
+  claim: string;
   mountPoint: string;
 }
 
 export const META_FILE = 'volume.json';
 export const HOLDERS_FILE = 'holders.json';
 export const IMAGE_FILE = 'disk.img';
+export const CLAIM_FILE = 'disk-claim.json';
 export const MOUNT_DIR = 'mnt';
 
 export function volumePathsIn(dir: string, mountPoint = join(dir, MOUNT_DIR)): VolumePaths {
@@ -31,6 +34,7 @@ export function volumePathsIn(dir: string, mountPoint = join(dir, MOUNT_DIR)): V
     meta: join(dir, META_FILE),
     holders: join(dir, HOLDERS_FILE),
     image: join(dir, IMAGE_FILE),
+    claim: join(dir, CLAIM_FILE),
     mountPoint,
   };
 }

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { Holders } from '../core/holders.js';
 import { MOUNT_OPTIONS, type VolumeSpec } from '../core/options.js';
+import { FS_UUID } from './disk-claim.js';
 
 /** What volume.json holds. Versioned so a later loopvol can migrate it. */
 export interface VolumeRecord {
@@ -9,8 +10,13 @@ export interface VolumeRecord {
   /** RFC 3339, stored at Create so Get reports the creation time, not the file's mtime. */
   createdAt: string;
   spec: VolumeSpec;
-  /** The pool disk a `disk` volume owns exclusively. */
+  /**
+   * The pool disk a `disk` volume owns exclusively: its stable name under /dev/disk/by-id (older
+   * records hold the kernel name, such as /dev/sdb, until start-up upgrades them).
+   */
   disk?: string;
+  /** The UUID of the filesystem on that disk: Mount and Remove check it before touching the disk. */
+  fsUuid?: string;
   /** The root is prepared (lost+found removed, owner and mode set): at the first Mount, or already at
    * Create when the volume came from a spare and asks for its default owner and mode. */
   initialized: boolean;
@@ -46,6 +52,7 @@ const recordSchema = z.object({
     restoreOther: z.boolean().default(false),
   }),
   disk: z.string().optional(),
+  fsUuid: z.string().regex(FS_UUID).optional(),
   initialized: z.boolean(),
   holders: holdersSchema.default({}),
 });

@@ -9,7 +9,9 @@ import { listLoops } from '../system/loop-sysfs.js';
 import { readMounts } from '../system/mountinfo.js';
 import { isMountPoint } from '../system/mountpoint.js';
 import { isAtomicTemp, syncDir, writeFileAtomic, writeNewFile } from './atomic.js';
+import { type DiskClaim, parseDiskClaim } from './disk-claim.js';
 import {
+  CLAIM_FILE,
   HOLDERS_FILE,
   IMAGE_FILE,
   type Layout,
@@ -36,6 +38,8 @@ async function readSmallFile(path: string, regular: boolean): Promise<string> {
 export interface UnreadableVolume {
   name: string;
   reason: string;
+  /** The disk it holds, from its disk-claim.json (a disk volume's): no other volume may take it. */
+  claim?: DiskClaim;
 }
 
 /**
@@ -123,10 +127,22 @@ export class Store {
         if (entries.includes(SNAPSHOTS_DIR)) this.snapshots.load(name);
         records.push(record);
       } catch (err) {
-        unreadable.push({ name, reason: (err as Error).message });
+        const claim = entries.includes(CLAIM_FILE)
+          ? await this.loadClaim(paths, regular(CLAIM_FILE))
+          : undefined;
+        unreadable.push({ name, reason: (err as Error).message, ...(claim ? { claim } : {}) });
       }
     }
     return { records, images, unreadable, swept };
+  }
+
+  /** An unreadable volume's claim on its disk; a damaged claim file claims nothing it could name. */
+  private async loadClaim(paths: VolumePaths, regular: boolean): Promise<DiskClaim | undefined> {
+    try {
+      return parseDiskClaim(await readSmallFile(paths.claim, regular));
+    } catch {
+      return undefined;
+    }
   }
 
   /**

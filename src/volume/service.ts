@@ -1,6 +1,6 @@
 import pMap from 'p-map';
 import type { Logger } from 'pino';
-import type { Backend, KernelState } from '../backend/backend.js';
+import type { Backend, HeldDisk, KernelState } from '../backend/backend.js';
 import type { CloneProvider } from '../core/clone.js';
 import type { ClusterGuard } from '../core/cluster-guard.js';
 import { FilesystemDamaged, notFound, VolumeError } from '../core/errors.js';
@@ -51,6 +51,8 @@ export class VolumeService {
   private readonly fullness = new FullnessWatch();
   /** Volume directories whose metadata start-up could not read, with why: not served. */
   readonly unreadable = new Map<string, string>();
+  /** Disks held by volumes whose record start-up could not read, from their claim files. */
+  private readonly heldUnreadable: HeldDisk[] = [];
 
   constructor(
     private readonly store: Store,
@@ -59,7 +61,17 @@ export class VolumeService {
     private readonly log: Logger,
     /** How far the sizes of loop volumes may exceed the data root's filesystem (see spaceRefusal). */
     private readonly overcommit = 1,
-  ) {}
+  ) {
+    for (const backend of Object.values(backends)) backend.knowHeld?.(() => this.heldDisks());
+  }
+
+  /** Every disk a disk volume holds, readable or not: no Create may take one of them. */
+  private heldDisks(): HeldDisk[] {
+    const held = [...this.heldUnreadable];
+    for (const { name, disk, fsUuid } of this.records.values())
+      if (disk) held.push({ volume: name, disk, fsUuid });
+    return held;
+  }
 
   /** Fills clones (`-o from=`); set by the daemon once the snapshot room exists. */
   clones: CloneProvider | undefined;
@@ -186,12 +198,10 @@ export class VolumeService {
       let staged: VolumePaths | undefined;
       try {
         staged = await this.store.stage();
-        const claimed = new Set([...this.records.values()].flatMap((r) => (r.disk ? [r.disk] : [])));
         const source = spec.from ? this.requireClones().sourceOf(name, spec.from, log) : undefined;
-        const { sizeBytes, fs, disk, rootPrepared } = await this.backends[spec.backend].provision(
+        const { sizeBytes, fs, disk, fsUuid, rootPrepared } = await this.backends[spec.backend].provision(
           staged,
           spec,
-          claimed,
           source,
         );
         const record: VolumeRecord = {
@@ -199,7 +209,7 @@ export class VolumeService {
           name,
           createdAt: new Date().toISOString(),
           spec: { ...spec, sizeBytes, fs },
-          ...(disk ? { disk } : {}),
+          ...(disk ? { disk, fsUuid } : {}),
           initialized: rootPrepared === true,
           holders: {},
         };
@@ -555,6 +565,7 @@ export class VolumeService {
     for (const path of swept) this.log.info({ path }, 'deleted leftover of an interrupted metadata write');
     for (const bad of unreadable) {
       this.unreadable.set(bad.name, bad.reason);
+      if (bad.claim) this.heldUnreadable.push({ volume: bad.name, ...bad.claim });
       this.log.error(
         { volume: bad.name, reason: bad.reason, path: this.store.layout.volume(bad.name).dir },
         'volume metadata unreadable: volume not served; repair or move the directory away and restart',
@@ -567,7 +578,7 @@ export class VolumeService {
       records,
       async (record) => {
         try {
-          await this.reconcileOne(record, mounts, images.get(record.name));
+          await this.reconcileOne(await this.upgrade(record), mounts, images.get(record.name));
         } catch (err) {
           this.log.error(
             { volume: record.name, err },
@@ -579,6 +590,27 @@ export class VolumeService {
     );
     this.log.info({ volumes: records.length }, 'state reconciled with the kernel');
     for (const hook of this.startHooks) await hook();
+  }
+
+  /** A record an older loopvol wrote, brought up to date by its backend (see Backend.upgrade). */
+  private async upgrade(record: VolumeRecord): Promise<VolumeRecord> {
+    const volume = record.name;
+    let upgraded: Partial<VolumeRecord> | undefined;
+    try {
+      upgraded = await this.backendOf(record).upgrade?.(this.store.layout.volume(volume), record);
+    } catch (err) {
+      this.log.warn({ volume, disk: record.disk, reason: explain(err) }, 'disk volume record not upgraded');
+      return record;
+    }
+    if (!upgraded) return record;
+    const next = { ...record, ...upgraded };
+    await this.store.save(next);
+    this.records.set(volume, next);
+    this.log.info(
+      { volume, from: record.disk, disk: next.disk, fsUuid: next.fsUuid },
+      'disk volume record upgraded: its disk is now named by stable id and checked by filesystem UUID',
+    );
+    return next;
   }
 
   private async reconcileOne(

@@ -38,7 +38,7 @@ export function openService(
 ): VolumeService {
   return new VolumeService(
     new Store(new Layout(root, mountRoot)),
-    { loop: new LoopBackend(testKernelOps), disk: new DiskBackend(diskPool, testKernelOps) },
+    { loop: new LoopBackend(testKernelOps), disk: new DiskBackend(diskPool, testKernelOps, log) },
     defaults,
     log,
   );

@@ -1,24 +1,15 @@
-import { open, readFile, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { probeSignature } from '../../src/system/blkid.js';
 import { run } from '../../src/system/exec.js';
-import { attachLoop } from '../../src/system/losetup.js';
 import { mountDevice, unmount } from '../../src/system/mount.js';
 import type { VolumeService } from '../../src/volume/service.js';
 import { silentLog } from '../helpers/int-log.js';
 import { MiB, openService, TEST_DEFAULTS } from '../helpers/int-service.js';
 import { cleanupTempDir, kernelStateUnder, makeTempDir } from '../helpers/kernel.js';
+import { StableNames, standInDisk } from '../helpers/stable-names.js';
 import { storageAvailable } from '../helpers/tools.js';
-
-/** A blank stand-in disk: a loop device over an image in the test's temp dir. */
-async function standInDisk(dir: string, name: string, size = 80 * MiB): Promise<string> {
-  const image = join(dir, `${name}.img`);
-  const handle = await open(image, 'wx');
-  await handle.truncate(size);
-  await handle.close();
-  return attachLoop(image, { directIo: true });
-}
 
 const statusOf = async (service: VolumeService, name: string) => (await service.get(name)).Status;
 
@@ -32,14 +23,18 @@ describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'mount', 'blkid', 'wipe
     let swap: string;
     let outside: string;
     let service: VolumeService;
+    const names = new StableNames();
+    /** A stand-in disk named by its /dev/disk/by-id link, as pool disks are. */
+    const poolDisk = async (name: string, size = 80 * MiB) =>
+      names.link(name, await standInDisk(dir, name, size));
 
     beforeAll(async () => {
       dir = await makeTempDir('int-disk');
-      blank = await standInDisk(dir, 'blank');
-      formatted = await standInDisk(dir, 'formatted');
-      small = await standInDisk(dir, 'small', 40 * MiB);
-      swap = await standInDisk(dir, 'swap');
-      outside = await standInDisk(dir, 'outside');
+      blank = await poolDisk('blank');
+      formatted = await poolDisk('formatted');
+      small = await poolDisk('small', 40 * MiB);
+      swap = await poolDisk('swap');
+      outside = await standInDisk(dir, 'outside', 80 * MiB);
       // An operator's disk that already holds data: it must be used as it is, never reformatted.
       await run('mkfs.ext4', ['-q', '-F', formatted]);
       const mnt = join(dir, 'seed');
@@ -51,6 +46,7 @@ describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'mount', 'blkid', 'wipe
       service = openService(join(dir, 'root'), silentLog, TEST_DEFAULTS, [blank, formatted, small, swap]);
     });
     afterAll(async () => {
+      await names.removeAll();
       if (dir) await cleanupTempDir(dir);
     });
 
