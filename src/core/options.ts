@@ -20,8 +20,12 @@ export interface VolumeSpec {
   from?: CloneSource;
   /** Back the volume up this often (`-o backup=6h`), in seconds. */
   backupEverySeconds?: number;
+  /** Restore (`-o from=backup`) this often into a scratch image and check it (`-o backup-verify=1d`), in seconds. */
+  verifyEverySeconds?: number;
   /** With --cluster: create the name empty even where its gone owner left backups (`-o fresh=true`). */
   fresh?: boolean;
+  /** `from=backup:ID` may restore a backup of another volume's name (`-o restore-other=true`). */
+  restoreOther?: boolean;
 }
 
 /**
@@ -53,13 +57,27 @@ export const ACCEPTED_OPTIONS = [
   'mountopts',
   'from',
   'backup',
+  'backup-verify',
   'fresh',
+  'restore-other',
 ] as const;
 
 const UNIT_SECONDS = { s: 1, m: 60, h: 3600, d: 86400 } as const;
 
-/** Shortest interval between scheduled backups. */
+/** Shortest interval between scheduled backups (and backup checks). */
 export const MIN_BACKUP_INTERVAL_SECONDS = 10;
+
+/** An interval option such as `backup=6h`, in seconds. */
+const interval = (key: string) =>
+  z
+    .string()
+    .regex(/^\d{1,6}[smhd]$/, `${key} takes an interval such as 30m, 6h or 1d`)
+    .transform((s) => Number(s.slice(0, -1)) * UNIT_SECONDS[s.at(-1) as keyof typeof UNIT_SECONDS])
+    .refine(
+      (n) => n >= MIN_BACKUP_INTERVAL_SECONDS,
+      `${key} runs at most every ${MIN_BACKUP_INTERVAL_SECONDS}s`,
+    )
+    .optional();
 
 /**
  * Mount options a Create may ask for (`-o mountopts=noatime,lazytime`). Anything else could weaken
@@ -132,15 +150,9 @@ const optionsSchema = z.strictObject(
       )
       .optional(),
     fresh: z.enum(['true', 'false'], { error: 'fresh must be true or false' }).optional(),
-    backup: z
-      .string()
-      .regex(/^\d{1,6}[smhd]$/, 'backup takes an interval such as 30m, 6h or 1d')
-      .transform((s) => Number(s.slice(0, -1)) * UNIT_SECONDS[s.at(-1) as keyof typeof UNIT_SECONDS])
-      .refine(
-        (n) => n >= MIN_BACKUP_INTERVAL_SECONDS,
-        `backup runs at most every ${MIN_BACKUP_INTERVAL_SECONDS}s`,
-      )
-      .optional(),
+    'restore-other': z.enum(['true', 'false'], { error: 'restore-other must be true or false' }).optional(),
+    backup: interval('backup'),
+    'backup-verify': interval('backup-verify'),
   },
   { error: (issue) => unknownOptionMessage(issue) },
 );
@@ -208,6 +220,8 @@ export function parseVolumeSpec(opts: unknown, defaults: SpecDefaults): VolumeSp
     mountOptions,
     ...(from ? { from } : {}),
     ...(o.backup ? { backupEverySeconds: o.backup } : {}),
+    ...(o['backup-verify'] ? { verifyEverySeconds: o['backup-verify'] } : {}),
     ...(o.fresh === 'true' ? { fresh: true } : {}),
+    ...(o['restore-other'] === 'true' ? { restoreOther: true } : {}),
   };
 }

@@ -175,7 +175,7 @@ export class VolumeService {
     if (spec.from) {
       // A clone is at least as large as its source: that is what the space guard must admit.
       try {
-        const sourceBytes = await this.requireClones().sizeOf(name, spec.from);
+        const sourceBytes = await this.requireClones().sizeOf(name, spec.from, spec.restoreOther === true);
         spec.sizeBytes = Math.max(spec.sizeBytes, sourceBytes);
       } catch (err) {
         throw new VolumeError(`cannot create volume ${name}: ${explain(err)}`, statusOf(err));
@@ -187,7 +187,9 @@ export class VolumeService {
       try {
         staged = await this.store.stage();
         const claimed = new Set([...this.records.values()].flatMap((r) => (r.disk ? [r.disk] : [])));
-        const source = spec.from ? this.requireClones().sourceOf(name, spec.from, log) : undefined;
+        const source = spec.from
+          ? this.requireClones().sourceOf(name, spec.from, log, spec.restoreOther === true)
+          : undefined;
         const { sizeBytes, fs, disk, rootPrepared } = await this.backends[spec.backend].provision(
           staged,
           spec,

@@ -45,6 +45,17 @@ describe('parseVolumeSpec', () => {
     ).toMatchObject({ sizeBytes: 5 * GiB, fs: 'xfs', sparse: false, uid: 1000, gid: 1001, mode: 0o2770 });
   });
 
+  it('reads backup schedules and restore-other', () => {
+    expect(
+      parseVolumeSpec({ backup: '1h', 'backup-verify': '1d', 'restore-other': 'true' }, defaults),
+    ).toMatchObject({ backupEverySeconds: 3600, verifyEverySeconds: 86400, restoreOther: true });
+    expect(parseVolumeSpec({ 'restore-other': 'false' }, defaults)).not.toHaveProperty('restoreOther');
+    expect(errorOf({ 'backup-verify': '5s' })).toBe(
+      'option backup-verify: backup-verify runs at most every 10s',
+    );
+    expect(errorOf({ 'backup-verify': 'daily' })).toMatch(/backup-verify takes an interval such as 30m/);
+  });
+
   it('takes allowlisted mount options, deduplicated, and none by default', () => {
     expect(parseVolumeSpec({}, defaults)).toMatchObject({ mountOptions: [] });
     expect(
