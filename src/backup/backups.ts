@@ -162,14 +162,7 @@ export class Backups {
             throw new VolumeError(`restic reported backup ${short}, but it is not in the repository`);
           return made;
         });
-        const keep = this.keepOf(name);
-        if (keep > 0) {
-          const old = toForget(await this.list(name), name, generation, keep);
-          await forgetSnapshots(
-            this.options.repo,
-            old.map((b) => b.id),
-          );
-        }
+        await this.prune(name, generation, log);
         await this.record(name, { lastSuccess: { time: info.time, id: info.id, generation } });
         log.info({ backup: info.id, generation, ms: Date.now() - started }, 'volume backed up');
         return info;
@@ -184,6 +177,28 @@ export class Backups {
         throw err instanceof VolumeError ? err : new VolumeError(`cannot back volume ${name} up: ${error}`);
       }
     });
+  }
+
+  /**
+   * Retention after a backup made in `generation` (see toForget). The backup is made whatever
+   * happens here: a failed prune (another agent's backup holds the repository's lock) is a
+   * warning, and the next backup prunes what this one left.
+   */
+  private async prune(name: string, generation: number, log: Logger): Promise<void> {
+    const keep = this.keepOf(name);
+    if (keep === 0) return;
+    try {
+      const old = toForget(await this.list(name), name, generation, keep);
+      await forgetSnapshots(
+        this.options.repo,
+        old.map((b) => b.id),
+      );
+    } catch (err) {
+      log.warn(
+        { err: (err as Error).message },
+        'backup made, but pruning older backups failed: the next backup retries',
+      );
+    }
   }
 
   /** Backups kept of a volume: --backup-keep, else DEFAULT_SCHEDULED_KEEP if it has a schedule. */
