@@ -20,7 +20,7 @@ export interface VolumeSpec {
   from?: CloneSource;
   /** Back the volume up this often (`-o backup=6h`), in seconds. */
   backupEverySeconds?: number;
-  /** Restore (`-o from=backup`) this often into a scratch image and check it (`-o backup-verify=1d`), in seconds. */
+  /** Restore the latest backup into a scratch image and check it this often (`-o backup-verify=1d`), in seconds. */
   verifyEverySeconds?: number;
   /** With --cluster: create the name empty even where its gone owner left backups (`-o fresh=true`). */
   fresh?: boolean;

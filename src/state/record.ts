@@ -41,6 +41,7 @@ const recordSchema = z.object({
       ])
       .optional(),
     backupEverySeconds: z.number().int().positive().optional(),
+    verifyEverySeconds: z.number().int().positive().optional(),
     fresh: z.boolean().optional(),
   }),
   disk: z.string().optional(),

@@ -3,7 +3,9 @@ import { Backups } from '../../src/backup/backups.js';
 import { newestFirst, toForget } from '../../src/backup/retention.js';
 import type { ClusterGuard } from '../../src/core/cluster-guard.js';
 import { VolumeError } from '../../src/core/errors.js';
+import { parseVolumeSpec } from '../../src/core/options.js';
 import type { Snapshots } from '../../src/snapshot/snapshots.js';
+import { parseRecord, serializeRecord } from '../../src/state/record.js';
 import type { Store } from '../../src/state/store.js';
 import type { VolumeService } from '../../src/volume/service.js';
 import { silentLog } from '../helpers/int-log.js';
@@ -67,5 +69,27 @@ describe('backups follow ownership', () => {
     await expect(refused).rejects.toMatchObject({ status: 409 });
     expect(guard.assertOwner).toHaveBeenCalledWith('pg', silentLog);
     expect(withCopy).not.toHaveBeenCalled();
+  });
+});
+
+describe('backup-verify schedule', () => {
+  it('survives a restart: volume.json keeps it', () => {
+    const spec = parseVolumeSpec(
+      { size: '64M', backup: '1h', 'backup-verify': '1d' },
+      { sizeBytes: 0, fs: 'ext4' },
+    );
+    if ('error' in spec) throw new Error(spec.error);
+    const record = {
+      version: 1,
+      name: 'pg',
+      createdAt: at(0),
+      spec,
+      initialized: true,
+      holders: {},
+    } as const;
+    expect(parseRecord(serializeRecord(record)).spec).toMatchObject({
+      backupEverySeconds: 3600,
+      verifyEverySeconds: 86400,
+    });
   });
 });
