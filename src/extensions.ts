@@ -52,15 +52,21 @@ export async function wireExtensions(
     return backups;
   };
   service.clones = {
-    sourceOf: (name, from, log: Logger) =>
-      'backup' in from ? restores().sourceOf(name, from.backup) : snapshots.sourceOf(name, from, log),
-    sizeOf: async (name, from) =>
-      'backup' in from ? restores().sizeOf(name, from.backup) : snapshots.sizeOf(name, from),
+    sourceOf: (name, from, log: Logger, restoreOther) =>
+      'backup' in from
+        ? restores().sourceOf(name, from.backup, restoreOther)
+        : snapshots.sourceOf(name, from, log),
+    sizeOf: async (name, from, restoreOther) =>
+      'backup' in from ? restores().sizeOf(name, from.backup, restoreOther) : snapshots.sizeOf(name, from),
   };
   if (backups) {
     service.statusExtras = (name) => {
-      const { lastSuccess, lastFailure } = backups.status(name);
-      return { lastBackup: lastSuccess ?? null, lastBackupFailure: lastFailure ?? null };
+      const { lastSuccess, lastFailure, lastVerify } = backups.status(name);
+      return {
+        lastBackup: lastSuccess ?? null,
+        lastBackupFailure: lastFailure ?? null,
+        lastBackupVerify: lastVerify ?? null,
+      };
     };
   }
   // The ZooKeeper client is loaded only in a cluster: start-up (restart time) stays short without it.
@@ -76,6 +82,7 @@ export async function wireExtensions(
     removeSnapshot: (name, snap, log) => snapshots.remove(name, snap, log),
     backup: (name, log) => (backups ? backups.backup(name, log) : Promise.reject(noBackups())),
     backups: (name) => (backups ? backups.list(name) : Promise.reject(noBackups())),
+    verifyBackup: (name, log) => (backups ? backups.verify(name, log) : Promise.reject(noBackups())),
     clusterVolumes: () =>
       cluster
         ? cluster.volumes()

@@ -61,7 +61,8 @@ const commands: Record<string, { summary: string; load: () => Promise<Command> }
     },
   },
   backup: {
-    summary: 'back a volume up to the restic repository (asks the running daemon)',
+    summary:
+      'back a volume up to the restic repository, or verify its latest backup (asks the running daemon)',
     load: async () => {
       const m = await import('./backup.js');
       return { run: m.backupCommand, usage: m.BACKUP_USAGE };

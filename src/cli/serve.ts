@@ -30,7 +30,8 @@ export const SERVE_USAGE = `usage: loopvol serve [--socket PATH] [--data-root DI
   --node-id ID         this agent's name in the cluster (env LOOPVOL_NODE_ID, default the host name)
   --restore-missing    a Create of a name whose owner is gone restores its latest backup (env LOOPVOL_RESTORE_MISSING=true)
   --allow-options KEYS Create accepts only these options (comma-separated, e.g. size,fs,sparse), privileged
-                       ones (restore-other) only when named here (env LOOPVOL_ALLOW_OPTIONS, default all but those)
+                       ones (restore-other) only when named here; "default" stands for every option but those,
+                       e.g. default,restore-other (env LOOPVOL_ALLOW_OPTIONS, default all but the privileged)
   --deny-options KEYS  Create refuses these options (env LOOPVOL_DENY_OPTIONS, e.g. backup,from)
 
   TIME is 500ms, 2s, 1m, 1h, or a bare number of seconds.`;

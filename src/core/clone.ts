@@ -18,8 +18,11 @@ export type ImageSource = (dest: string) => Promise<Copied>;
  * it; the snapshot room (which knows how to copy a volume in use) implements it.
  */
 export interface CloneProvider {
-  /** `name`: the new volume's (a restore of `from=backup` looks for backups of that name). */
-  sourceOf(name: string, from: CloneSource, log: Logger): ImageSource;
+  /**
+   * `name`: the new volume's (a restore of `from=backup` looks for backups of that name);
+   * `restoreOther`: a restore may use a backup of another name (`-o restore-other=true`).
+   */
+  sourceOf(name: string, from: CloneSource, log: Logger, restoreOther: boolean): ImageSource;
   /** The size of what a clone copies, so that the space guard can admit it before the copy. */
-  sizeOf(name: string, from: CloneSource): Promise<number>;
+  sizeOf(name: string, from: CloneSource, restoreOther: boolean): Promise<number>;
 }

@@ -13,6 +13,9 @@ export interface OptionPolicy {
 /** Options refused unless the operator names them in --allow-options. */
 export const PRIVILEGED_OPTIONS: readonly string[] = ['restore-other'];
 
+/** In an option list, every option but the privileged ones: `--allow-options default,restore-other`. */
+export const DEFAULT_OPTIONS_TOKEN = 'default';
+
 /**
  * Reads a comma-separated list of option keys (--allow-options, --deny-options). A key that is no
  * option is an error naming it, so a typo cannot leave open what the operator meant to close.
@@ -30,8 +33,11 @@ export function parseOptionList(
         .filter(Boolean),
     ),
   ];
-  const unknown = keys.filter((k) => !known.includes(k));
-  if (unknown.length === 0) return keys;
+  const expanded = keys.flatMap((k) =>
+    k === DEFAULT_OPTIONS_TOKEN ? known.filter((o) => !PRIVILEGED_OPTIONS.includes(o)) : [k],
+  );
+  const unknown = expanded.filter((k) => !known.includes(k));
+  if (unknown.length === 0) return [...new Set(expanded)];
   return {
     error: `${flag} names unknown option ${unknown.map((k) => `"${k}"`).join(', ')}: options are ${known.join(', ')}`,
   };

@@ -22,6 +22,8 @@ export interface VolumeSpec {
   from?: CloneSource;
   /** Back the volume up this often (`-o backup=6h`), in seconds. */
   backupEverySeconds?: number;
+  /** Restore the latest backup into a scratch image and check it this often (`-o backup-verify=1d`), in seconds. */
+  verifyEverySeconds?: number;
   /** With --cluster: create the name empty even where its gone owner left backups (`-o fresh=true`). */
   fresh?: boolean;
   /** `from=backup` may restore the backups of another volume name (privileged: `-o restore-other=true`). */
@@ -59,12 +61,26 @@ export const ACCEPTED_OPTIONS = [
   'mountopts',
   'from',
   'backup',
+  'backup-verify',
   'fresh',
   'restore-other',
 ] as const;
 
-/** Shortest interval between scheduled backups: each one freezes the volume and runs restic. */
+/** Shortest interval between scheduled backups and checks: each freezes the volume or restores a backup. */
 export const MIN_BACKUP_INTERVAL_SECONDS = 60;
+const BACKUP_BOUNDS = { minMs: MIN_BACKUP_INTERVAL_SECONDS * 1000, maxMs: 366 * 86_400_000 };
+
+/** An interval option such as `backup=6h` (see parseDuration), in seconds. */
+const interval = (key: string) =>
+  z
+    .string()
+    .transform((s, ctx) => {
+      const every = parseDuration(key, s, BACKUP_BOUNDS);
+      if ('ms' in every) return Math.round(every.ms / 1000);
+      ctx.addIssue({ code: 'custom', message: every.error });
+      return z.NEVER;
+    })
+    .optional();
 
 /**
  * Mount options a Create may ask for (`-o mountopts=noatime,lazytime`). Anything else could weaken
@@ -110,8 +126,6 @@ function parseMountOptions(list: string, fs: FsType): MountOption[] | { error: s
 
 const isOption = (key: string) => (ACCEPTED_OPTIONS as readonly string[]).includes(key);
 
-const BACKUP_BOUNDS = { minMs: MIN_BACKUP_INTERVAL_SECONDS * 1000, maxMs: 366 * 86_400_000 };
-
 const id = (what: string) =>
   z
     .string()
@@ -141,15 +155,8 @@ const optionsSchema = z.strictObject(
       )
       .optional(),
     fresh: z.enum(['true', 'false'], { error: 'fresh must be true or false' }).optional(),
-    backup: z
-      .string()
-      .transform((s, ctx) => {
-        const every = parseDuration('backup', s, BACKUP_BOUNDS);
-        if ('ms' in every) return Math.round(every.ms / 1000);
-        ctx.addIssue({ code: 'custom', message: every.error });
-        return z.NEVER;
-      })
-      .optional(),
+    backup: interval('backup'),
+    'backup-verify': interval('backup-verify'),
     'restore-other': z.enum(['true', 'false'], { error: 'restore-other must be true or false' }).optional(),
   },
   { error: (issue) => unknownOptionMessage(issue) },
@@ -223,6 +230,7 @@ export function parseVolumeSpec(opts: unknown, defaults: SpecDefaults): VolumeSp
     mountOptions,
     ...(from ? { from } : {}),
     ...(o.backup ? { backupEverySeconds: o.backup } : {}),
+    ...(o['backup-verify'] ? { verifyEverySeconds: o['backup-verify'] } : {}),
     ...(o.fresh === 'true' ? { fresh: true } : {}),
     restoreOther: o['restore-other'] === 'true',
   };

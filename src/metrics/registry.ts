@@ -65,7 +65,8 @@ export function createMetrics(
   gauge('loopvol_data_root_size_bytes', "Size of the data root's filesystem", (f) => f.host.totalBytes);
 
   if (backups) {
-    const backupGauge = (name: string, help: string, time: (s: BackupStatus) => string | undefined) =>
+    /** A gauge per volume from its backup status; no sample where `value` has none. */
+    const backupGauge = (name: string, help: string, value: (s: BackupStatus) => number | undefined) =>
       new Gauge({
         name,
         help,
@@ -74,20 +75,31 @@ export function createMetrics(
         collect() {
           this.reset();
           for (const volume of service.names()) {
-            const at = time(backups.status(volume));
-            if (at) this.set({ volume }, Date.parse(at) / 1000);
+            const v = value(backups.status(volume));
+            if (v !== undefined) this.set({ volume }, v);
           }
         },
       });
+    const seconds = (at: string | undefined) => (at ? Date.parse(at) / 1000 : undefined);
     backupGauge(
       'loopvol_backup_last_success_timestamp_seconds',
       'When the last backup of a volume succeeded',
-      (s) => s.lastSuccess?.time,
+      (s) => seconds(s.lastSuccess?.time),
     );
     backupGauge(
       'loopvol_backup_last_failure_timestamp_seconds',
       'When the last backup of a volume failed',
-      (s) => s.lastFailure?.time,
+      (s) => seconds(s.lastFailure?.time),
+    );
+    backupGauge(
+      'loopvol_backup_verify_last_success_timestamp_seconds',
+      "When a volume's latest backup last restored and checked clean (loopvol backup verify)",
+      (s) => seconds(s.lastVerifySuccess?.time),
+    );
+    backupGauge(
+      'loopvol_backup_verify_failed',
+      "1 when the last check of a volume's latest backup failed, 0 when it passed",
+      (s) => (s.lastVerify ? Number(!s.lastVerify.ok) : undefined),
     );
   }
 

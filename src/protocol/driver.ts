@@ -38,6 +38,8 @@ export interface Maintenance {
   removeSnapshot(name: string, snapshot: string, log: Logger): Promise<void>;
   /** Backs a volume up to the restic repository. */
   backup(name: string, log: Logger): Promise<object>;
+  /** Restores the newest backup of a volume into a scratch image and checks it (`loopvol backup verify`). */
+  verifyBackup(name: string, log: Logger): Promise<object>;
   /** The repository's backups, of one volume or all. */
   backups(name: string | undefined): Promise<object[]>;
   /** Every volume the cluster knows, with its owner (--cluster). */

@@ -67,6 +67,9 @@ function handlers(driver: Driver, maintenance: Maintenance | undefined): Record<
         'Loopvol.Backup': async (body, log) => ({
           Backup: await maintenance.backup(parse(nameRequest, body).Name, log),
         }),
+        'Loopvol.BackupVerify': async (body, log) => ({
+          Verify: await maintenance.verifyBackup(parse(nameRequest, body).Name, log),
+        }),
         'Loopvol.Cluster': async () => ({ Volumes: await maintenance.clusterVolumes() }),
         'Loopvol.Backups': async (body) => ({
           Backups: await maintenance.backups(parse(backupsRequest, body).Name),

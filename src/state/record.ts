@@ -47,6 +47,7 @@ const recordSchema = z.object({
       ])
       .optional(),
     backupEverySeconds: z.number().int().positive().optional(),
+    verifyEverySeconds: z.number().int().positive().optional(),
     fresh: z.boolean().optional(),
     // Volumes made before restore-other have none.
     restoreOther: z.boolean().default(false),

@@ -122,14 +122,10 @@ export async function listSnapshots(repo: ResticRepo, tags: string[]): Promise<R
   return JSON.parse(out || '[]') as ResticSnapshot[];
 }
 
-/** Keeps the newest `keep` backups carrying `tags` and prunes the rest from the repository. */
-export async function forgetOlder(repo: ResticRepo, tags: string[], keep: number): Promise<void> {
-  await restic(
-    repo,
-    'pruning of old backups',
-    ['forget', '--tag', tags.join(','), '--group-by', '', '--keep-last', String(keep), '--prune'],
-    BACKUP_TIMEOUT_MS,
-  );
+/** Forgets the backups `ids` and prunes what only they used from the repository. */
+export async function forgetSnapshots(repo: ResticRepo, ids: string[]): Promise<void> {
+  if (ids.length === 0) return;
+  await restic(repo, 'pruning of old backups', ['forget', '--prune', '--', ...ids], BACKUP_TIMEOUT_MS);
 }
 
 /** Streams the file `name` of backup `id` to stdout of a restic process, for the caller to write. */

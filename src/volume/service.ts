@@ -187,7 +187,7 @@ export class VolumeService {
     if (spec.from) {
       // A clone is at least as large as its source: that is what the space guard must admit.
       try {
-        const sourceBytes = await this.requireClones().sizeOf(name, spec.from);
+        const sourceBytes = await this.requireClones().sizeOf(name, spec.from, spec.restoreOther === true);
         spec.sizeBytes = Math.max(spec.sizeBytes, sourceBytes);
       } catch (err) {
         throw new VolumeError(`cannot create volume ${name}: ${explain(err)}`, statusOf(err));
@@ -198,7 +198,9 @@ export class VolumeService {
       let staged: VolumePaths | undefined;
       try {
         staged = await this.store.stage();
-        const source = spec.from ? this.requireClones().sourceOf(name, spec.from, log) : undefined;
+        const source = spec.from
+          ? this.requireClones().sourceOf(name, spec.from, log, spec.restoreOther)
+          : undefined;
         const { sizeBytes, fs, disk, fsUuid, rootPrepared } = await this.backends[spec.backend].provision(
           staged,
           spec,

@@ -119,6 +119,12 @@ describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'mount', 'restic', 'jav
         Status: { cluster: { stale: true, owner: 'agent-b' } },
       });
       await back.waitForLog(/this copy of volume pg is stale: the volume now lives on agent agent-b/);
+      // Nor backed up: only the owner backs a volume up, so the stale copy's data never reaches the repository.
+      const before = ((await ok(b, 'Loopvol.Backups', { Name: 'pg' })).Backups as unknown[]).length;
+      const backup = await back.call('Loopvol.Backup', { Name: 'pg' });
+      expect(backup.status).toBe(409);
+      expect(backup.body.Err).toMatch(/volume pg now lives on agent agent-b/);
+      expect((await ok(b, 'Loopvol.Backups', { Name: 'pg' })).Backups).toHaveLength(before);
       await dvdcli('unmount');
     });
 

@@ -35,6 +35,8 @@ describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'e2fsck', 'debugfs', 'm
         repo,
         '--backup-password-file',
         password,
+        '--allow-options',
+        'default,restore-other',
       ];
     });
     const loopvol = (...args: string[]) =>
@@ -233,7 +235,11 @@ describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'e2fsck', 'debugfs', 'm
       const backup = await loopvol('backup', 'saved', '--json');
       expect(backup.exitCode, backup.stderr).toBe(0);
       const { id } = JSON.parse(backup.stdout) as { id: string };
-      await docker.createVolume({ Name: 'restored', Driver: driver, DriverOpts: { from: `backup:${id}` } });
+      await docker.createVolume({
+        Name: 'restored',
+        Driver: driver,
+        DriverOpts: { from: `backup:${id}`, 'restore-other': 'true' },
+      });
       const read = await runContainer(docker, 'sha256sum /data/blob | cut -d" " -f1', {
         Binds: ['restored:/data'],
       });

@@ -4,7 +4,9 @@ import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
+import { DEFAULT_SCHEDULED_KEEP } from '../../src/backup/backups.js';
 import { fileSpace } from '../../src/system/fsstat.js';
+import { freePort } from '../helpers/net.js';
 import { BIN, type PluginProcess, pluginCases } from '../helpers/plugin.js';
 import { storageAvailable } from '../helpers/tools.js';
 
@@ -17,6 +19,16 @@ async function ok(p: PluginProcess, method: string, body: object): Promise<Recor
   return reply.body as Record<string, unknown>;
 }
 
+/** Create then Mount: the mountpoint. */
+async function createAndMount(
+  p: PluginProcess,
+  name: string,
+  opts: object = { size: '64M' },
+): Promise<string> {
+  await ok(p, 'VolumeDriver.Create', { Name: name, Opts: opts });
+  return String((await ok(p, 'VolumeDriver.Mount', { Name: name, ID })).Mountpoint);
+}
+
 /** Bytes a directory tree occupies (the repository's growth). */
 const treeBytes = async (dir: string) => Number((await execa('du', ['-sb', dir])).stdout.split('\t')[0]);
 
@@ -26,16 +38,30 @@ describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'mount', 'restic']))(
     const cases = pluginCases();
 
     /** A repository the operator made (restic init) and a daemon that backs up to it. */
-    async function withRepository(label: string, env: Record<string, string> = {}) {
+    async function withRepository(label: string, env: Record<string, string> = {}, more: string[] = []) {
       const dir = await cases.begin(label);
       const repo = join(dir, 'repo');
       const password = join(dir, 'password');
       await writeFile(password, 'correct horse\n', { mode: 0o600 });
       await execa('restic', ['init', '--repo', repo, '--password-file', password]);
-      const args = ['--spares', '0', '--backup-repo', repo, '--backup-password-file', password];
+      // restore-other is privileged: these tests restore other names' backups.
+      const args = [
+        ...['--spares', '0', '--backup-repo', repo, '--backup-password-file', password],
+        ...['--allow-options', 'default,restore-other', ...more],
+      ];
       const p = await cases.start({ args, env });
-      return { dir, repo, password, args, p };
+      /** restic itself on the repository, as an operator (or another agent) would run it. */
+      const restic = (...command: string[]) =>
+        execa('restic', ['--repo', repo, '--password-file', password, '--no-cache', ...command]);
+      return { dir, repo, password, args, p, restic };
     }
+
+    type Listed = { id: string; volume: string; generation: number; time: string };
+    const backupsOf = async (p: PluginProcess, name?: string) =>
+      (await ok(p, 'Loopvol.Backups', name ? { Name: name } : {})).Backups as Listed[];
+    const statusOf = async (p: PluginProcess, name: string) =>
+      ((await ok(p, 'VolumeDriver.Get', { Name: name })).Volume as { Status: Record<string, unknown> })
+        .Status;
 
     it('backs up incrementally and restores each backup sparse, with the same data', async () => {
       const { repo, p } = await withRepository('backup');
@@ -70,8 +96,12 @@ describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'mount', 'restic']))(
       });
 
       // Each backup restored into a new volume holds the data as it was, and is sparse.
-      await ok(p, 'VolumeDriver.Create', { Name: 'old', Opts: { from: `backup:${one.id.slice(0, 8)}` } });
-      await ok(p, 'VolumeDriver.Create', { Name: 'new', Opts: { from: `backup:${two.id}` } });
+      const other = { 'restore-other': 'true' };
+      await ok(p, 'VolumeDriver.Create', {
+        Name: 'old',
+        Opts: { from: `backup:${one.id.slice(0, 8)}`, ...other },
+      });
+      await ok(p, 'VolumeDriver.Create', { Name: 'new', Opts: { from: `backup:${two.id}`, ...other } });
       const old = String((await ok(p, 'VolumeDriver.Mount', { Name: 'old', ID })).Mountpoint);
       const now = String((await ok(p, 'VolumeDriver.Mount', { Name: 'new', ID })).Mountpoint);
       expect(sha(await readFile(join(old, 'first')))).toBe(sha(first));
@@ -201,6 +231,138 @@ describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'mount', 'restic']))(
       expect(seen).toContain('rest:http://alice:***@127.0.0.1:1/repo');
       expect(seen).not.toContain('s3cr3t');
       await ok(p, 'VolumeDriver.Remove', { Name: 'data' });
+      expect(await p.stop()).toBe(0);
+    });
+
+    it("retention and restores follow generations; another name's backup needs restore-other", async () => {
+      const { p, restic } = await withRepository('backup-generations', {}, ['--backup-keep', '1']);
+      const pg = await createAndMount(p, 'pg');
+      await writeFile(join(pg, 'marker'), 'owner generation 1');
+      const first = (await ok(p, 'Loopvol.Backup', { Name: 'pg' })).Backup as Listed;
+      expect(first.generation).toBe(0);
+      // As if another agent had taken pg over in generation 1 and made this backup: this daemon
+      // (generation 0, no cluster) is now the stale copy.
+      await restic('tag', '--remove', 'gen=0', '--add', 'gen=1', first.id);
+      const mq = await createAndMount(p, 'mq');
+      await writeFile(join(mq, 'marker'), 'another volume');
+      const other = (await ok(p, 'Loopvol.Backup', { Name: 'mq' })).Backup as Listed;
+      await writeFile(join(pg, 'marker'), 'stale copy, later in time');
+      await ok(p, 'Loopvol.Backup', { Name: 'pg' });
+      const newest = (await ok(p, 'Loopvol.Backup', { Name: 'pg' })).Backup as Listed;
+
+      // Keep 1: the stale copy pruned its own older backup only; generation 1's and mq's stay.
+      const listed = await backupsOf(p);
+      expect(listed.map((b) => [b.volume, b.generation]).sort()).toEqual([
+        ['mq', 0],
+        ['pg', 0],
+        ['pg', 1],
+      ]);
+      expect(listed.find((b) => b.volume === 'mq')?.id).toBe(other.id);
+      expect(listed.find((b) => b.generation === 0 && b.volume === 'pg')?.id).toBe(newest.id);
+      const table = await execa(process.execPath, [BIN, 'backups', 'pg', '--socket', p.socket]);
+      expect(table.stdout).toMatch(/^\s*ID\s+TIME\s+VOLUME\s+GEN\s+FS/m);
+
+      // from=backup restores generation 1's backup, though generation 0's is newer in time.
+      for (const name of ['pg', 'mq']) {
+        await ok(p, 'VolumeDriver.Unmount', { Name: name, ID });
+        await ok(p, 'VolumeDriver.Remove', { Name: name });
+      }
+      const restored = await createAndMount(p, 'pg', { from: 'backup' });
+      expect(await readFile(join(restored, 'marker'), 'utf8')).toBe('owner generation 1');
+
+      // mq's backup under another name: refused unless asked for by name.
+      const refused = await p.call('VolumeDriver.Create', {
+        Name: 'copy',
+        Opts: { from: `backup:${other.id.slice(0, 8)}` },
+      });
+      expect(refused.status).toBe(400);
+      expect(refused.body.Err).toMatch(/is of volume mq, not copy: add -o restore-other=true/);
+      expect(((await ok(p, 'VolumeDriver.List', {})).Volumes as unknown[]).length).toBe(1);
+      const copy = await createAndMount(p, 'copy', { from: `backup:${other.id}`, 'restore-other': 'true' });
+      expect(await readFile(join(copy, 'marker'), 'utf8')).toBe('another volume');
+      for (const name of ['pg', 'copy']) {
+        await ok(p, 'VolumeDriver.Unmount', { Name: name, ID });
+        await ok(p, 'VolumeDriver.Remove', { Name: name });
+      }
+    });
+
+    it('backup verify restores the latest backup into a scratch image and reports damage', async () => {
+      const { p, repo } = await withRepository('backup-verify');
+      const cli = (...args: string[]) =>
+        execa(process.execPath, [BIN, ...args, '--socket', p.socket], { reject: false });
+      const mountPoint = await createAndMount(p, 'vol');
+      await writeFile(join(mountPoint, 'data'), randomBytes(4 * 1024 * 1024));
+      const made = (await ok(p, 'Loopvol.Backup', { Name: 'vol' })).Backup as Listed;
+      const good = await cli('backup', 'verify', 'vol');
+      expect(good.exitCode, good.stderr).toBe(0);
+      expect(good.stdout).toMatch(new RegExp(`^vol: backup ${made.id.slice(0, 8)} of .* in [0-9.]+s: ok$`));
+      expect(await statusOf(p, 'vol')).toMatchObject({ lastBackupVerify: { backup: made.id, ok: true } });
+      expect(await readdir(join(p.dataRoot, 'staging'))).toEqual([]);
+
+      // A volume whose filesystem was damaged when it was backed up: the check finds it.
+      await ok(p, 'VolumeDriver.Create', { Name: 'bad', Opts: { size: '64M' } });
+      await execa('debugfs', ['-w', '-R', 'clri <2>', join(p.dataRoot, 'volumes', 'bad', 'disk.img')]);
+      await ok(p, 'Loopvol.Backup', { Name: 'bad' });
+      const damaged = (await ok(p, 'Loopvol.BackupVerify', { Name: 'bad' })).Verify as {
+        ok: boolean;
+        problems: string[];
+      };
+      expect(damaged.ok).toBe(false);
+      expect(damaged.problems.join('\n')).toMatch(/e2fsck .* exited \d+[\s\S]*Root inode is not a directory/);
+      const cliBad = await cli('backup', 'verify', 'bad');
+      expect(cliBad.exitCode).toBe(1);
+      expect(cliBad.stdout).toMatch(/: DAMAGED\n/);
+
+      // The repository's data damaged: the restore fails, said so, and nothing is left behind.
+      for (const sub of await readdir(join(repo, 'data'))) {
+        for (const pack of await readdir(join(repo, 'data', sub))) {
+          const file = join(repo, 'data', sub, pack);
+          const bytes = await readFile(file);
+          bytes.fill(0, 64, bytes.length - 64);
+          await writeFile(file, bytes);
+        }
+      }
+      const broken = (await ok(p, 'Loopvol.BackupVerify', { Name: 'vol' })).Verify as {
+        ok: boolean;
+        problems: string[];
+      };
+      expect(broken).toMatchObject({ ok: false, problems: [expect.stringMatching(/cannot restore backup/)] });
+      expect(await statusOf(p, 'vol')).toMatchObject({
+        lastBackupVerify: { backup: made.id, ok: false, problem: expect.stringMatching(/cannot restore/) },
+      });
+      expect(await readdir(join(p.dataRoot, 'staging'))).toEqual([]);
+      expect((await p.call('Loopvol.BackupVerify', { Name: 'nobody' })).status).toBe(404);
+      await ok(p, 'VolumeDriver.Unmount', { Name: 'vol', ID });
+    });
+
+    it('scheduled backups keep the newest 24 by default, and scheduled checks show in Status and metrics', async () => {
+      const port = await freePort();
+      const { p, restic } = await withRepository('backup-verify-schedule', {}, [
+        '--metrics-listen',
+        `127.0.0.1:${port}`,
+      ]);
+      // Backups of kafka from before: the default retention prunes them to DEFAULT_SCHEDULED_KEEP.
+      const input = join(p.dataRoot, '..', 'tiny');
+      await writeFile(input, 'x');
+      for (let i = 0; i < DEFAULT_SCHEDULED_KEEP; i++) {
+        await restic('backup', '--tag', 'loopvol,volume=kafka,gen=0,fs=ext4', input);
+      }
+      const oldest = (await backupsOf(p, 'kafka'))[0]?.id;
+      await ok(p, 'VolumeDriver.Create', {
+        Name: 'kafka',
+        Opts: { size: '64M', backup: '1d', 'backup-verify': '1m' },
+      });
+      await expect
+        .poll(async () => (await statusOf(p, 'kafka')).lastBackupVerify, { timeout: 60_000, interval: 1_000 })
+        .toMatchObject({ ok: true });
+      await p.waitForLog(/"scheduled":true.*"msg":"backup verified/);
+      const kept = await backupsOf(p, 'kafka');
+      expect(kept.length).toBe(DEFAULT_SCHEDULED_KEEP);
+      expect(kept.map((b) => b.id)).not.toContain(oldest);
+      const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      expect(metrics).toMatch(/^loopvol_backup_verify_last_success_timestamp_seconds\{volume="kafka"\} \d+/m);
+      expect(metrics).toMatch(/^loopvol_backup_verify_failed\{volume="kafka"\} 0$/m);
+      await ok(p, 'VolumeDriver.Remove', { Name: 'kafka' });
     });
   },
 );

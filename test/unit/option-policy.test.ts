@@ -11,6 +11,12 @@ describe('parseOptionList', () => {
     expect(parseOptionList('--deny-options', '', ACCEPTED_OPTIONS)).toEqual([]);
   });
 
+  it('reads "default" as every option but the privileged ones', () => {
+    const keys = parseOptionList('--allow-options', 'default,restore-other', ACCEPTED_OPTIONS);
+    expect(keys).toEqual([...ACCEPTED_OPTIONS.filter((k) => k !== 'restore-other'), 'restore-other']);
+    expect(parseOptionList('--allow-options', 'default', ACCEPTED_OPTIONS)).not.toContain('restore-other');
+  });
+
   it('refuses keys that are no option, naming them and the flag', () => {
     const result = parseOptionList('--allow-options', 'size,bakup,sizes', ACCEPTED_OPTIONS);
     expect(result).toEqual({

@@ -45,6 +45,21 @@ describe('parseVolumeSpec', () => {
     ).toMatchObject({ sizeBytes: 5 * GiB, fs: 'xfs', sparse: false, uid: 1000, gid: 1001, mode: 0o2770 });
   });
 
+  it('reads backup schedules and restore-other', () => {
+    const allowed = {
+      ...defaults,
+      policy: { allowed: ['backup', 'backup-verify', 'restore-other'], denied: [] },
+    };
+    expect(
+      parseVolumeSpec({ backup: '1h', 'backup-verify': '1d', 'restore-other': 'true' }, allowed),
+    ).toMatchObject({ backupEverySeconds: 3600, verifyEverySeconds: 86400, restoreOther: true });
+    expect(parseVolumeSpec({ 'restore-other': 'false' }, allowed)).toMatchObject({ restoreOther: false });
+    expect(errorOf({ 'backup-verify': '50s' })).toBe(
+      'option backup-verify: backup-verify must be at least 1m',
+    );
+    expect(errorOf({ 'backup-verify': 'daily' })).toMatch(/backup-verify takes a duration such as 500ms/);
+  });
+
   it('takes allowlisted mount options, deduplicated, and none by default', () => {
     expect(parseVolumeSpec({}, defaults)).toMatchObject({ mountOptions: [] });
     expect(

@@ -380,6 +380,10 @@ describe('protocol routes', () => {
           asked.push(['backups', name]);
           return [];
         },
+        async verifyBackup(name) {
+          asked.push(['verifyBackup', name]);
+          return { ok: true };
+        },
         async clusterVolumes() {
           return [];
         },
@@ -416,6 +420,16 @@ describe('protocol routes', () => {
       expect(bad.status).toBe(400);
       expect(bad.body.Err).toMatch(/Repair/);
       expect((await call(socket, 'Loopvol.Gc', {})).body.Err).toMatch(/unknown method Loopvol.Gc/);
+    });
+
+    it('validates and serves Loopvol.BackupVerify', async () => {
+      asked.length = 0;
+      expect((await call(socket2(), 'Loopvol.BackupVerify', { Name: 'ab' })).body).toEqual({
+        Verify: { ok: true },
+      });
+      const bad = await call(socket2(), 'Loopvol.BackupVerify', { Name: '../x' });
+      expect(bad.status).toBe(400);
+      expect(asked).toEqual([['verifyBackup', 'ab']]);
     });
 
     it('tells the observer of each answered request by method, and not of unknown methods', async () => {
