@@ -1,10 +1,11 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
 import { LOOP_ATTACH_PATHS } from '../../src/system/kernel-ops.js';
 import { readLoop } from '../../src/system/loop-sysfs.js';
 import { kernelStateUnder } from '../helpers/kernel.js';
-import { type PluginProcess, pluginCases } from '../helpers/plugin.js';
+import { BIN, type PluginProcess, pluginCases } from '../helpers/plugin.js';
 import { storageAvailable } from '../helpers/tools.js';
 
 const ID = 'h'.repeat(64);
@@ -83,6 +84,32 @@ describe.runIf(storageAvailable())('loop attach paths through the daemon', () =>
       expect(await p.stop()).toBe(0);
     },
   );
+
+  it('doctor shows the kernel release and the path it attaches with, or why a forced one is wrong', async () => {
+    const dir = await cases.begin('attach-doctor');
+    const loopAttach = async (env: Record<string, string>) => {
+      const args = [BIN, 'doctor', '--json', '--socket', join(dir, 'none.sock'), '--data-root', dir];
+      const { stdout } = await execa(process.execPath, args, { env, reject: false });
+      return (JSON.parse(stdout) as { subject: string }[]).find((f) => f.subject === 'loop attach');
+    };
+    const kernel = (await readFile('/proc/sys/kernel/osrelease', 'utf8')).trim();
+    expect(await loopAttach({})).toEqual({
+      status: 'ok',
+      subject: 'loop attach',
+      detail: `Linux ${kernel}: LOOP_CONFIGURE (the kernel has it)`,
+    });
+    expect(await loopAttach({ LOOPVOL_LOOP_ATTACH: 'set-fd' })).toMatchObject({
+      status: 'ok',
+      detail: `Linux ${kernel}: LOOP_SET_FD + LOOP_SET_STATUS64 (LOOPVOL_LOOP_ATTACH=set-fd)`,
+    });
+    expect(await loopAttach({ LOOPVOL_LOOP_ATTACH: 'tools' })).toMatchObject({
+      detail: `Linux ${kernel}: losetup (LOOPVOL_LOOP_ATTACH=tools)`,
+    });
+    expect(await loopAttach({ LOOPVOL_LOOP_ATTACH: 'ioctl' })).toMatchObject({
+      status: 'fail',
+      detail: `Linux ${kernel}: LOOPVOL_LOOP_ATTACH=ioctl: use auto, configure, set-fd, tools`,
+    });
+  });
 
   it('refuses to start on a path it does not know, naming the ones it does', async () => {
     await cases.begin('attach-bogus');
