@@ -114,7 +114,7 @@ export async function chooseLoopAttach(
     if (forced) return byForce(forced);
     return {
       path: 'set-fd',
-      reason: `could not ask the kernel for LOOP_CONFIGURE (${configurable.message})`,
+      reason: `could not ask the kernel for LOOP_CONFIGURE: ${configurable.message}`,
     };
   }
   if (forced) {
