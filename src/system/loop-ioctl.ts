@@ -84,7 +84,7 @@ export async function hasLoopConfigure(libc: Libc): Promise<boolean> {
  * Kernels before 5.8: bind the file (LOOP_SET_FD), then name it (LOOP_SET_STATUS64) and set what
  * LOOP_CONFIGURE would have (block size, direct I/O), as losetup does there. A failure part-way
  * unbinds the device: it is never left serving the image half-configured. Direct I/O the backing
- * filesystem cannot do (EINVAL) leaves the device buffered, as LOOP_CONFIGURE does silently.
+ * filesystem cannot do (EINVAL) leaves the device buffered, as losetup does (with a warning).
  */
 async function configureInSteps(
   libc: Libc,
