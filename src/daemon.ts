@@ -1,4 +1,5 @@
 import { createServer } from 'node:http';
+import { release } from 'node:os';
 import { pino } from 'pino';
 import { DiskBackend } from './backend/disk.js';
 import { LoopBackend } from './backend/loop.js';
@@ -11,7 +12,7 @@ import { createApp } from './protocol/routes.js';
 import { closeUnix, listenUnix } from './server/unix-socket.js';
 import { Layout } from './state/layout.js';
 import { Store } from './state/store.js';
-import { selectKernelOps } from './system/kernel-ops.js';
+import { LOOP_ATTACH_LABEL, selectKernelOps } from './system/kernel-ops.js';
 import { loadLibc } from './system/libc.js';
 import { VolumeService } from './volume/service.js';
 
@@ -26,9 +27,13 @@ export async function serve(config: Config): Promise<void> {
       `--default-size ${formatSize(config.defaultSizeBytes)} is below the ${config.defaultFs} minimum of ${formatSize(MIN_SIZE_BYTES[config.defaultFs])}`,
     );
   }
-  const { ops: kernel, fallback } = await selectKernelOps();
+  const { ops: kernel, fallback, loopAttachReason } = await selectKernelOps();
   if (fallback)
     log.warn({ reason: fallback }, 'using losetup, mount and umount processes instead of system calls');
+  log.info(
+    { loopAttach: kernel.loopAttach, reason: loopAttachReason, kernel: release() },
+    `loop devices attached with ${LOOP_ATTACH_LABEL[kernel.loopAttach]}`,
+  );
   const layout = new Layout(config.dataRoot, config.mountRoot);
   // The FFI also serves ext4 templates (SEEK_DATA); with the tools, ext4 gets spares instead.
   const libc = kernel.via === 'syscalls' ? await loadLibc() : undefined;

@@ -30,7 +30,16 @@ export const CRASH_STEPS = [
 /** Step boundaries of taking a snapshot (test/integration/snapshots.test.ts kills at each). */
 export const SNAPSHOT_CRASH_STEPS = ['snapshot:marked', 'snapshot:frozen', 'snapshot:copied'] as const;
 
-export type CrashStep = (typeof CRASH_STEPS)[number] | (typeof SNAPSHOT_CRASH_STEPS)[number];
+/**
+ * Reached only when loop devices attach in steps (LOOPVOL_LOOP_ATTACH=set-fd, kernels before 5.8):
+ * the device serves the image but has neither its name nor its block size and direct I/O yet.
+ */
+export const LOOP_ATTACH_CRASH_STEPS = ['mount:set-fd'] as const;
+
+export type CrashStep =
+  | (typeof CRASH_STEPS)[number]
+  | (typeof SNAPSHOT_CRASH_STEPS)[number]
+  | (typeof LOOP_ATTACH_CRASH_STEPS)[number];
 
 /** Steps reached after the request was answered (a removed volume's files are deleted afterwards). */
 export const AFTER_ANSWER_STEPS: readonly CrashStep[] = ['remove:deleted'];

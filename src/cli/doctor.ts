@@ -7,7 +7,8 @@ import { printJson, UsageError } from './args.js';
 
 export const DOCTOR_USAGE = `usage: loopvol doctor [--data-root DIR] [--socket PATH] [--driver NAME] [--json]
 
-  Checks what loopvol needs: root, /dev/loop-control and a free loop device, the tools
+  Checks what loopvol needs: root, /dev/loop-control and a free loop device, the kernel release
+  and how loop devices are attached there (LOOP_CONFIGURE, LOOP_SET_FD or losetup), the tools
   (mkfs.ext4, e2fsck, resize2fs, mkfs.xfs, xfs_growfs, xfs_repair, ...), ext4 and xfs in the kernel,
   the data root's filesystem and free space, the daemon's socket, and whether dockerd (DOCKER_HOST,
   default /var/run/docker.sock; skipped when it is not running) sees the plugin.

@@ -1,9 +1,11 @@
 import { constants, existsSync, lstatSync, readFileSync, statfsSync } from 'node:fs';
 import { access } from 'node:fs/promises';
+import { release } from 'node:os';
 import { dirname } from 'node:path';
 import { callPlugin, getJson, type PluginAddress } from '../protocol/client.js';
 import { runTool } from '../system/exec.js';
 import { filesystemUsage } from '../system/fsstat.js';
+import { LOOP_ATTACH_LABEL, selectKernelOps } from '../system/kernel-ops.js';
 import { checkRepository, type ResticRepo, redactCredentials } from '../system/restic.js';
 
 /** One finding: `fail` makes doctor exit non-zero; `fix` says what to do about it. */
@@ -99,6 +101,37 @@ async function checkLoopDevices(): Promise<Finding[]> {
           "detach unused devices (loopvol gc) or raise the loop module's max_loop",
         ),
       ];
+}
+
+/** LOOP_SET_BLOCK_SIZE, which every attach path needs, came with Linux 4.14. */
+const OLDEST_KERNEL = [4, 14] as const;
+
+/**
+ * The kernel's release and how loop devices are attached there: the choice the daemon makes at
+ * start (from what the kernel answers, or LOOPVOL_LOOP_ATTACH in this environment), made here too.
+ */
+async function checkLoopAttach(): Promise<Finding> {
+  const kernel = release();
+  const [major = 0, minor = 0] = kernel.split('.').map((part) => Number.parseInt(part, 10));
+  if (major < OLDEST_KERNEL[0] || (major === OLDEST_KERNEL[0] && minor < OLDEST_KERNEL[1])) {
+    return bad(
+      'fail',
+      'loop attach',
+      `Linux ${kernel} is older than ${OLDEST_KERNEL.join('.')}: loop devices cannot take a block size`,
+      `boot a kernel ${OLDEST_KERNEL.join('.')} or later`,
+    );
+  }
+  try {
+    const { ops, loopAttachReason } = await selectKernelOps();
+    return ok('loop attach', `Linux ${kernel}: ${LOOP_ATTACH_LABEL[ops.loopAttach]} (${loopAttachReason})`);
+  } catch (err) {
+    return bad(
+      'fail',
+      'loop attach',
+      `Linux ${kernel}: ${(err as Error).message}`,
+      'fix LOOPVOL_LOOP_ATTACH',
+    );
+  }
 }
 
 async function checkTools(): Promise<Finding[]> {
@@ -276,6 +309,7 @@ export async function diagnose(target: DoctorTarget): Promise<Finding[]> {
   return [
     checkRoot(),
     ...(await checkLoopDevices()),
+    await checkLoopAttach(),
     ...(await checkTools()),
     checkKernelFs('ext4'),
     checkKernelFs('xfs'),

@@ -1,4 +1,4 @@
-import { chmod, lstat, mkdir, unlink } from 'node:fs/promises';
+import { lstat, mkdir, unlink } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import { connect } from 'node:net';
 import { dirname } from 'node:path';
@@ -34,12 +34,19 @@ export async function listenUnix(server: Server, path: string): Promise<void> {
   }
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(path, () => {
-      server.off('error', reject);
-      resolve();
-    });
+    // bind(2) creates the socket file with 0777 less the umask, inside this synchronous call: under
+    // a umask that leaves exactly SOCKET_MODE it is never, even for a moment, more open than that.
+    // (The umask is the process's; no JavaScript runs before it is restored.)
+    const umask = process.umask(0o777 & ~SOCKET_MODE);
+    try {
+      server.listen(path, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    } finally {
+      process.umask(umask);
+    }
   });
-  await chmod(path, SOCKET_MODE);
 }
 
 /**

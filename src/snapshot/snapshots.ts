@@ -10,7 +10,7 @@ import { crashPoint } from '../faults.js';
 import type { SnapshotEntry } from '../state/snapshot-store.js';
 import type { Store } from '../state/store.js';
 import { type CopyMethod, copyImage } from '../system/copy-image.js';
-import { freezeFilesystem, thawFilesystem } from '../system/freeze.js';
+import { freezeFilesystem, NotTheVolume, thawFilesystem } from '../system/freeze.js';
 import { fileSpace, filesystemUsage } from '../system/fsstat.js';
 import { isMountPoint } from '../system/mountpoint.js';
 import type { Maintained, VolumeService } from '../volume/service.js';
@@ -164,13 +164,22 @@ export class Snapshots implements CloneProvider {
         400,
       );
     }
-    const mounted = (await backend.inspect(paths, record)).mounted;
+    const { mounted, device } = await backend.inspect(paths, record);
     if (!mounted) return { method: await copyImage(paths.image, dest), frozen: false };
     if (!force && !(await this.reflinks())) this.checkFreeze(name, paths.image, paths.mountPoint);
     try {
-      return { method: await this.copyFrozen(name, paths.mountPoint, paths.image, dest, log), frozen: true };
+      if (!device)
+        throw new NotTheVolume(`${paths.mountPoint} is mounted, but volume ${name} has no loop device`);
+      const method = await this.copyFrozen(name, paths.mountPoint, device, paths.image, dest, log);
+      return { method, frozen: true };
     } catch (err) {
       if (err instanceof VolumeError) throw err;
+      if (err instanceof NotTheVolume) {
+        throw new VolumeError(
+          `cannot copy volume ${name}: ${err.message}; restart loopvol (it reconciles what it serves with the kernel), then retry`,
+          409,
+        );
+      }
       throw new VolumeError(`cannot copy volume ${name}: ${(err as Error).message}`);
     }
   }
@@ -242,6 +251,7 @@ export class Snapshots implements CloneProvider {
   private async copyFrozen(
     name: string,
     mountPoint: string,
+    device: string,
     image: string,
     copy: string,
     log: Logger,
@@ -249,12 +259,18 @@ export class Snapshots implements CloneProvider {
     await this.store.snapshots.markFrozen(name);
     crashPoint('snapshot:marked');
     const frozenAt = Date.now();
-    await freezeFilesystem(mountPoint);
+    let thaw: () => Promise<void>;
+    try {
+      thaw = await freezeFilesystem(mountPoint, device);
+    } catch (err) {
+      await this.store.snapshots.clearFrozen(name);
+      throw err;
+    }
     try {
       crashPoint('snapshot:frozen');
       return await copyImage(image, copy);
     } finally {
-      await thawFilesystem(mountPoint);
+      await thaw();
       log.debug({ frozenMs: Date.now() - frozenAt }, 'volume thawed');
       await this.store.snapshots.clearFrozen(name);
     }

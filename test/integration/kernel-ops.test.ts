@@ -1,8 +1,16 @@
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSparse } from '../../src/system/allocate.js';
-import { type KernelOps, selectKernelOps, toolOps } from '../../src/system/kernel-ops.js';
+import {
+  chooseLoopAttach,
+  type KernelOps,
+  type LoopAttachPath,
+  selectKernelOps,
+  toolOps,
+} from '../../src/system/kernel-ops.js';
+import { type Libc, loadLibc, SyscallError } from '../../src/system/libc.js';
+import { hasLoopConfigure } from '../../src/system/loop-ioctl.js';
 import { readLoop } from '../../src/system/loop-sysfs.js';
 import { makeFilesystem } from '../../src/system/mkfs.js';
 import { mountAt } from '../../src/system/mountinfo.js';
@@ -10,11 +18,37 @@ import { isMountPoint } from '../../src/system/mountpoint.js';
 import { cleanupTempDir, kernelStateUnder, makeTempDir } from '../helpers/kernel.js';
 import { storageAvailable } from '../helpers/tools.js';
 
-const syscalls = await selectKernelOps('syscalls');
+const syscalls = await selectKernelOps('syscalls', 'auto');
+/** The loop attach path each test forces, as LOOPVOL_LOOP_ATTACH does for the daemon. */
+const forced = async (path: LoopAttachPath) => (await selectKernelOps('syscalls', path)).ops;
+
+/** This kernel's libc, except that LOOP_CONFIGURE answers `code`, as a kernel before 5.8 does. */
+async function libcWithout(code: string): Promise<Libc> {
+  const libc = (await loadLibc()) as Libc;
+  return {
+    call: libc.call,
+    callAsync: (name, ...args) =>
+      name === 'ioctlPtr' && args[1] === 0x4c0a
+        ? Promise.reject(new SyscallError('ioctlPtr', code, 0))
+        : libc.callAsync(name, ...args),
+  };
+}
+
+/** What LOOP_CONFIGURE sets and the other paths must match: direct I/O, block size, read-only. */
+async function sysfs(device: string): Promise<{ dio: string; blockSize: string; readOnly: string }> {
+  const name = device.slice('/dev/'.length);
+  const read = async (file: string) => (await readFile(`/sys/block/${name}/${file}`, 'utf8')).trim();
+  return {
+    dio: await read('loop/dio'),
+    blockSize: await read('queue/logical_block_size'),
+    readOnly: await read('ro'),
+  };
+}
 
 /**
- * Both ways of driving the kernel on the Mount path, against the real kernel: the system calls
- * (LOOP_CONFIGURE, LOOP_CLR_FD, mount(2), umount2(2) through the FFI) and the tools they replace.
+ * Every way of driving the kernel on the Mount path, against the real kernel: the system calls
+ * (mount(2), umount2(2), LOOP_CLR_FD, and loop devices attached with LOOP_CONFIGURE or, as on
+ * kernels before 5.8, with LOOP_SET_FD and LOOP_SET_STATUS64) and the tools they replace.
  */
 describe.runIf(storageAvailable())('kernel operations on the real kernel', () => {
   let dir: string;
@@ -29,15 +63,49 @@ describe.runIf(storageAvailable())('kernel operations on the real kernel', () =>
     expect(syscalls.fallback).toBeUndefined();
     expect(syscalls.ops.via).toBe('syscalls');
     expect(await selectKernelOps('tools')).toMatchObject({
-      ops: { via: 'tools' },
+      ops: { via: 'tools', loopAttach: 'tools' },
       fallback: 'LOOPVOL_SYSCALLS=tools',
     });
   });
 
+  it('asks the kernel once which attach it has: LOOP_CONFIGURE here, LOOP_SET_FD where the kernel does not know it', async () => {
+    const libc = (await loadLibc()) as Libc;
+    expect(await hasLoopConfigure(libc)).toBe(true);
+    expect(syscalls).toMatchObject({
+      ops: { loopAttach: 'configure' },
+      loopAttachReason: 'the kernel has it',
+    });
+    for (const code of ['EINVAL', 'ENOTTY']) {
+      const old = await libcWithout(code);
+      expect(await hasLoopConfigure(old)).toBe(false);
+      expect(await chooseLoopAttach(undefined, () => hasLoopConfigure(old))).toEqual({
+        path: 'set-fd',
+        reason: 'the kernel has no LOOP_CONFIGURE, added in 5.8',
+      });
+      await expect(chooseLoopAttach('configure', () => hasLoopConfigure(old))).rejects.toThrow(
+        'LOOPVOL_LOOP_ATTACH=configure: this kernel has no LOOP_CONFIGURE',
+      );
+    }
+    // Any other answer is not a kernel without the call: it is reported, not guessed at.
+    await expect(hasLoopConfigure(await libcWithout('EPERM'))).rejects.toThrow('EPERM');
+    expect((await forced('set-fd')).loopAttach).toBe('set-fd');
+    expect((await forced('tools')).loopAttach).toBe('tools');
+    await expect(selectKernelOps('syscalls', 'ioctl')).rejects.toThrow(
+      'LOOPVOL_LOOP_ATTACH=ioctl: use auto, configure, set-fd, tools',
+    );
+    await expect(selectKernelOps('tools', 'set-fd')).rejects.toThrow('LOOPVOL_SYSCALLS=tools');
+  });
+
   describe.each([
-    ['syscalls', () => syscalls.ops],
-    ['tools', () => toolOps],
-  ] as [string, () => KernelOps][])('%s', (via, ops) => {
+    ['configure', () => forced('configure')],
+    ['set-fd', () => forced('set-fd')],
+    ['tools', async () => toolOps],
+  ] as [string, () => Promise<KernelOps>][])('%s', (via, select) => {
+    let selected: KernelOps;
+    beforeAll(async () => {
+      selected = await select();
+    });
+    const ops = () => selected;
     async function formatted(name: string): Promise<{ image: string; mountPoint: string }> {
       const image = join(dir, `${via}-${name}.img`);
       const mountPoint = join(dir, `${via}-${name}-mnt`);
@@ -50,11 +118,8 @@ describe.runIf(storageAvailable())('kernel operations on the real kernel', () =>
     it('attaches with direct I/O and the block size asked, mounts with flags and data options, unmounts, detaches', async () => {
       const { image, mountPoint } = await formatted('cycle');
       const device = await ops().attachLoop(image, { directIo: true, blockSize: 512 });
-      const name = device.slice('/dev/'.length);
       expect(readLoop(device)).toEqual({ device, backingFile: image, autoclear: false });
-      const { readFile } = await import('node:fs/promises');
-      expect((await readFile(`/sys/block/${name}/loop/dio`, 'utf8')).trim()).toBe('1');
-      expect((await readFile(`/sys/block/${name}/queue/logical_block_size`, 'utf8')).trim()).toBe('512');
+      expect(await sysfs(device)).toEqual({ dio: '1', blockSize: '512', readOnly: '0' });
 
       await ops().mount(device, mountPoint, 'ext4', ['nosuid', 'nodev', 'noatime', 'noinit_itable']);
       const entry = await mountAt(mountPoint);
@@ -74,6 +139,18 @@ describe.runIf(storageAvailable())('kernel operations on the real kernel', () =>
       await ops().detachLoop(device);
       await expect.poll(() => readLoop(device), { timeout: 5_000 }).toBeUndefined();
       expect(await kernelStateUnder(dir)).toEqual({ mounts: [], loops: [] });
+    });
+
+    it('attaches buffered with 4096-byte blocks when asked, and detaches', async () => {
+      const { image, mountPoint } = await formatted('large-blocks');
+      const device = await ops().attachLoop(image, { directIo: false, blockSize: 4096 });
+      expect(readLoop(device)).toEqual({ device, backingFile: image, autoclear: false });
+      expect(await sysfs(device)).toEqual({ dio: '0', blockSize: '4096', readOnly: '0' });
+      await ops().mount(device, mountPoint, 'ext4', ['ro']);
+      await expect(writeFile(join(mountPoint, 'f'), 'x')).rejects.toThrow('EROFS');
+      await ops().unmount(mountPoint);
+      await ops().detachLoop(device);
+      await expect.poll(() => readLoop(device), { timeout: 5_000 }).toBeUndefined();
     });
 
     it('refuses to unmount a busy filesystem with a message naming it, and detaching a gone device is no error', async () => {

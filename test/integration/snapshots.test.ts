@@ -8,7 +8,7 @@ import { SNAPSHOT_CRASH_STEPS } from '../../src/faults.js';
 import { filesystemUsage } from '../../src/system/fsstat.js';
 import { attachLoop } from '../../src/system/losetup.js';
 import { makeFilesystem } from '../../src/system/mkfs.js';
-import { mountDevice } from '../../src/system/mount.js';
+import { mountDevice, unmount } from '../../src/system/mount.js';
 import { type PluginProcess, pluginCases, type StartOptions } from '../helpers/plugin.js';
 import { storageAvailable } from '../helpers/tools.js';
 
@@ -161,6 +161,37 @@ describe.runIf(
     await ok(p, 'Loopvol.SnapshotRemove', { Name: 'busy', Snapshot: 'slow' });
     await ok(p, 'VolumeDriver.Unmount', { Name: 'busy', ID });
     await ok(p, 'VolumeDriver.Remove', { Name: 'busy' });
+  });
+
+  it('refuses to freeze what is at the mountpoint once the volume was unmounted from outside', async () => {
+    const dir = await cases.begin('snap-outside');
+    const p = await plugin();
+    await ok(p, 'VolumeDriver.Create', { Name: 'gone', Opts: { size: '64M' } });
+    const mountPoint = String((await ok(p, 'VolumeDriver.Mount', { Name: 'gone', ID })).Mountpoint);
+    const { loopDevice } = (
+      (await ok(p, 'VolumeDriver.Get', { Name: 'gone' })).Volume as {
+        Status: { loopDevice: string };
+      }
+    ).Status;
+    // Unmounted behind the daemon's back; another filesystem, standing in for the host's, shows at
+    // the path by the time the snapshot opens it (the race between the check and the freeze).
+    await unmount(mountPoint);
+    const other = join(dir, 'other.img');
+    await execa('truncate', ['-s', '64M', other]);
+    await makeFilesystem(other, 'ext4', 'sparse-image');
+    await mountDevice(await attachLoop(other, { directIo: false }), mountPoint, 'ext4', []);
+
+    const refused = await p.call('Loopvol.SnapshotCreate', { Name: 'gone', Snapshot: 'snap' });
+    expect(refused.status, refused.raw).toBe(409);
+    expect(refused.body.Err).toBe(
+      `cannot copy volume gone: ${mountPoint} is not on ${loopDevice} (unmounted from outside?): not freezing what is there instead; restart loopvol (it reconciles what it serves with the kernel), then retry`,
+    );
+    // The other filesystem is not frozen: a freeze of our own is accepted (a frozen one answers
+    // EBUSY), and undone at once.
+    await execa('fsfreeze', ['-f', mountPoint]);
+    await execa('fsfreeze', ['-u', mountPoint]);
+    expect((await ok(p, 'Loopvol.SnapshotList', { Name: 'gone' })).Snapshots).toEqual([]);
+    await unmount(mountPoint);
   });
 
   it.each(SNAPSHOT_CRASH_STEPS)(
