@@ -52,10 +52,10 @@ export async function wireExtensions(
     return backups;
   };
   service.clones = {
-    sourceOf: (name, from, log: Logger) =>
-      'backup' in from ? restores().sourceOf(name, from.backup) : snapshots.sourceOf(name, from, log),
-    sizeOf: async (name, from) =>
-      'backup' in from ? restores().sizeOf(name, from.backup) : snapshots.sizeOf(name, from),
+    sourceOf: (name, from, volume, log: Logger) =>
+      'backup' in from ? restores().sourceOf(name, from.backup) : snapshots.sourceOf(name, from, volume, log),
+    sizeOf: async (name, from, volume) =>
+      'backup' in from ? restores().sizeOf(name, from.backup) : snapshots.sizeOf(name, from, volume),
   };
   if (backups) {
     service.statusExtras = (name) => {

@@ -40,7 +40,7 @@ const timestampName = () =>
  * sparse copy elsewhere. The work runs under the volume's lock: its own requests wait for the
  * copy, other volumes' do not.
  */
-export class Snapshots implements CloneProvider {
+export class Snapshots implements CloneProvider<Maintained> {
   /** Whether the data root's filesystem makes reflinks; probed once. */
   private reflinkable: Promise<boolean> | undefined;
 
@@ -91,23 +91,21 @@ export class Snapshots implements CloneProvider {
 
   /**
    * The copy behind a clone (`-o from=NAME` or `from=NAME@SNAP`): a volume is copied as a snapshot
-   * would be (frozen if mounted, under its lock), a snapshot as it is.
+   * would be (frozen if mounted), a snapshot as it is. The Create holds the source's lock (see
+   * CloneProvider) and admits the clone's space as a volume's.
    */
-  sourceOf(_name: string, from: CloneSource, log: Logger): ImageSource {
-    if ('backup' in from)
-      throw new VolumeError('restores from backups need --backup-repo on the daemon', 400);
-    return (dest) =>
-      this.service.maintain(from.volume, async (volume) => {
-        const { spec } = volume.record;
-        if (from.snapshot === undefined) {
-          await this.copyVolume(volume, dest, false, log);
-          return { fs: spec.fs, sizeBytes: spec.sizeBytes };
-        }
-        const snap = this.store.snapshots.get(from.volume, from.snapshot);
-        if (!snap) throw noSnapshot(from.volume, from.snapshot);
-        await copyImage(this.store.snapshots.image(from.volume, from.snapshot), dest);
-        return { fs: snap.fs, sizeBytes: snap.sizeBytes };
-      });
+  sourceOf(_name: string, from: CloneSource, volume: Maintained | undefined, log: Logger): ImageSource {
+    const { source, snapshot } = cloneSource(from, volume);
+    return async (dest) => {
+      const { spec } = source.record;
+      if (snapshot === undefined) {
+        await this.copyVolume(source, dest, false, log);
+        return { fs: spec.fs, sizeBytes: spec.sizeBytes };
+      }
+      const snap = this.snapshotOf(source, snapshot);
+      await copyImage(this.store.snapshots.image(source.record.name, snap.name), dest);
+      return { fs: snap.fs, sizeBytes: snap.sizeBytes };
+    };
   }
 
   /**
@@ -139,15 +137,16 @@ export class Snapshots implements CloneProvider {
   }
 
   /** What a clone of `from` will copy: the volume's size now, or the snapshot's. */
-  async sizeOf(_name: string, from: CloneSource): Promise<number> {
-    if ('backup' in from)
-      throw new VolumeError('restores from backups need --backup-repo on the daemon', 400);
-    return this.service.maintain(from.volume, async ({ record }) => {
-      if (from.snapshot === undefined) return record.spec.sizeBytes;
-      const snap = this.store.snapshots.get(from.volume, from.snapshot);
-      if (!snap) throw noSnapshot(from.volume, from.snapshot);
-      return snap.sizeBytes;
-    });
+  async sizeOf(_name: string, from: CloneSource, volume: Maintained | undefined): Promise<number> {
+    const { source, snapshot } = cloneSource(from, volume);
+    if (snapshot === undefined) return source.record.spec.sizeBytes;
+    return this.snapshotOf(source, snapshot).sizeBytes;
+  }
+
+  private snapshotOf({ record }: Maintained, snapshot: string): SnapshotEntry {
+    const snap = this.store.snapshots.get(record.name, snapshot);
+    if (!snap) throw noSnapshot(record.name, snapshot);
+    return snap;
   }
 
   /** Copies a loop volume's image to `dest`: frozen while it is mounted. Runs under the volume's lock. */
@@ -274,4 +273,14 @@ export class Snapshots implements CloneProvider {
     })();
     return this.reflinkable;
   }
+}
+
+/** The volume a clone copies, and which of its snapshots if one (a backup is the restores' room). */
+function cloneSource(
+  from: CloneSource,
+  volume: Maintained | undefined,
+): { source: Maintained; snapshot: string | undefined } {
+  if ('backup' in from) throw new VolumeError('restores from backups need --backup-repo on the daemon', 400);
+  if (!volume) throw new Error(`a clone's Create passes its source volume ${from.volume}`);
+  return { source: volume, snapshot: from.snapshot };
 }

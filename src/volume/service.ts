@@ -62,7 +62,7 @@ export class VolumeService {
   ) {}
 
   /** Fills clones (`-o from=`); set by the daemon once the snapshot room exists. */
-  clones: CloneProvider | undefined;
+  clones: CloneProvider<Maintained> | undefined;
   /** Work of the rooms beside the service that must finish before any request is served. */
   private readonly startHooks: (() => Promise<void>)[] = [];
 
@@ -111,7 +111,7 @@ export class VolumeService {
     }
   }
 
-  private requireClones(): CloneProvider {
+  private requireClones(): CloneProvider<Maintained> {
     if (!this.clones) throw new VolumeError('clones (from=) are not available in this daemon', 400);
     return this.clones;
   }
@@ -143,7 +143,17 @@ export class VolumeService {
   async create(name: string, opts: unknown, log: Logger): Promise<void> {
     const spec = parseVolumeSpec(opts, this.defaults);
     if ('error' in spec) throw new VolumeError(`cannot create volume ${name}: ${spec.error}`, 400);
-    await this.whenReady(name, async () => {
+    const source = spec.from && 'volume' in spec.from ? spec.from.volume : undefined;
+    if (source === name) {
+      throw new VolumeError(
+        `cannot create volume ${name} from itself: from= names another volume or a snapshot of another volume`,
+        400,
+      );
+    }
+    await this.start();
+    // A clone's copy runs under its source's lock: the Create takes it with its own, in name
+    // order, so that crossed clones (a from b, b from a) cannot each wait for the other.
+    await this.locks.runAll(source ? [name, source] : [name], async () => {
       if (this.records.has(name)) {
         log.info('volume exists; create is a no-op and its options are ignored');
         return;
@@ -172,10 +182,12 @@ export class VolumeService {
   }
 
   private async createClaimed(name: string, spec: VolumeSpec, log: Logger): Promise<void> {
+    let source: Maintained | undefined;
     if (spec.from) {
       // A clone is at least as large as its source: that is what the space guard must admit.
       try {
-        const sourceBytes = await this.requireClones().sizeOf(name, spec.from);
+        source = 'volume' in spec.from ? this.maintained(spec.from.volume) : undefined;
+        const sourceBytes = await this.requireClones().sizeOf(name, spec.from, source);
         spec.sizeBytes = Math.max(spec.sizeBytes, sourceBytes);
       } catch (err) {
         throw new VolumeError(`cannot create volume ${name}: ${explain(err)}`, statusOf(err));
@@ -187,12 +199,12 @@ export class VolumeService {
       try {
         staged = await this.store.stage();
         const claimed = new Set([...this.records.values()].flatMap((r) => (r.disk ? [r.disk] : [])));
-        const source = spec.from ? this.requireClones().sourceOf(name, spec.from, log) : undefined;
+        const copy = spec.from ? this.requireClones().sourceOf(name, spec.from, source, log) : undefined;
         const { sizeBytes, fs, disk, rootPrepared } = await this.backends[spec.backend].provision(
           staged,
           spec,
           claimed,
-          source,
+          copy,
         );
         const record: VolumeRecord = {
           version: 1,
@@ -459,10 +471,13 @@ export class VolumeService {
    * serialised with Docker's requests for the volume.
    */
   async maintain<T>(name: string, work: (volume: Maintained) => Promise<T>): Promise<T> {
-    return this.whenReady(name, () => {
-      const record = this.require(name);
-      return work({ record, paths: this.store.layout.volume(name), backend: this.backendOf(record) });
-    });
+    return this.whenReady(name, () => work(this.maintained(name)));
+  }
+
+  /** A served volume as maintenance work and clones see it; the caller holds its lock. */
+  private maintained(name: string): Maintained {
+    const record = this.require(name);
+    return { record, paths: this.store.layout.volume(name), backend: this.backendOf(record) };
   }
 
   private async whenReady<T>(name: string, work: () => Promise<T>): Promise<T> {
