@@ -7,6 +7,7 @@ import { volumeName } from '../core/name.js';
 import type { CloneSource } from '../core/options.js';
 import { formatSize } from '../core/size.js';
 import { crashPoint } from '../faults.js';
+import type { VolumeRecord } from '../state/record.js';
 import type { SnapshotEntry } from '../state/snapshot-store.js';
 import type { Store } from '../state/store.js';
 import { type CopyMethod, copyImage } from '../system/copy-image.js';
@@ -14,6 +15,7 @@ import { freezeFilesystem, thawFilesystem } from '../system/freeze.js';
 import { fileSpace, filesystemUsage } from '../system/fsstat.js';
 import { isMountPoint } from '../system/mountpoint.js';
 import type { Maintained, VolumeService } from '../volume/service.js';
+import type { SpaceRequest } from '../volume/space-guard.js';
 
 /** How snapshots of mounted volumes are taken; every field has a default in the daemon's config. */
 export interface SnapshotOptions {
@@ -62,30 +64,33 @@ export class Snapshots implements CloneProvider<Maintained> {
       if (this.store.snapshots.get(name, snapName)) {
         throw new VolumeError(`volume ${name} already has a snapshot ${snapName}: pick another name`, 409);
       }
-      const staged = await this.store.snapshots.stage(name);
-      const started = Date.now();
-      try {
-        const { method, frozen } = await this.copyVolume(volume, join(staged, 'disk.img'), force, log);
-        crashPoint('snapshot:copied');
-        const entry = await this.store.snapshots.commit(name, staged, {
-          version: 1,
-          name: snapName,
-          createdAt: new Date().toISOString(),
-          sizeBytes: volume.record.spec.sizeBytes,
-          fs: volume.record.spec.fs,
-          method,
-          frozen,
-        });
-        this.service.remeasure(name);
-        log.info(
-          { snapshot: snapName, method, frozen, ms: Date.now() - started, allocated: entry.allocatedBytes },
-          'snapshot taken',
-        );
-        return entry;
-      } catch (err) {
-        await this.store.snapshots.discard(staged).catch(() => undefined);
-        throw err;
-      }
+      const request = await this.copyRequest(volume);
+      return this.service.withSpace(request, `cannot snapshot volume ${name}`, async () => {
+        const staged = await this.store.snapshots.stage(name);
+        const started = Date.now();
+        try {
+          const { method, frozen } = await this.copyVolume(volume, join(staged, 'disk.img'), force, log);
+          crashPoint('snapshot:copied');
+          const entry = await this.store.snapshots.commit(name, staged, {
+            version: 1,
+            name: snapName,
+            createdAt: new Date().toISOString(),
+            sizeBytes: volume.record.spec.sizeBytes,
+            fs: volume.record.spec.fs,
+            method,
+            frozen,
+          });
+          this.service.remeasure(name);
+          log.info(
+            { snapshot: snapName, method, frozen, ms: Date.now() - started, allocated: entry.allocatedBytes },
+            'snapshot taken',
+          );
+          return entry;
+        } catch (err) {
+          await this.store.snapshots.discard(staged).catch(() => undefined);
+          throw err;
+        }
+      });
     });
   }
 
@@ -120,14 +125,17 @@ export class Snapshots implements CloneProvider<Maintained> {
     let volume: Maintained | undefined;
     const staged = await this.service.maintain(name, async (v) => {
       volume = v;
-      const dir = await this.store.snapshots.stage(name);
-      try {
-        await this.copyVolume(v, join(dir, 'disk.img'), false, log);
-      } catch (err) {
-        await this.store.snapshots.discard(dir);
-        throw err;
-      }
-      return dir;
+      // Held while the copy is made; once written, the free space shows it.
+      return this.service.withSpace(await this.copyRequest(v), `cannot copy volume ${name}`, async () => {
+        const dir = await this.store.snapshots.stage(name);
+        try {
+          await this.copyVolume(v, join(dir, 'disk.img'), false, log);
+        } catch (err) {
+          await this.store.snapshots.discard(dir);
+          throw err;
+        }
+        return dir;
+      });
     });
     try {
       return await use(join(staged, 'disk.img'), volume as Maintained);
@@ -149,6 +157,18 @@ export class Snapshots implements CloneProvider<Maintained> {
     return snap;
   }
 
+  /**
+   * What a copy of a loop volume may take, for the space guard: what its image occupies, or what
+   * its mounted filesystem uses if more (the freeze flushes that into the image). A reflink
+   * takes nothing at first, but as much once the volume and its copy diverge.
+   */
+  private async copyRequest({ record, paths, backend }: Maintained): Promise<SpaceRequest> {
+    assertLoop(record);
+    const mounted = (await backend.inspect(paths, record)).mounted;
+    const bytes = copyBytes(paths.image, mounted ? paths.mountPoint : undefined);
+    return { bytes, written: true, what: `a copy of ${formatSize(bytes)}` };
+  }
+
   /** Copies a loop volume's image to `dest`: frozen while it is mounted. Runs under the volume's lock. */
   private async copyVolume(
     { record, paths, backend }: Maintained,
@@ -157,12 +177,7 @@ export class Snapshots implements CloneProvider<Maintained> {
     log: Logger,
   ): Promise<{ method: CopyMethod; frozen: boolean }> {
     const name = record.name;
-    if (record.spec.backend !== 'loop') {
-      throw new VolumeError(
-        `volume ${name} is a whole disk: only loop volumes are snapshotted or cloned`,
-        400,
-      );
-    }
+    assertLoop(record);
     const mounted = (await backend.inspect(paths, record)).mounted;
     if (!mounted) return { method: await copyImage(paths.image, dest), frozen: false };
     if (!force && !(await this.reflinks())) this.checkFreeze(name, paths.image, paths.mountPoint);
@@ -227,8 +242,7 @@ export class Snapshots implements CloneProvider<Maintained> {
 
   /** Refuses a block-by-block copy of a mounted volume that would keep it frozen too long. */
   private checkFreeze(name: string, image: string, mountPoint: string): void {
-    // What the freeze flushes is not in the image yet: the filesystem's own use counts it.
-    const bytes = Math.max(fileSpace(image).allocatedBytes, filesystemUsage(mountPoint).usedBytes);
+    const bytes = copyBytes(image, mountPoint);
     const ms = (bytes / this.options.copyBytesPerSecond) * 1000;
     if (ms <= this.options.maxFreezeMs) return;
     throw new VolumeError(
@@ -273,6 +287,20 @@ export class Snapshots implements CloneProvider<Maintained> {
     })();
     return this.reflinkable;
   }
+}
+
+/** What a copy of an image moves: of a mounted volume, what the freeze flushes counts too. */
+function copyBytes(image: string, mountPoint: string | undefined): number {
+  const allocated = fileSpace(image).allocatedBytes;
+  return mountPoint ? Math.max(allocated, filesystemUsage(mountPoint).usedBytes) : allocated;
+}
+
+function assertLoop(record: VolumeRecord): void {
+  if (record.spec.backend === 'loop') return;
+  throw new VolumeError(
+    `volume ${record.name} is a whole disk: only loop volumes are snapshotted or cloned`,
+    400,
+  );
 }
 
 /** The volume a clone copies, and which of its snapshots if one (a backup is the restores' room). */

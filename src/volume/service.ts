@@ -15,7 +15,7 @@ import type { Store } from '../state/store.js';
 import { type FileSpace, fileSpace, filesystemUsage } from '../system/fsstat.js';
 import { readMounts } from '../system/mountinfo.js';
 import { SpaceLedger, type SpaceTotals } from './ledger.js';
-import { FULL_WARNING_RATIO, FullnessWatch, spaceRefusal } from './space-guard.js';
+import { FULL_WARNING_RATIO, FullnessWatch, type SpaceRequest, spaceRefusal } from './space-guard.js';
 
 /** One volume as maintenance work sees it (see VolumeService.maintain). */
 export interface Maintained {
@@ -95,19 +95,33 @@ export class VolumeService {
   }
 
   /**
-   * Refuses a loop volume the data root's filesystem cannot hold (see spaceRefusal), else reserves
-   * its size in the running totals at once, so that concurrent Creates cannot both squeeze in.
+   * Runs `work` once `request` is admitted by the space rule (spaceRefusal, over the ledger),
+   * holding its bytes in the ledger until `work` is done (by then what it made is measured), so
+   * that concurrent requests cannot both squeeze in. A refusal is a 409: `refused`, then why with
+   * the figures.
+   * Every Create, resize, snapshot and copy of a loop volume comes through here.
    */
-  private admit(name: string, spec: VolumeSpec): void {
-    const host = filesystemUsage(this.store.layout.root);
-    const refusal = spaceRefusal(spec, this.ledger.totals().provisionedBytes, host, this.overcommit);
-    if (refusal) throw new VolumeError(`cannot create volume ${name}: ${refusal}`, 409);
-    this.ledger.set(name, { sizeBytes: spec.sizeBytes, allocatedBytes: 0, sparse: spec.sparse });
+  async withSpace<T>(request: SpaceRequest, refused: string, work: () => Promise<T>): Promise<T> {
+    let host = filesystemUsage(this.store.layout.root);
+    const refusal = () => spaceRefusal(request, this.ledger.booked(), host, this.overcommit);
+    if (refusal()) {
+      // The figures are as fresh as the last request for each volume: look again before refusing.
+      await this.remeasureAll();
+      host = filesystemUsage(this.store.layout.root);
+    }
+    const reason = refusal();
+    if (reason) throw new VolumeError(`${refused}: ${reason}`, 409);
+    this.ledger.reserve(request.bytes);
     if (this.fullness.crossed(host)) {
       this.log.warn(
         { ...this.ledger.totals(), hostUsedBytes: host.usedBytes, hostTotalBytes: host.totalBytes },
         `the data root's filesystem is over ${FULL_WARNING_RATIO * 100}% used: free space there before sparse volumes fill it`,
       );
+    }
+    try {
+      return await work();
+    } finally {
+      this.ledger.release(request.bytes);
     }
   }
 
@@ -193,7 +207,6 @@ export class VolumeService {
         throw new VolumeError(`cannot create volume ${name}: ${explain(err)}`, statusOf(err));
       }
     }
-    if (spec.backend === 'loop') this.admit(name, spec);
     const build = async () => {
       let staged: VolumePaths | undefined;
       try {
@@ -226,11 +239,18 @@ export class VolumeService {
             .discardStaged(staged)
             .catch((cleanup) => log.error({ err: cleanup }, 'staging cleanup failed'));
         }
-        this.ledger.delete(name);
         throw new VolumeError(`cannot create volume ${name}: ${explain(err)}`, statusOf(err));
       }
     };
-    await (spec.backend === 'disk' ? this.poolLock.run('pool', build) : build());
+    if (spec.backend === 'disk') return this.poolLock.run('pool', build);
+    // A clone or restore is admitted as a volume of its size: its copy fills what that promises.
+    const request = {
+      bytes: spec.sizeBytes,
+      written: !spec.sparse,
+      what: `a preallocated ${formatSize(spec.sizeBytes)}`,
+      advice: 'or ask for a sparse volume',
+    };
+    await this.withSpace(request, `cannot create volume ${name}`, build);
   }
 
   async remove(name: string, log: Logger): Promise<void> {
@@ -355,18 +375,29 @@ export class VolumeService {
           400,
         );
       }
-      try {
-        await this.backendOf(record).grow(this.store.layout.volume(name), record, parsed.bytes);
-        await this.update({ ...record, spec: { ...record.spec, sizeBytes: parsed.bytes } });
-      } catch (err) {
-        throw new VolumeError(
-          `cannot resize volume ${name}: ${explain(err)}; running the same resize again completes it`,
-          statusOf(err),
-        );
-      }
-      crashPoint('resize:recorded');
-      this.measure(this.require(name));
-      log.info({ from: record.spec.sizeBytes, to: parsed.bytes }, 'volume resized');
+      const resizing = async () => {
+        try {
+          await this.backendOf(record).grow(this.store.layout.volume(name), record, parsed.bytes);
+          await this.update({ ...record, spec: { ...record.spec, sizeBytes: parsed.bytes } });
+        } catch (err) {
+          throw new VolumeError(
+            `cannot resize volume ${name}: ${explain(err)}; running the same resize again completes it`,
+            statusOf(err),
+          );
+        }
+        crashPoint('resize:recorded');
+        this.measure(this.require(name));
+        log.info({ from: record.spec.sizeBytes, to: parsed.bytes }, 'volume resized');
+      };
+      // Completing an interrupted resize (no growth left to record) takes nothing new.
+      const growth = parsed.bytes - record.spec.sizeBytes;
+      if (record.spec.backend !== 'loop' || growth === 0) return resizing();
+      const request = {
+        bytes: growth,
+        written: !record.spec.sparse,
+        what: `growing a preallocated volume by ${formatSize(growth)}`,
+      };
+      await this.withSpace(request, `cannot resize volume ${name} to ${formatSize(parsed.bytes)}`, resizing);
     });
   }
 
@@ -436,13 +467,16 @@ export class VolumeService {
    * again first (a stat each, yielding between batches): sparse images grow without a request.
    */
   async figures(remeasure: boolean): Promise<{ volumes: number; dataRoot: string } & SpaceTotals> {
-    if (remeasure) {
-      for (const [i, record] of [...this.records.values()].entries()) {
-        if (i % 256 === 255) await new Promise((resolve) => setImmediate(resolve));
-        this.measure(record);
-      }
-    }
+    if (remeasure) await this.remeasureAll();
     return { volumes: this.records.size, dataRoot: this.store.layout.root, ...this.ledger.totals() };
+  }
+
+  /** Looks at every image again (a stat each, yielding between batches). */
+  private async remeasureAll(): Promise<void> {
+    for (const [i, record] of [...this.records.values()].entries()) {
+      if (i % 256 === 255) await new Promise((resolve) => setImmediate(resolve));
+      this.measure(record);
+    }
   }
 
   /** Takes a volume's snapshots into the space totals again, after one was made or removed. */
