@@ -52,12 +52,14 @@ export async function wireExtensions(
     return backups;
   };
   service.clones = {
-    sourceOf: (name, from, log: Logger, restoreOther) =>
+    sourceOf: (name, from, volume, log: Logger, restoreOther) =>
       'backup' in from
         ? restores().sourceOf(name, from.backup, restoreOther)
-        : snapshots.sourceOf(name, from, log),
-    sizeOf: async (name, from, restoreOther) =>
-      'backup' in from ? restores().sizeOf(name, from.backup, restoreOther) : snapshots.sizeOf(name, from),
+        : snapshots.sourceOf(name, from, volume, log),
+    sizeOf: async (name, from, volume, restoreOther) =>
+      'backup' in from
+        ? restores().sizeOf(name, from.backup, restoreOther)
+        : snapshots.sizeOf(name, from, volume),
   };
   if (backups) {
     service.statusExtras = (name) => {

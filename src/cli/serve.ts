@@ -14,8 +14,9 @@ export const SERVE_USAGE = `usage: loopvol serve [--socket PATH] [--data-root DI
   --spares N           sparse images kept formatted ahead per recently created size (ext4: also a template
                        per size), so Create skips mkfs
                        (env LOOPVOL_SPARES, default 2, 0 to 16; 0 turns it off)
-  --overcommit RATIO   sparse volumes' sizes may add up to RATIO x the data root filesystem's size
-                       (env LOOPVOL_OVERCOMMIT, default 1.0); a preallocated volume must fit in its free space
+  --overcommit RATIO   loop volumes' sizes may add up to RATIO x the data root filesystem's size
+                       (env LOOPVOL_OVERCOMMIT, default 1.0); what is written at once (a preallocated
+                       volume, a copy) must fit in its free space less what sparse volumes were promised
   --metrics-listen HOST:PORT  serve Prometheus metrics at http://HOST:PORT/metrics (env LOOPVOL_METRICS_LISTEN,
                        default off)
   --max-freeze TIME    a snapshot of a mounted volume on a data root without reflinks may keep it frozen

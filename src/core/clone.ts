@@ -15,14 +15,22 @@ export type ImageSource = (dest: string) => Promise<Copied>;
 
 /**
  * Turns a Create's `from=` into the copy that fills the clone's image. The volume service calls
- * it; the snapshot room (which knows how to copy a volume in use) implements it.
+ * it; the snapshot room (which knows how to copy a volume in use) implements it. When `from`
+ * names a volume, `volume` is the service's handle on it: the Create holds that volume's lock
+ * (taken in name order with its own), so the copy uses it as it is and must not lock it again.
  */
-export interface CloneProvider {
+export interface CloneProvider<Volume> {
   /**
    * `name`: the new volume's (a restore of `from=backup` looks for backups of that name);
    * `restoreOther`: a restore may use a backup of another name (`-o restore-other=true`).
    */
-  sourceOf(name: string, from: CloneSource, log: Logger, restoreOther: boolean): ImageSource;
+  sourceOf(
+    name: string,
+    from: CloneSource,
+    volume: Volume | undefined,
+    log: Logger,
+    restoreOther: boolean,
+  ): ImageSource;
   /** The size of what a clone copies, so that the space guard can admit it before the copy. */
-  sizeOf(name: string, from: CloneSource, restoreOther: boolean): Promise<number>;
+  sizeOf(name: string, from: CloneSource, volume: Volume | undefined, restoreOther: boolean): Promise<number>;
 }

@@ -20,6 +20,18 @@ export class KeyedLock {
     return result;
   }
 
+  /**
+   * Runs `work` holding every key in `keys`. They are taken one by one in sorted order, the same
+   * order for every caller, so two runs over crossed keys (a then b, b then a) cannot each hold
+   * one and wait for the other.
+   */
+  runAll<T>(keys: readonly string[], work: () => Promise<T>): Promise<T> {
+    const [first, ...rest] = [...new Set(keys)].sort();
+    return first === undefined
+      ? Promise.resolve().then(work)
+      : this.run(first, () => this.runAll(rest, work));
+  }
+
   /** Number of keys with work queued or running (tests use it to check nothing is left behind). */
   get size(): number {
     return this.tails.size;

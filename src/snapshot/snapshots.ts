@@ -7,6 +7,7 @@ import { volumeName } from '../core/name.js';
 import type { CloneSource } from '../core/options.js';
 import { formatSize } from '../core/size.js';
 import { crashPoint } from '../faults.js';
+import type { VolumeRecord } from '../state/record.js';
 import type { SnapshotEntry } from '../state/snapshot-store.js';
 import type { Store } from '../state/store.js';
 import { type CopyMethod, copyImage } from '../system/copy-image.js';
@@ -14,6 +15,7 @@ import { freezeFilesystem, NotTheVolume, thawFilesystem } from '../system/freeze
 import { fileSpace, filesystemUsage } from '../system/fsstat.js';
 import { isMountPoint } from '../system/mountpoint.js';
 import type { Maintained, VolumeService } from '../volume/service.js';
+import type { SpaceRequest } from '../volume/space-guard.js';
 
 /** How snapshots of mounted volumes are taken; every field has a default in the daemon's config. */
 export interface SnapshotOptions {
@@ -40,7 +42,7 @@ const timestampName = () =>
  * sparse copy elsewhere. The work runs under the volume's lock: its own requests wait for the
  * copy, other volumes' do not.
  */
-export class Snapshots implements CloneProvider {
+export class Snapshots implements CloneProvider<Maintained> {
   /** Whether the data root's filesystem makes reflinks; probed once. */
   private reflinkable: Promise<boolean> | undefined;
 
@@ -62,52 +64,53 @@ export class Snapshots implements CloneProvider {
       if (this.store.snapshots.get(name, snapName)) {
         throw new VolumeError(`volume ${name} already has a snapshot ${snapName}: pick another name`, 409);
       }
-      const staged = await this.store.snapshots.stage(name);
-      const started = Date.now();
-      try {
-        const { method, frozen } = await this.copyVolume(volume, join(staged, 'disk.img'), force, log);
-        crashPoint('snapshot:copied');
-        const entry = await this.store.snapshots.commit(name, staged, {
-          version: 1,
-          name: snapName,
-          createdAt: new Date().toISOString(),
-          sizeBytes: volume.record.spec.sizeBytes,
-          fs: volume.record.spec.fs,
-          method,
-          frozen,
-        });
-        this.service.remeasure(name);
-        log.info(
-          { snapshot: snapName, method, frozen, ms: Date.now() - started, allocated: entry.allocatedBytes },
-          'snapshot taken',
-        );
-        return entry;
-      } catch (err) {
-        await this.store.snapshots.discard(staged).catch(() => undefined);
-        throw err;
-      }
+      const request = await this.copyRequest(volume);
+      return this.service.withSpace(request, `cannot snapshot volume ${name}`, async () => {
+        const staged = await this.store.snapshots.stage(name);
+        const started = Date.now();
+        try {
+          const { method, frozen } = await this.copyVolume(volume, join(staged, 'disk.img'), force, log);
+          crashPoint('snapshot:copied');
+          const entry = await this.store.snapshots.commit(name, staged, {
+            version: 1,
+            name: snapName,
+            createdAt: new Date().toISOString(),
+            sizeBytes: volume.record.spec.sizeBytes,
+            fs: volume.record.spec.fs,
+            method,
+            frozen,
+          });
+          this.service.remeasure(name);
+          log.info(
+            { snapshot: snapName, method, frozen, ms: Date.now() - started, allocated: entry.allocatedBytes },
+            'snapshot taken',
+          );
+          return entry;
+        } catch (err) {
+          await this.store.snapshots.discard(staged).catch(() => undefined);
+          throw err;
+        }
+      });
     });
   }
 
   /**
    * The copy behind a clone (`-o from=NAME` or `from=NAME@SNAP`): a volume is copied as a snapshot
-   * would be (frozen if mounted, under its lock), a snapshot as it is.
+   * would be (frozen if mounted), a snapshot as it is. The Create holds the source's lock (see
+   * CloneProvider) and admits the clone's space as a volume's.
    */
-  sourceOf(_name: string, from: CloneSource, log: Logger): ImageSource {
-    if ('backup' in from)
-      throw new VolumeError('restores from backups need --backup-repo on the daemon', 400);
-    return (dest) =>
-      this.service.maintain(from.volume, async (volume) => {
-        const { spec } = volume.record;
-        if (from.snapshot === undefined) {
-          await this.copyVolume(volume, dest, false, log);
-          return { fs: spec.fs, sizeBytes: spec.sizeBytes };
-        }
-        const snap = this.store.snapshots.get(from.volume, from.snapshot);
-        if (!snap) throw noSnapshot(from.volume, from.snapshot);
-        await copyImage(this.store.snapshots.image(from.volume, from.snapshot), dest);
-        return { fs: snap.fs, sizeBytes: snap.sizeBytes };
-      });
+  sourceOf(_name: string, from: CloneSource, volume: Maintained | undefined, log: Logger): ImageSource {
+    const { source, snapshot } = cloneSource(from, volume);
+    return async (dest) => {
+      const { spec } = source.record;
+      if (snapshot === undefined) {
+        await this.copyVolume(source, dest, false, log);
+        return { fs: spec.fs, sizeBytes: spec.sizeBytes };
+      }
+      const snap = this.snapshotOf(source, snapshot);
+      await copyImage(this.store.snapshots.image(source.record.name, snap.name), dest);
+      return { fs: snap.fs, sizeBytes: snap.sizeBytes };
+    };
   }
 
   /**
@@ -122,14 +125,17 @@ export class Snapshots implements CloneProvider {
     let volume: Maintained | undefined;
     const staged = await this.service.maintain(name, async (v) => {
       volume = v;
-      const dir = await this.store.snapshots.stage(name);
-      try {
-        await this.copyVolume(v, join(dir, 'disk.img'), false, log);
-      } catch (err) {
-        await this.store.snapshots.discard(dir);
-        throw err;
-      }
-      return dir;
+      // Held while the copy is made; once written, the free space shows it.
+      return this.service.withSpace(await this.copyRequest(v), `cannot copy volume ${name}`, async () => {
+        const dir = await this.store.snapshots.stage(name);
+        try {
+          await this.copyVolume(v, join(dir, 'disk.img'), false, log);
+        } catch (err) {
+          await this.store.snapshots.discard(dir);
+          throw err;
+        }
+        return dir;
+      });
     });
     try {
       return await use(join(staged, 'disk.img'), volume as Maintained);
@@ -139,15 +145,28 @@ export class Snapshots implements CloneProvider {
   }
 
   /** What a clone of `from` will copy: the volume's size now, or the snapshot's. */
-  async sizeOf(_name: string, from: CloneSource): Promise<number> {
-    if ('backup' in from)
-      throw new VolumeError('restores from backups need --backup-repo on the daemon', 400);
-    return this.service.maintain(from.volume, async ({ record }) => {
-      if (from.snapshot === undefined) return record.spec.sizeBytes;
-      const snap = this.store.snapshots.get(from.volume, from.snapshot);
-      if (!snap) throw noSnapshot(from.volume, from.snapshot);
-      return snap.sizeBytes;
-    });
+  async sizeOf(_name: string, from: CloneSource, volume: Maintained | undefined): Promise<number> {
+    const { source, snapshot } = cloneSource(from, volume);
+    if (snapshot === undefined) return source.record.spec.sizeBytes;
+    return this.snapshotOf(source, snapshot).sizeBytes;
+  }
+
+  private snapshotOf({ record }: Maintained, snapshot: string): SnapshotEntry {
+    const snap = this.store.snapshots.get(record.name, snapshot);
+    if (!snap) throw noSnapshot(record.name, snapshot);
+    return snap;
+  }
+
+  /**
+   * What a copy of a loop volume may take, for the space guard: what its image occupies, or what
+   * its mounted filesystem uses if more (the freeze flushes that into the image). A reflink
+   * takes nothing at first, but as much once the volume and its copy diverge.
+   */
+  private async copyRequest({ record, paths, backend }: Maintained): Promise<SpaceRequest> {
+    assertLoop(record);
+    const mounted = (await backend.inspect(paths, record)).mounted;
+    const bytes = copyBytes(paths.image, mounted ? paths.mountPoint : undefined);
+    return { bytes, written: true, what: `a copy of ${formatSize(bytes)}` };
   }
 
   /** Copies a loop volume's image to `dest`: frozen while it is mounted. Runs under the volume's lock. */
@@ -158,12 +177,7 @@ export class Snapshots implements CloneProvider {
     log: Logger,
   ): Promise<{ method: CopyMethod; frozen: boolean }> {
     const name = record.name;
-    if (record.spec.backend !== 'loop') {
-      throw new VolumeError(
-        `volume ${name} is a whole disk: only loop volumes are snapshotted or cloned`,
-        400,
-      );
-    }
+    assertLoop(record);
     const { mounted, device } = await backend.inspect(paths, record);
     if (!mounted) return { method: await copyImage(paths.image, dest), frozen: false };
     if (!force && !(await this.reflinks())) this.checkFreeze(name, paths.image, paths.mountPoint);
@@ -237,8 +251,7 @@ export class Snapshots implements CloneProvider {
 
   /** Refuses a block-by-block copy of a mounted volume that would keep it frozen too long. */
   private checkFreeze(name: string, image: string, mountPoint: string): void {
-    // What the freeze flushes is not in the image yet: the filesystem's own use counts it.
-    const bytes = Math.max(fileSpace(image).allocatedBytes, filesystemUsage(mountPoint).usedBytes);
+    const bytes = copyBytes(image, mountPoint);
     const ms = (bytes / this.options.copyBytesPerSecond) * 1000;
     if (ms <= this.options.maxFreezeMs) return;
     throw new VolumeError(
@@ -290,4 +303,28 @@ export class Snapshots implements CloneProvider {
     })();
     return this.reflinkable;
   }
+}
+
+/** What a copy of an image moves: of a mounted volume, what the freeze flushes counts too. */
+function copyBytes(image: string, mountPoint: string | undefined): number {
+  const allocated = fileSpace(image).allocatedBytes;
+  return mountPoint ? Math.max(allocated, filesystemUsage(mountPoint).usedBytes) : allocated;
+}
+
+function assertLoop(record: VolumeRecord): void {
+  if (record.spec.backend === 'loop') return;
+  throw new VolumeError(
+    `volume ${record.name} is a whole disk: only loop volumes are snapshotted or cloned`,
+    400,
+  );
+}
+
+/** The volume a clone copies, and which of its snapshots if one (a backup is the restores' room). */
+function cloneSource(
+  from: CloneSource,
+  volume: Maintained | undefined,
+): { source: Maintained; snapshot: string | undefined } {
+  if ('backup' in from) throw new VolumeError('restores from backups need --backup-repo on the daemon', 400);
+  if (!volume) throw new Error(`a clone's Create passes its source volume ${from.volume}`);
+  return { source: volume, snapshot: from.snapshot };
 }

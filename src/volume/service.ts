@@ -15,7 +15,7 @@ import type { Store } from '../state/store.js';
 import { type FileSpace, fileSpace, filesystemUsage } from '../system/fsstat.js';
 import { readMounts } from '../system/mountinfo.js';
 import { SpaceLedger, type SpaceTotals } from './ledger.js';
-import { FULL_WARNING_RATIO, FullnessWatch, spaceRefusal } from './space-guard.js';
+import { FULL_WARNING_RATIO, FullnessWatch, type SpaceRequest, spaceRefusal } from './space-guard.js';
 
 /** One volume as maintenance work sees it (see VolumeService.maintain). */
 export interface Maintained {
@@ -74,7 +74,7 @@ export class VolumeService {
   }
 
   /** Fills clones (`-o from=`); set by the daemon once the snapshot room exists. */
-  clones: CloneProvider | undefined;
+  clones: CloneProvider<Maintained> | undefined;
   /** Work of the rooms beside the service that must finish before any request is served. */
   private readonly startHooks: (() => Promise<void>)[] = [];
 
@@ -107,23 +107,37 @@ export class VolumeService {
   }
 
   /**
-   * Refuses a loop volume the data root's filesystem cannot hold (see spaceRefusal), else reserves
-   * its size in the running totals at once, so that concurrent Creates cannot both squeeze in.
+   * Runs `work` once `request` is admitted by the space rule (spaceRefusal, over the ledger),
+   * holding its bytes in the ledger until `work` is done (by then what it made is measured), so
+   * that concurrent requests cannot both squeeze in. A refusal is a 409: `refused`, then why with
+   * the figures.
+   * Every Create, resize, snapshot and copy of a loop volume comes through here.
    */
-  private admit(name: string, spec: VolumeSpec): void {
-    const host = filesystemUsage(this.store.layout.root);
-    const refusal = spaceRefusal(spec, this.ledger.totals().provisionedBytes, host, this.overcommit);
-    if (refusal) throw new VolumeError(`cannot create volume ${name}: ${refusal}`, 409);
-    this.ledger.set(name, { sizeBytes: spec.sizeBytes, allocatedBytes: 0, sparse: spec.sparse });
+  async withSpace<T>(request: SpaceRequest, refused: string, work: () => Promise<T>): Promise<T> {
+    let host = filesystemUsage(this.store.layout.root);
+    const refusal = () => spaceRefusal(request, this.ledger.booked(), host, this.overcommit);
+    if (refusal()) {
+      // The figures are as fresh as the last request for each volume: look again before refusing.
+      await this.remeasureAll();
+      host = filesystemUsage(this.store.layout.root);
+    }
+    const reason = refusal();
+    if (reason) throw new VolumeError(`${refused}: ${reason}`, 409);
+    this.ledger.reserve(request.bytes);
     if (this.fullness.crossed(host)) {
       this.log.warn(
         { ...this.ledger.totals(), hostUsedBytes: host.usedBytes, hostTotalBytes: host.totalBytes },
         `the data root's filesystem is over ${FULL_WARNING_RATIO * 100}% used: free space there before sparse volumes fill it`,
       );
     }
+    try {
+      return await work();
+    } finally {
+      this.ledger.release(request.bytes);
+    }
   }
 
-  private requireClones(): CloneProvider {
+  private requireClones(): CloneProvider<Maintained> {
     if (!this.clones) throw new VolumeError('clones (from=) are not available in this daemon', 400);
     return this.clones;
   }
@@ -155,7 +169,17 @@ export class VolumeService {
   async create(name: string, opts: unknown, log: Logger): Promise<void> {
     const spec = parseVolumeSpec(opts, this.defaults);
     if ('error' in spec) throw new VolumeError(`cannot create volume ${name}: ${spec.error}`, 400);
-    await this.whenReady(name, async () => {
+    const source = spec.from && 'volume' in spec.from ? spec.from.volume : undefined;
+    if (source === name) {
+      throw new VolumeError(
+        `cannot create volume ${name} from itself: from= names another volume or a snapshot of another volume`,
+        400,
+      );
+    }
+    await this.start();
+    // A clone's copy runs under its source's lock: the Create takes it with its own, in name
+    // order, so that crossed clones (a from b, b from a) cannot each wait for the other.
+    await this.locks.runAll(source ? [name, source] : [name], async () => {
       if (this.records.has(name)) {
         log.info('volume exists; create is a no-op and its options are ignored');
         return;
@@ -184,27 +208,28 @@ export class VolumeService {
   }
 
   private async createClaimed(name: string, spec: VolumeSpec, log: Logger): Promise<void> {
+    let source: Maintained | undefined;
     if (spec.from) {
       // A clone is at least as large as its source: that is what the space guard must admit.
       try {
-        const sourceBytes = await this.requireClones().sizeOf(name, spec.from, spec.restoreOther === true);
+        source = 'volume' in spec.from ? this.maintained(spec.from.volume) : undefined;
+        const sourceBytes = await this.requireClones().sizeOf(name, spec.from, source, spec.restoreOther);
         spec.sizeBytes = Math.max(spec.sizeBytes, sourceBytes);
       } catch (err) {
         throw new VolumeError(`cannot create volume ${name}: ${explain(err)}`, statusOf(err));
       }
     }
-    if (spec.backend === 'loop') this.admit(name, spec);
     const build = async () => {
       let staged: VolumePaths | undefined;
       try {
         staged = await this.store.stage();
-        const source = spec.from
-          ? this.requireClones().sourceOf(name, spec.from, log, spec.restoreOther)
+        const copy = spec.from
+          ? this.requireClones().sourceOf(name, spec.from, source, log, spec.restoreOther)
           : undefined;
         const { sizeBytes, fs, disk, fsUuid, rootPrepared } = await this.backends[spec.backend].provision(
           staged,
           spec,
-          source,
+          copy,
         );
         const record: VolumeRecord = {
           version: 1,
@@ -226,11 +251,18 @@ export class VolumeService {
             .discardStaged(staged)
             .catch((cleanup) => log.error({ err: cleanup }, 'staging cleanup failed'));
         }
-        this.ledger.delete(name);
         throw new VolumeError(`cannot create volume ${name}: ${explain(err)}`, statusOf(err));
       }
     };
-    await (spec.backend === 'disk' ? this.poolLock.run('pool', build) : build());
+    if (spec.backend === 'disk') return this.poolLock.run('pool', build);
+    // A clone or restore is admitted as a volume of its size: its copy fills what that promises.
+    const request = {
+      bytes: spec.sizeBytes,
+      written: !spec.sparse,
+      what: `a preallocated ${formatSize(spec.sizeBytes)}`,
+      advice: 'or ask for a sparse volume',
+    };
+    await this.withSpace(request, `cannot create volume ${name}`, build);
   }
 
   async remove(name: string, log: Logger): Promise<void> {
@@ -355,18 +387,29 @@ export class VolumeService {
           400,
         );
       }
-      try {
-        await this.backendOf(record).grow(this.store.layout.volume(name), record, parsed.bytes);
-        await this.update({ ...record, spec: { ...record.spec, sizeBytes: parsed.bytes } });
-      } catch (err) {
-        throw new VolumeError(
-          `cannot resize volume ${name}: ${explain(err)}; running the same resize again completes it`,
-          statusOf(err),
-        );
-      }
-      crashPoint('resize:recorded');
-      this.measure(this.require(name));
-      log.info({ from: record.spec.sizeBytes, to: parsed.bytes }, 'volume resized');
+      const resizing = async () => {
+        try {
+          await this.backendOf(record).grow(this.store.layout.volume(name), record, parsed.bytes);
+          await this.update({ ...record, spec: { ...record.spec, sizeBytes: parsed.bytes } });
+        } catch (err) {
+          throw new VolumeError(
+            `cannot resize volume ${name}: ${explain(err)}; running the same resize again completes it`,
+            statusOf(err),
+          );
+        }
+        crashPoint('resize:recorded');
+        this.measure(this.require(name));
+        log.info({ from: record.spec.sizeBytes, to: parsed.bytes }, 'volume resized');
+      };
+      // Completing an interrupted resize (no growth left to record) takes nothing new.
+      const growth = parsed.bytes - record.spec.sizeBytes;
+      if (record.spec.backend !== 'loop' || growth === 0) return resizing();
+      const request = {
+        bytes: growth,
+        written: !record.spec.sparse,
+        what: `growing a preallocated volume by ${formatSize(growth)}`,
+      };
+      await this.withSpace(request, `cannot resize volume ${name} to ${formatSize(parsed.bytes)}`, resizing);
     });
   }
 
@@ -436,13 +479,16 @@ export class VolumeService {
    * again first (a stat each, yielding between batches): sparse images grow without a request.
    */
   async figures(remeasure: boolean): Promise<{ volumes: number; dataRoot: string } & SpaceTotals> {
-    if (remeasure) {
-      for (const [i, record] of [...this.records.values()].entries()) {
-        if (i % 256 === 255) await new Promise((resolve) => setImmediate(resolve));
-        this.measure(record);
-      }
-    }
+    if (remeasure) await this.remeasureAll();
     return { volumes: this.records.size, dataRoot: this.store.layout.root, ...this.ledger.totals() };
+  }
+
+  /** Looks at every image again (a stat each, yielding between batches). */
+  private async remeasureAll(): Promise<void> {
+    for (const [i, record] of [...this.records.values()].entries()) {
+      if (i % 256 === 255) await new Promise((resolve) => setImmediate(resolve));
+      this.measure(record);
+    }
   }
 
   /** Takes a volume's snapshots into the space totals again, after one was made or removed. */
@@ -471,10 +517,13 @@ export class VolumeService {
    * serialised with Docker's requests for the volume.
    */
   async maintain<T>(name: string, work: (volume: Maintained) => Promise<T>): Promise<T> {
-    return this.whenReady(name, () => {
-      const record = this.require(name);
-      return work({ record, paths: this.store.layout.volume(name), backend: this.backendOf(record) });
-    });
+    return this.whenReady(name, () => work(this.maintained(name)));
+  }
+
+  /** A served volume as maintenance work and clones see it; the caller holds its lock. */
+  private maintained(name: string): Maintained {
+    const record = this.require(name);
+    return { record, paths: this.store.layout.volume(name), backend: this.backendOf(record) };
   }
 
   private async whenReady<T>(name: string, work: () => Promise<T>): Promise<T> {

@@ -1,4 +1,5 @@
 import { formatSize } from '../core/size.js';
+import type { Booked } from './ledger.js';
 
 /** The filesystem holding the data root, as statfs sees it. */
 export interface HostSpace {
@@ -11,23 +12,47 @@ export interface HostSpace {
 export const FULL_WARNING_RATIO = 0.9;
 
 /**
- * Why a new loop volume of `sizeBytes` must be refused, or undefined to admit it. A sparse volume
- * may not bring the sum of all volumes' sizes past `overcommit` times the filesystem's size (its
- * blocks are only promised); a preallocated one must fit in the free space now.
+ * What a request would add to the data root's filesystem: `bytes` more of loop volume size (a
+ * Create's size, a clone's or restore's at least its source's, a resize's growth, a snapshot's
+ * copy), `written` when those bytes are taken at once (a preallocated image or its growth, a
+ * copy) rather than only promised (a sparse image, which fills as it is written).
+ */
+export interface SpaceRequest {
+  bytes: number;
+  written: boolean;
+  /** Names written bytes in their refusal: "a preallocated 300M", "a copy of 120M". */
+  what: string;
+  /** What to do about a refusal of the written bytes, besides freeing space. */
+  advice?: string;
+}
+
+/**
+ * The one space rule, for every request that takes room on the data root's filesystem (see
+ * SpaceRequest); undefined admits it.
+ * 1. Bytes written at once must fit in the free space less what is promised: the sparse images'
+ *    growth and the work under way. So a preallocated volume or a copy never takes the room a
+ *    sparse volume was promised (with --overcommit above 1 that promise can exceed the free
+ *    space, and then nothing is written at once until it shrinks).
+ * 2. Every request, promised or written, may not bring the sum of the volumes' sizes (snapshots
+ *    at what they occupy, work under way included) past `overcommit` times the filesystem's size.
  */
 export function spaceRefusal(
-  request: { sizeBytes: number; sparse: boolean },
-  provisionedBytes: number,
+  request: SpaceRequest,
+  booked: Booked,
   host: HostSpace,
   overcommit: number,
 ): string | undefined {
-  if (!request.sparse) {
-    if (request.sizeBytes <= host.freeBytes) return undefined;
-    return `a preallocated ${formatSize(request.sizeBytes)} does not fit in the ${formatSize(host.freeBytes)} free on the data root's filesystem: free space there, or ask for a sparse volume`;
+  if (request.written) {
+    const promised = booked.sparseGrowthBytes + booked.reservedBytes;
+    const room = Math.max(0, host.freeBytes - promised);
+    if (request.bytes > room) {
+      return `${request.what} does not fit in the ${formatSize(room)} left on the data root's filesystem (${formatSize(host.freeBytes)} free, less ${formatSize(promised)} promised to sparse volumes and work under way): free space there${request.advice ? `, ${request.advice}` : ''}`;
+    }
   }
   const limit = overcommit * host.totalBytes;
-  if (provisionedBytes + request.sizeBytes <= limit) return undefined;
-  return `${formatSize(request.sizeBytes)} more would bring the volumes on the data root's filesystem to ${formatSize(provisionedBytes + request.sizeBytes)}, over the ${formatSize(limit)} allowed (--overcommit ${overcommit} × ${formatSize(host.totalBytes)}): remove volumes, grow the filesystem or raise --overcommit`;
+  const total = booked.provisionedBytes + booked.reservedBytes + request.bytes;
+  if (total <= limit) return undefined;
+  return `${formatSize(request.bytes)} more would bring the volumes on the data root's filesystem to ${formatSize(total)}, over the ${formatSize(limit)} allowed (--overcommit ${overcommit} × ${formatSize(host.totalBytes)}): remove volumes or snapshots, grow the filesystem or raise --overcommit`;
 }
 
 /** Says once when the data root's filesystem passes FULL_WARNING_RATIO, and again only after it fell below. */

@@ -104,4 +104,28 @@ describe('KeyedLock', () => {
     await settle();
     expect(lock.size).toBe(0);
   });
+
+  it('takes several keys in one order, so crossed runs cannot wait on each other', async () => {
+    const lock = new KeyedLock();
+    const gate = deferred();
+    const events: string[] = [];
+    const held = lock.run('a', () => gate.promise);
+    const crossed = [
+      lock.runAll(['b', 'a'], async () => {
+        events.push('b+a');
+      }),
+      lock.runAll(['a', 'b'], async () => {
+        events.push('a+b');
+      }),
+    ];
+    // Both wait for a before taking b: b alone is free meanwhile.
+    await lock.run('b', async () => events.push('b'));
+    expect(events).toEqual(['b']);
+    gate.resolve();
+    await Promise.all([held, ...crossed]);
+    expect(events).toEqual(['b', 'b+a', 'a+b']);
+    await expect(lock.runAll(['c', 'c'], async () => 'once')).resolves.toBe('once');
+    await settle();
+    expect(lock.size).toBe(0);
+  });
 });

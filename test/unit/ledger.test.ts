@@ -19,4 +19,14 @@ describe('SpaceLedger', () => {
     ledger.set('a', { sizeBytes: 100, allocatedBytes: 120, sparse: true });
     expect(ledger.totals().sparseGrowthBytes).toBe(0);
   });
+
+  it('books reservations for work under way beside the measured totals', () => {
+    const ledger = new SpaceLedger();
+    ledger.set('a', { sizeBytes: 100, allocatedBytes: 10, sparse: true });
+    ledger.reserve(40);
+    expect(ledger.booked()).toEqual({ provisionedBytes: 100, sparseGrowthBytes: 90, reservedBytes: 40 });
+    ledger.release(40);
+    expect(ledger.booked().reservedBytes).toBe(0);
+    expect(ledger.totals()).toEqual({ provisionedBytes: 100, allocatedBytes: 10, sparseGrowthBytes: 90 });
+  });
 });

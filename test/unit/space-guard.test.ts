@@ -5,22 +5,43 @@ const MiB = 1024 * 1024;
 const host = { totalBytes: 1000 * MiB, usedBytes: 300 * MiB, freeBytes: 700 * MiB };
 
 describe('spaceRefusal', () => {
+  const booked = (provisioned: number, growth = 0, reserved = 0) => ({
+    provisionedBytes: provisioned * MiB,
+    sparseGrowthBytes: growth * MiB,
+    reservedBytes: reserved * MiB,
+  });
+  const sparse = (mib: number) => ({ bytes: mib * MiB, written: false, what: `${mib}M` });
+  const written = (mib: number) => ({ bytes: mib * MiB, written: true, what: `a preallocated ${mib}M` });
+
   it('admits sparse volumes while the sizes add up to at most overcommit x the filesystem', () => {
-    expect(spaceRefusal({ sizeBytes: 400 * MiB, sparse: true }, 600 * MiB, host, 1)).toBeUndefined();
-    expect(spaceRefusal({ sizeBytes: 1500 * MiB, sparse: true }, 400 * MiB, host, 2)).toBeUndefined();
+    expect(spaceRefusal(sparse(400), booked(600), host, 1)).toBeUndefined();
+    expect(spaceRefusal(sparse(1500), booked(400), host, 2)).toBeUndefined();
   });
 
-  it('refuses a sparse volume past the limit, with the numbers and what to do', () => {
-    expect(spaceRefusal({ sizeBytes: 401 * MiB, sparse: true }, 600 * MiB, host, 1)).toBe(
-      "401M more would bring the volumes on the data root's filesystem to 1001M, over the 1000M allowed (--overcommit 1 × 1000M): remove volumes, grow the filesystem or raise --overcommit",
+  it('refuses a request past the limit, counting work under way, with the numbers and what to do', () => {
+    expect(spaceRefusal(sparse(401), booked(600), host, 1)).toBe(
+      "401M more would bring the volumes on the data root's filesystem to 1001M, over the 1000M allowed (--overcommit 1 × 1000M): remove volumes or snapshots, grow the filesystem or raise --overcommit",
     );
+    expect(spaceRefusal(sparse(300), booked(600, 0, 101), host, 1)).toMatch(
+      /^300M more would bring .* to 1001M/,
+    );
+    expect(spaceRefusal(written(300), booked(600, 0, 101), host, 1)).toMatch(/^300M more would bring/);
   });
 
-  it('admits a preallocated volume only where it fits in the free space, whatever the overcommit', () => {
-    expect(spaceRefusal({ sizeBytes: 700 * MiB, sparse: false }, 0, host, 1)).toBeUndefined();
-    expect(spaceRefusal({ sizeBytes: 701 * MiB, sparse: false }, 0, host, 100)).toMatch(
-      /^a preallocated 701M does not fit in the 700M free on the data root's filesystem/,
+  it('admits written bytes only where they fit in the free space less the sparse promise and work under way', () => {
+    expect(spaceRefusal(written(700), booked(0), host, 1)).toBeUndefined();
+    expect(spaceRefusal(written(500), booked(200, 200), host, 1)).toBeUndefined();
+    expect(spaceRefusal(written(701), booked(0), host, 100)).toBe(
+      "a preallocated 701M does not fit in the 700M left on the data root's filesystem (700M free, less 0B promised to sparse volumes and work under way): free space there",
     );
+    // Sparse volumes promised 500M, of which they took nothing yet: 200M is all that is left.
+    expect(
+      spaceRefusal({ ...written(201), advice: 'or ask for a sparse volume' }, booked(500, 450, 50), host, 5),
+    ).toBe(
+      "a preallocated 201M does not fit in the 200M left on the data root's filesystem (700M free, less 500M promised to sparse volumes and work under way): free space there, or ask for a sparse volume",
+    );
+    // More promised than free: nothing is written at once.
+    expect(spaceRefusal(written(1), booked(2000, 900), host, 5)).toMatch(/does not fit in the 0B left/);
   });
 });
 
