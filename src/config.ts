@@ -49,6 +49,7 @@ export const DEFAULTS = {
   clusterTimeout: '10',
   nodeId: '',
   restoreMissing: 'false',
+  clusterAuthFile: '',
 } as const;
 
 /** Environment variables read when a flag is absent. */
@@ -71,6 +72,7 @@ export const ENV = {
   clusterTimeout: 'LOOPVOL_CLUSTER_TIMEOUT',
   nodeId: 'LOOPVOL_NODE_ID',
   restoreMissing: 'LOOPVOL_RESTORE_MISSING',
+  clusterAuthFile: 'LOOPVOL_CLUSTER_AUTH_FILE',
 } as const;
 
 const absolute = (what: string) =>
@@ -139,6 +141,7 @@ const schema = z
       .transform((s) => Math.round(Number(s) * 1000)),
     backupRepo: z.string().max(1024, '--backup-repo is too long'),
     backupPasswordFile: z.union([z.literal(''), absolute('--backup-password-file')]),
+    clusterAuthFile: z.union([z.literal(''), absolute('--cluster-auth-file')]),
     backupKeep: z
       .string()
       .regex(/^\d{1,4}$/, '--backup-keep takes a whole number (0 keeps every backup)')
@@ -206,6 +209,7 @@ export function resolveConfig(flags: Partial<Record<Key, string>>, env: NodeJS.P
     clusterTimeout: pick('clusterTimeout'),
     nodeId: pick('nodeId'),
     restoreMissing: pick('restoreMissing'),
+    clusterAuthFile: pick('clusterAuthFile'),
   });
   if (!result.success) throw new Error(result.error.issues.map((i) => i.message).join('; '));
   const c = result.data;
@@ -225,7 +229,10 @@ export function resolveConfig(flags: Partial<Record<Key, string>>, env: NodeJS.P
       ? { repository: c.backupRepo, passwordFile: c.backupPasswordFile, keep: c.backupKeep }
       : undefined,
     cluster: c.cluster
-      ? clusterOptions(c.cluster, c.clusterTimeout, c.nodeId, c.restoreMissing === 'true')
+      ? {
+          ...clusterOptions(c.cluster, c.clusterTimeout, c.nodeId, c.restoreMissing === 'true'),
+          ...(c.clusterAuthFile ? { authFile: c.clusterAuthFile } : {}),
+        }
       : undefined,
   };
 }

@@ -28,7 +28,9 @@ export const SERVE_USAGE = `usage: loopvol serve [--socket PATH] [--data-root DI
   --cluster URL        record volume ownership in ZooKeeper, e.g. zk://zk1:2181,zk2:2181/loopvol (env LOOPVOL_CLUSTER)
   --cluster-timeout S  ZooKeeper session timeout: how long a gone agent keeps its volumes (env LOOPVOL_CLUSTER_TIMEOUT, default 10)
   --node-id ID         this agent's name in the cluster (env LOOPVOL_NODE_ID, default the host name)
-  --restore-missing    a Create of a name whose owner is gone restores its latest backup (env LOOPVOL_RESTORE_MISSING=true)`;
+  --restore-missing    a Create of a name whose owner is gone restores its latest backup (env LOOPVOL_RESTORE_MISSING=true)
+  --cluster-auth-file FILE  USER:PASSWORD (mode 0600) for ZooKeeper's digest scheme: loopvol's nodes are that
+                       user's only (env LOOPVOL_CLUSTER_AUTH_FILE; see docs/mesos.md)`;
 
 export async function serveCommand(argv: string[]): Promise<void> {
   const { values } = parseArgs({
@@ -52,6 +54,7 @@ export async function serveCommand(argv: string[]): Promise<void> {
       'cluster-timeout': { type: 'string' },
       'node-id': { type: 'string' },
       'restore-missing': { type: 'boolean' },
+      'cluster-auth-file': { type: 'string' },
     },
     strict: true,
     allowPositionals: false,
@@ -76,6 +79,7 @@ export async function serveCommand(argv: string[]): Promise<void> {
       clusterTimeout: values['cluster-timeout'],
       nodeId: values['node-id'],
       restoreMissing: values['restore-missing'] ? 'true' : undefined,
+      clusterAuthFile: values['cluster-auth-file'],
     },
     process.env,
   );

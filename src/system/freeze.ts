@@ -4,7 +4,7 @@ import { loadLibc, SyscallError } from './libc.js';
 
 // <linux/fs.h>: _IOWR('X', 119, int) and _IOWR('X', 120, int).
 const FIFREEZE = 0xc0045877;
-const FITHAW = 0xc0045878;
+export const FITHAW = 0xc0045878;
 
 /**
  * Freezes (or thaws) the filesystem mounted at `mountPoint`: writes block and the filesystem is
