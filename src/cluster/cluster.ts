@@ -7,7 +7,7 @@ import { shutdownFilesystem } from '../system/shutdown.js';
 import { readClusterAuth } from './auth.js';
 import { type CopyState, type Ownership, parseOwnership, readCopy, writeCopy } from './ownership.js';
 import { SelfFence } from './self-fence.js';
-import { ZkSession, ZooKeeperUnavailable } from './zk.js';
+import { ZkSession, ZooKeeperDenied, ZooKeeperUnavailable } from './zk.js';
 
 /** Where the daemon joins (from --cluster zk://HOST:PORT[,HOST:PORT...]/PATH). */
 export interface ClusterOptions {
@@ -475,6 +475,7 @@ export class Cluster implements ClusterGuard {
   }
 
   private unavailable(err: unknown): Error {
+    if (err instanceof ZooKeeperDenied) return new VolumeError(err.message, 409);
     if (err instanceof ZooKeeperUnavailable) {
       return new VolumeError(`${err.message}: volumes already mounted keep working while it is brief`, 500);
     }

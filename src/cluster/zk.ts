@@ -5,6 +5,9 @@ import { type ClusterAuth, digestId } from './auth.js';
 /** ZooKeeper cannot be reached now (down, or this agent cut off): the operation was not done. */
 export class ZooKeeperUnavailable extends Error {}
 
+/** ZooKeeper refused the operation: the node's ACL is for an identity this session does not have. */
+export class ZooKeeperDenied extends Error {}
+
 /** How long one ZooKeeper operation may take before it counts as unreachable. */
 const OPERATION_TIMEOUT_MS = 3_000;
 
@@ -27,7 +30,7 @@ export class ZkSession {
   private client: Client | undefined;
   private connected = false;
   private closed = false;
-  private readonly acl: ACL[];
+  private readonly ownAcl: ACL[];
 
   constructor(
     private readonly connectString: string,
@@ -36,7 +39,7 @@ export class ZkSession {
     private readonly log: Logger,
     private readonly auth?: ClusterAuth,
   ) {
-    this.acl = auth
+    this.ownAcl = auth
       ? [new zookeeper.ACL(zookeeper.Permission.ALL, new zookeeper.Id('digest', digestId(auth)))]
       : [new zookeeper.ACL(zookeeper.Permission.ALL, new zookeeper.Id('world', 'anyone'))];
   }
@@ -121,7 +124,13 @@ export class ZkSession {
       );
       op(client, (err, value) => {
         clearTimeout(timer);
-        if (err) reject(err);
+        if (isCode(err, zookeeper.Exception.NO_AUTH)) {
+          reject(
+            new ZooKeeperDenied(
+              `ZooKeeper refused loopvol (${what}): the node belongs to another identity; check --cluster-auth-file (docs/mesos.md)`,
+            ),
+          );
+        } else if (err) reject(err);
         else resolve(value as T);
       });
     });
@@ -152,7 +161,7 @@ export class ZkSession {
     try {
       const mode = ephemeral ? zookeeper.CreateMode.EPHEMERAL : zookeeper.CreateMode.PERSISTENT;
       await this.call(`create ${path}`, (c, done) =>
-        c.create(path, Buffer.from(data), this.acl, mode, (err) => done(err)),
+        c.create(path, Buffer.from(data), this.ownAcl, mode, (err) => done(err)),
       );
       return true;
     } catch (err) {
@@ -183,6 +192,18 @@ export class ZkSession {
     }
   }
 
+  /** The node's ACL as scheme:id entries. */
+  async acl(path: string): Promise<string[]> {
+    return this.call<string[]>(`read the ACL of ${path}`, (c, done) =>
+      c.getACL(path, (err, acls) =>
+        done(
+          err,
+          acls?.map((a) => `${a.id.scheme}:${a.id.id}`),
+        ),
+      ),
+    );
+  }
+
   async children(path: string): Promise<string[]> {
     return this.call<string[]>(`list ${path}`, (c, done) =>
       c.getChildren(path, (err, names) => done(err, names)),
@@ -191,7 +212,7 @@ export class ZkSession {
 
   async mkdirp(path: string): Promise<void> {
     await this.call(`create ${path}`, (c, done) =>
-      c.mkdirp(path, Buffer.alloc(0), this.acl, zookeeper.CreateMode.PERSISTENT, (err) => done(err)),
+      c.mkdirp(path, Buffer.alloc(0), this.ownAcl, zookeeper.CreateMode.PERSISTENT, (err) => done(err)),
     );
   }
 }

@@ -1,10 +1,11 @@
 import { chmod, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { execa } from 'execa';
 import zookeeper, { type Client } from 'node-zookeeper-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runLoopvol } from '../helpers/int-process.js';
 import { cleanupTempDir, makeTempDir } from '../helpers/kernel.js';
-import { type PluginProcess, pluginCases } from '../helpers/plugin.js';
+import { BIN, type PluginProcess, pluginCases } from '../helpers/plugin.js';
 import { storageAvailable } from '../helpers/tools.js';
 import { startZooKeeper, type ZooKeeper } from '../helpers/zookeeper.js';
 
@@ -110,6 +111,49 @@ describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'mount', 'java']))(
       const create = await b.call('VolumeDriver.Create', { Name: 'pg', Opts: {} });
       expect(create.status).toBe(409);
       expect(create.body.Err).toMatch(/ZooKeeper node \/garbage\/volumes\/pg does not hold/);
+    });
+
+    it("doctor checks the auth file, that loopvol's identity reads the root, and that the root is not open", async () => {
+      const dir = await cases.begin('access-doctor');
+      const a = await agent(dir, 'agent-a', '/doctored');
+      expect((await a.call('VolumeDriver.Create', { Name: 'pg', Opts: { size: '64M' } })).status).toBe(200);
+      // An agent without the secret made /open: its nodes are open to every client.
+      const open = await cases.start({
+        socket: join(dir, 'open.sock'),
+        dataRoot: join(dir, 'open'),
+        args: args('agent-open', '/open').slice(0, -2),
+      });
+      await open.waitForLog(/"msg":"joined the cluster"/, 20_000);
+      const doctor = async (path: string, auth: string) => {
+        const run = await execa(
+          process.execPath,
+          [BIN, 'doctor', '--json', '--data-root', join(dir, 'agent-a')],
+          {
+            env: { LOOPVOL_CLUSTER: zk.url(path), LOOPVOL_CLUSTER_AUTH_FILE: auth },
+            reject: false,
+          },
+        );
+        return (JSON.parse(run.stdout) as { subject: string; status: string; detail: string }[]).filter((f) =>
+          f.subject.startsWith('cluster'),
+        );
+      };
+      expect(await doctor('/doctored', authFile)).toEqual([
+        expect.objectContaining({ subject: 'cluster auth', status: 'ok' }),
+        { subject: 'cluster', status: 'ok', detail: 'reads /doctored (1 volumes)' },
+      ]);
+      expect(await doctor('/open', authFile)).toContainEqual(
+        expect.objectContaining({ subject: 'cluster ACL', status: 'fail' }),
+      );
+      const loose = join(dir, 'loose');
+      await writeFile(loose, `${SECRET}\n`, { mode: 0o644 });
+      await chmod(loose, 0o644);
+      expect(await doctor('/doctored', loose)).toEqual([
+        expect.objectContaining({
+          subject: 'cluster auth',
+          status: 'fail',
+          detail: expect.stringMatching(/chmod 600/),
+        }),
+      ]);
     });
 
     it('refuses an auth file other users can read', async () => {
