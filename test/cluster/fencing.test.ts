@@ -86,7 +86,13 @@ describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'mkfs.xfs', 'mount', 'r
     });
 
     /** Starts an agent: its own data root and socket; `port`: reach ZooKeeper there (a proxy). */
-    function start(dir: string, id: string, path: string, port = zk.port): Promise<PluginProcess> {
+    function start(
+      dir: string,
+      id: string,
+      path: string,
+      port = zk.port,
+      timeoutS = TIMEOUT_S,
+    ): Promise<PluginProcess> {
       return cases.start({
         socket: join(dir, `${id}.sock`),
         dataRoot: join(dir, id),
@@ -96,7 +102,7 @@ describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'mkfs.xfs', 'mount', 'r
           '--cluster',
           `zk://127.0.0.1:${port}${path}`,
           '--cluster-timeout',
-          String(TIMEOUT_S),
+          String(timeoutS),
           '--node-id',
           id,
           '--restore-missing',
@@ -108,8 +114,14 @@ describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'mkfs.xfs', 'mount', 'r
       });
     }
 
-    async function agent(dir: string, id: string, path: string, port = zk.port): Promise<PluginProcess> {
-      const p = await start(dir, id, path, port);
+    async function agent(
+      dir: string,
+      id: string,
+      path: string,
+      port = zk.port,
+      timeoutS = TIMEOUT_S,
+    ): Promise<PluginProcess> {
+      const p = await start(dir, id, path, port, timeoutS);
       await p.waitForLog(/"msg":"joined the cluster"/, 20_000);
       return p;
     }
@@ -198,6 +210,51 @@ describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'mkfs.xfs', 'mount', 'r
           ].join('\n'),
         );
       }
+    });
+
+    it('a cut shorter than the timeout: the volume freezes, then thaws; the writer only waited', async () => {
+      const dir = await cases.begin('fencing-blip');
+      const proxy = await startTcpProxy(zk.port);
+      cleanups.push(() => proxy.close());
+      // A longer timeout: the heal must come well before it.
+      const a = await agent(dir, 'agent-a', '/blip', proxy.port, 6);
+      const mountA = await createAndMount(a, 'pg');
+      const writer = await writerOn(mountA);
+      proxy.cut();
+      await a.waitForLog(/froze the volume/, 10_000);
+      proxy.heal();
+      await a.waitForLog(/thawed the volume: ZooKeeper answers and it is still ours/, 10_000);
+      const thawed = loggedAt(a, /thawed the volume/);
+      await expect.poll(() => Math.max(...writer.writes()), { timeout: 10_000 }).toBeGreaterThan(thawed);
+      expect(writer.failure()).toBeUndefined();
+      expect(a.logs()).not.toMatch(/shut the volume down/);
+      expect((await ok(a, 'VolumeDriver.Get', { Name: 'pg' })).Volume).toMatchObject({
+        Status: { cluster: { owner: 'agent-a', generation: 1 } },
+      });
+    });
+
+    it('restarted while ZooKeeper is out of reach: held volumes stay frozen until it tells they are still ours', async () => {
+      const dir = await cases.begin('fencing-blind-start');
+      const proxy = await startTcpProxy(zk.port);
+      cleanups.push(() => proxy.close());
+      const a = await agent(dir, 'agent-a', '/blind', proxy.port);
+      const mountA = await createAndMount(a, 'pg');
+      const writer = await writerOn(mountA);
+      await a.kill();
+      proxy.cut();
+      const back = await start(dir, 'agent-a', '/blind', proxy.port);
+      // Start-up gave up waiting for ZooKeeper: it froze what is mounted, and answers.
+      expect((await ok(back, 'VolumeDriver.Get', { Name: 'pg' })).Volume).toMatchObject({
+        Status: { cluster: { owner: 'agent-a' } },
+      });
+      await back.waitForLog(/froze the volume/);
+      const refused = await back.call('VolumeDriver.Mount', { Name: 'pg', ID: 'd'.repeat(64) });
+      expect(refused.body.Err).toMatch(/ZooKeeper has not answered/);
+      proxy.heal();
+      await back.waitForLog(/thawed the volume: ZooKeeper answers and it is still ours/, 20_000);
+      const thawed = loggedAt(back, /thawed the volume/);
+      await expect.poll(() => Math.max(...writer.writes()), { timeout: 10_000 }).toBeGreaterThan(thawed);
+      expect(writer.failure()).toBeUndefined();
     });
 
     it('a paused agent (SIGSTOP past the timeout) fences itself first thing when it wakes', async () => {
