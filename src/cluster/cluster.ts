@@ -115,24 +115,31 @@ export class Cluster implements ClusterGuard {
    */
   async startUp(names: () => readonly string[], log: Logger): Promise<void> {
     this.localNames = names;
-    for (const name of names()) {
-      const copy = await readCopy(this.layout.volume(name).dir);
-      if (copy) this.copies.set(name, copy);
-    }
+    await Promise.all(
+      names().map(async (name) => {
+        const copy = await readCopy(this.layout.volume(name).dir);
+        if (copy) this.copies.set(name, copy);
+      }),
+    );
     try {
       await this.session.open(this.options.timeoutMs);
       for (const [name, mountPoint] of await this.mountedVolumes()) {
         const current = await this.ownerOf(name);
         if (this.isMine(name, current)) continue;
-        await shutdownFilesystem(mountPoint);
-        log.error(
-          { volume: name },
-          'shut down a mounted copy whose ownership moved while this agent was away: its writers fail with I/O errors',
-        );
+        try {
+          await shutdownFilesystem(mountPoint);
+          log.error(
+            { volume: name },
+            'shut down a mounted copy whose ownership moved while this agent was away: its writers fail with I/O errors',
+          );
+        } catch (err) {
+          log.error({ volume: name, err: (err as Error).message }, 'could not shut the volume down');
+        }
         if (current) await this.markStale(name, current, log);
       }
     } catch (err) {
-      if (!(err instanceof ZooKeeperUnavailable || err instanceof VolumeError)) throw err;
+      const unanswered = err instanceof ZooKeeperUnavailable || err instanceof ZooKeeperDenied;
+      if (!(unanswered || err instanceof VolumeError)) throw err;
       log.error(
         { err: err.message },
         'cannot ask ZooKeeper whose the mounted volumes are: they are frozen until it answers',

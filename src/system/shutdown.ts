@@ -22,7 +22,13 @@ export async function shutdownFilesystem(mountPoint: string): Promise<void> {
     throw new Error(`cannot shut ${mountPoint} down without the FFI: ${libc.message}`);
   const flags = Buffer.alloc(4);
   flags.writeUInt32LE(GOING_FLAGS_NOLOGFLUSH, 0);
-  const fd = openSync(mountPoint, 'r');
+  let fd: number;
+  try {
+    fd = openSync(mountPoint, 'r');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EIO') return; // shut down already
+    throw err;
+  }
   try {
     await libc.callAsync('ioctlPtr', fd, FS_IOC_SHUTDOWN, flags);
     try {

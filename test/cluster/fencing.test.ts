@@ -310,6 +310,12 @@ describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'mkfs.xfs', 'mount', 'r
       expect((await holder.failed()).code).toBe('EIO');
       const refused = await back.call('VolumeDriver.Mount', { Name: 'pg', ID: 'd'.repeat(64) });
       expect(refused.body.Err).toMatch(/volume pg now lives on agent agent-b: this agent's copy is stale/);
+      // Once more, with the shut down mount still held: start-up passes it by.
+      await back.kill();
+      const again = await start(dir, 'agent-a', '/restart');
+      expect((await ok(again, 'VolumeDriver.Get', { Name: 'pg' })).Volume).toMatchObject({
+        Status: { cluster: { stale: true, owner: 'agent-b' } },
+      });
     });
   },
 );
