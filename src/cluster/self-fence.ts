@@ -16,6 +16,19 @@ export interface FenceHooks {
   probe(): Promise<string>;
 }
 
+/** What the fence does to a mounted filesystem (system/ by default; tests give their own). */
+export interface FilesystemActions {
+  freeze(mountPoint: string): Promise<void>;
+  thaw(mountPoint: string): Promise<void>;
+  shutdown(mountPoint: string): Promise<void>;
+}
+
+const KERNEL: FilesystemActions = {
+  freeze: freezeFilesystem,
+  thaw: thawFilesystem,
+  shutdown: shutdownFilesystem,
+};
+
 /** How often the watchdog looks, as a fraction of the session timeout. */
 const TICKS_PER_TIMEOUT = 10;
 /** Probes (a cheap read) per session timeout: the session is heard from at least this often. */
@@ -38,7 +51,7 @@ const PROBES_PER_TIMEOUT = 6;
  */
 export class SelfFence {
   private state: 'live' | 'frozen' | 'lost' = 'live';
-  private lastHeard = performance.now();
+  private lastHeard: number;
   private session: string | undefined;
   /** Volumes this fence froze (and so may thaw): name → mount point. */
   private readonly frozen = new Map<string, string>();
@@ -55,12 +68,17 @@ export class SelfFence {
     private readonly timeoutMs: number,
     private readonly hooks: FenceHooks,
     private readonly log: Logger,
-  ) {}
+    private readonly fs: FilesystemActions = KERNEL,
+    /** A monotonic clock in ms: it runs on while the process is stopped. */
+    private readonly now: () => number = () => performance.now(),
+  ) {
+    this.lastHeard = now();
+  }
 
   /** Starts watching a verified session (`session` answered just now). */
   start(session: string | undefined): void {
     this.session = session;
-    this.lastHeard = performance.now();
+    this.lastHeard = this.now();
     this.arm();
   }
 
@@ -87,7 +105,7 @@ export class SelfFence {
 
   /** Milliseconds since ZooKeeper last answered. */
   silenceMs(): number {
-    return Math.round(performance.now() - this.lastHeard);
+    return Math.round(this.now() - this.lastHeard);
   }
 
   /** The session expired (as the client learns on reconnecting): ownership may have moved. */
@@ -116,7 +134,7 @@ export class SelfFence {
   }
 
   private probe(): void {
-    const sentAt = performance.now();
+    const sentAt = this.now();
     this.probing = true;
     this.hooks.probe().then(
       (session) => {
@@ -155,12 +173,12 @@ export class SelfFence {
   /** Writers block: reversible, while it is not known whether the session survives. */
   private freezeAll(reason: string): void {
     this.state = 'frozen';
-    this.frozenAt = performance.now();
+    this.frozenAt = this.now();
     this.queue(async () => {
       for (const [name, mountPoint] of await this.hooks.mounted()) {
         if (this.frozen.has(name)) continue;
         try {
-          await freezeFilesystem(mountPoint);
+          await this.fs.freeze(mountPoint);
           this.frozen.set(name, mountPoint);
           this.log.warn(
             { volume: name, reason },
@@ -195,7 +213,7 @@ export class SelfFence {
         }
         this.frozen.delete(name);
         if (mine) {
-          await thawFilesystem(mountPoint);
+          await this.fs.thaw(mountPoint);
           this.log.info({ volume: name }, 'thawed the volume: ZooKeeper answers and it is still ours');
         } else {
           await this.shutDown(
@@ -213,7 +231,7 @@ export class SelfFence {
     if (this.state === 'lost') return;
     this.state = 'lost';
     this.unverified = false;
-    this.lostAt = performance.now();
+    this.lostAt = this.now();
     this.log.error({ reason }, 'ZooKeeper session lost: shutting down every mounted cluster volume');
     this.queue(async () => {
       const mounted = await this.hooks.mounted();
@@ -225,7 +243,7 @@ export class SelfFence {
 
   private async shutDown(name: string, mountPoint: string, reason: string): Promise<void> {
     try {
-      await shutdownFilesystem(mountPoint);
+      await this.fs.shutdown(mountPoint);
       this.log.error(
         { volume: name, reason },
         'shut the volume down: its writers fail with I/O errors; the copy is kept as it was and never served again as it is',
