@@ -165,6 +165,7 @@ export class Cluster implements ClusterGuard {
     // daemon runs with this node id.
     const deadline = Date.now() + 3 * this.options.timeoutMs;
     while (!(await this.session.create(me, JSON.stringify({ since: new Date().toISOString() }), true))) {
+      if (await this.session.ownsEphemeral(me)) return; // reconnected within the same session
       if (Date.now() > deadline) {
         throw new Error(
           `agent node ${me} stays: another daemon runs with node id ${this.options.nodeId}; give each agent its own --node-id`,

@@ -150,6 +150,14 @@ export class ZkSession {
     }
   }
 
+  /** Whether `path` is an ephemeral node of this very session (a reconnect that kept the session). */
+  async ownsEphemeral(path: string): Promise<boolean> {
+    const session = this.client?.getSessionId();
+    return this.call<boolean>(`exists ${path}`, (c, done) =>
+      c.exists(path, (err, stat) => done(err, Boolean(stat && session?.equals(stat.ephemeralOwner)))),
+    );
+  }
+
   async exists(path: string): Promise<boolean> {
     return this.call<boolean>(`exists ${path}`, (c, done) =>
       c.exists(path, (err, stat) => done(err, Boolean(stat))),
