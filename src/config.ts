@@ -56,6 +56,7 @@ export const DEFAULTS = {
   restoreMissing: 'false',
   allowOptions: '',
   denyOptions: '',
+  clusterAuthFile: '',
 } as const;
 
 /** Environment variables read when a flag is absent. */
@@ -80,6 +81,7 @@ export const ENV = {
   restoreMissing: 'LOOPVOL_RESTORE_MISSING',
   allowOptions: 'LOOPVOL_ALLOW_OPTIONS',
   denyOptions: 'LOOPVOL_DENY_OPTIONS',
+  clusterAuthFile: 'LOOPVOL_CLUSTER_AUTH_FILE',
 } as const;
 
 const absolute = (what: string) =>
@@ -165,6 +167,7 @@ const schema = z
     maxFreeze: duration('--max-freeze', { minMs: 0, maxMs: HOUR_MS }),
     backupRepo: z.string().max(1024, '--backup-repo is too long'),
     backupPasswordFile: z.union([z.literal(''), absolute('--backup-password-file')]),
+    clusterAuthFile: z.union([z.literal(''), absolute('--cluster-auth-file')]),
     backupKeep: z
       .string()
       .regex(/^\d{1,4}$/, '--backup-keep takes a whole number (0 keeps every backup)')
@@ -232,6 +235,7 @@ export function resolveConfig(flags: Partial<Record<Key, string>>, env: NodeJS.P
     restoreMissing: pick('restoreMissing'),
     allowOptions: pick('allowOptions'),
     denyOptions: pick('denyOptions'),
+    clusterAuthFile: pick('clusterAuthFile'),
   });
   if (!result.success) throw new Error(result.error.issues.map((i) => i.message).join('; '));
   const c = result.data;
@@ -251,7 +255,10 @@ export function resolveConfig(flags: Partial<Record<Key, string>>, env: NodeJS.P
       ? { repository: c.backupRepo, passwordFile: c.backupPasswordFile, keep: c.backupKeep }
       : undefined,
     cluster: c.cluster
-      ? clusterOptions(c.cluster, c.clusterTimeout, c.nodeId, c.restoreMissing === 'true')
+      ? {
+          ...clusterOptions(c.cluster, c.clusterTimeout, c.nodeId, c.restoreMissing === 'true'),
+          ...(c.clusterAuthFile ? { authFile: c.clusterAuthFile } : {}),
+        }
       : undefined,
     optionPolicy: {
       ...(c.allowOptions.length > 0 ? { allowed: c.allowOptions } : {}),

@@ -68,6 +68,9 @@ export async function serve(config: Config): Promise<void> {
     log,
   );
   service.onStart(() => snapshots.recover(log));
+  // Before anything is served: mounted copies whose ownership moved while this agent was away
+  // are shut down (waits up to the session timeout for ZooKeeper; else freezes them meanwhile).
+  if (cluster) service.onStart(() => cluster.startUp(() => service.names(), log));
   // prom-client is loaded only when metrics are asked for: start-up stays short without them.
   const metrics = config.metricsListen
     ? (await import('./metrics/registry.js')).createMetrics(service, backups)
@@ -134,13 +137,6 @@ export async function serve(config: Config): Promise<void> {
     );
     await closeUnix(server, config.socket, 0);
     process.exit(1);
-  }
-  if (cluster) {
-    // Requests that need ZooKeeper fail clearly until it answers; the session reconnects by itself.
-    cluster
-      .join()
-      .then(() => cluster.fence(service.names(), log))
-      .catch((err: Error) => log.error({ err: err.message }, 'ZooKeeper not reachable yet: retrying'));
   }
   if (backups) {
     backups.schedule(log);

@@ -73,7 +73,7 @@ export async function wireExtensions(
   }
   // The ZooKeeper client is loaded only in a cluster: start-up (restart time) stays short without it.
   const cluster = config.cluster
-    ? new (await import('./cluster/cluster.js')).Cluster(config.cluster, log)
+    ? await (await import('./cluster/cluster.js')).Cluster.create(config.cluster, store.layout, log)
     : undefined;
   service.cluster = cluster;
   const maintenance: Maintenance = {

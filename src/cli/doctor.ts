@@ -1,6 +1,6 @@
 import { basename } from 'node:path';
 import { parseArgs } from 'node:util';
-import { DEFAULTS, ENV } from '../config.js';
+import { DEFAULTS, ENV, resolveConfig } from '../config.js';
 import { diagnose } from '../doctor/checks.js';
 import { dockerHost } from '../dvdcli/managed.js';
 import { printJson, UsageError } from './args.js';
@@ -16,7 +16,8 @@ export const DOCTOR_USAGE = `usage: loopvol doctor [--data-root DIR] [--socket P
   --data-root and --socket default as for serve (env LOOPVOL_DATA_ROOT, LOOPVOL_SOCKET); --driver is
   the name dockerd knows the plugin by (default: the socket's file name without .sock).
   With LOOPVOL_BACKUP_REPO and LOOPVOL_BACKUP_PASSWORD_FILE set (as for the daemon), it also opens the
-  backup repository.`;
+  backup repository. With LOOPVOL_CLUSTER (and LOOPVOL_CLUSTER_AUTH_FILE) set, it checks the auth
+  file's mode, that ZooKeeper lets loopvol read its root, and that the root is not open to everyone.`;
 
 export async function doctorCommand(argv: string[]): Promise<void> {
   let values: { 'data-root'?: string; socket?: string; driver?: string; json?: boolean };
@@ -43,6 +44,7 @@ export async function doctorCommand(argv: string[]): Promise<void> {
     driver: values.driver ?? basename(socket).replace(/\.sock$/, ''),
     docker: dockerHost(),
     ...(repository && passwordFile ? { backup: { repository, passwordFile } } : {}),
+    ...(process.env[ENV.cluster] ? { cluster: resolveConfig({}, process.env).cluster } : {}),
   });
   if (values.json) printJson(findings);
   else {

@@ -30,6 +30,8 @@ export const SERVE_USAGE = `usage: loopvol serve [--socket PATH] [--data-root DI
   --cluster-timeout TIME  ZooKeeper session timeout: how long a gone agent keeps its volumes (env LOOPVOL_CLUSTER_TIMEOUT, default 10s)
   --node-id ID         this agent's name in the cluster (env LOOPVOL_NODE_ID, default the host name)
   --restore-missing    a Create of a name whose owner is gone restores its latest backup (env LOOPVOL_RESTORE_MISSING=true)
+  --cluster-auth-file FILE  USER:PASSWORD (mode 0600) for ZooKeeper's digest scheme: loopvol's nodes are that
+                       user's only (env LOOPVOL_CLUSTER_AUTH_FILE; see docs/mesos.md)
   --allow-options KEYS Create accepts only these options (comma-separated, e.g. size,fs,sparse), privileged
                        ones (restore-other) only when named here; "default" stands for every option but those,
                        e.g. default,restore-other (env LOOPVOL_ALLOW_OPTIONS, default all but the privileged)
@@ -61,6 +63,7 @@ export async function serveCommand(argv: string[]): Promise<void> {
       'restore-missing': { type: 'boolean' },
       'allow-options': { type: 'string' },
       'deny-options': { type: 'string' },
+      'cluster-auth-file': { type: 'string' },
     },
     strict: true,
     allowPositionals: false,
@@ -87,6 +90,7 @@ export async function serveCommand(argv: string[]): Promise<void> {
       restoreMissing: values['restore-missing'] ? 'true' : undefined,
       allowOptions: values['allow-options'],
       denyOptions: values['deny-options'],
+      clusterAuthFile: values['cluster-auth-file'],
     },
     process.env,
   );

@@ -1,29 +1,53 @@
-import zookeeper, { type Client, type Stat } from 'node-zookeeper-client';
+import zookeeper, { type ACL, type Client, type Stat } from 'node-zookeeper-client';
 import type { Logger } from 'pino';
+import { type ClusterAuth, digestId } from './auth.js';
 
 /** ZooKeeper cannot be reached now (down, or this agent cut off): the operation was not done. */
 export class ZooKeeperUnavailable extends Error {}
 
+/** ZooKeeper refused the operation: the node's ACL is for an identity this session does not have. */
+export class ZooKeeperDenied extends Error {}
+
 /** How long one ZooKeeper operation may take before it counts as unreachable. */
 const OPERATION_TIMEOUT_MS = 3_000;
+
+/** What a session calls back. */
+export interface SessionEvents {
+  /** At every new session (the first, and after an expiry): re-create ephemeral nodes. */
+  onSession(): Promise<void>;
+  /** The session expired: everything it held (ephemeral nodes, hence ownership) may be gone. */
+  onExpired(): void;
+}
 
 /**
  * A session with a ZooKeeper ensemble that survives its own expiry: when ZooKeeper expires the
  * session (this agent cut off, or ZooKeeper down, for longer than the timeout), a new session is
  * opened and `onSession` runs again (to re-create ephemeral nodes). Operations fail fast with
- * ZooKeeperUnavailable while there is no connection, rather than waiting for one.
+ * ZooKeeperUnavailable while there is no connection, rather than waiting for one. With `auth`,
+ * the session proves loopvol's digest identity and every node it creates is that identity's only.
  */
 export class ZkSession {
   private client: Client | undefined;
   private connected = false;
   private closed = false;
+  private readonly ownAcl: ACL[];
 
   constructor(
     private readonly connectString: string,
     private readonly sessionTimeoutMs: number,
-    private readonly onSession: () => Promise<void>,
+    private readonly events: SessionEvents,
     private readonly log: Logger,
-  ) {}
+    private readonly auth?: ClusterAuth,
+  ) {
+    this.ownAcl = auth
+      ? [new zookeeper.ACL(zookeeper.Permission.ALL, new zookeeper.Id('digest', digestId(auth)))]
+      : [new zookeeper.ACL(zookeeper.Permission.ALL, new zookeeper.Id('world', 'anyone'))];
+  }
+
+  /** The current session's id (hex), or undefined before the first connection. */
+  sessionId(): string | undefined {
+    return this.connected ? this.client?.getSessionId().toString('hex') : undefined;
+  }
 
   /** Opens the first session; resolves once connected (or rejects after `waitMs`). */
   async open(waitMs: number): Promise<void> {
@@ -48,27 +72,37 @@ export class ZkSession {
       retries: 0,
     });
     this.client = client;
+    if (this.auth) client.addAuthInfo('digest', Buffer.from(`${this.auth.user}:${this.auth.password}`));
     client.on('connected', () => {
       this.connected = true;
       this.log.info({ zookeeper: this.connectString }, 'connected to ZooKeeper');
-      this.onSession().catch((err: Error) =>
-        this.log.error(
-          { err: err.message },
-          'could not register with ZooKeeper; retrying at the next connection',
-        ),
-      );
+      this.events
+        .onSession()
+        .catch((err: Error) =>
+          this.log.error(
+            { err: err.message },
+            'could not register with ZooKeeper; retrying at the next connection',
+          ),
+        );
     });
     client.on('disconnected', () => {
       this.connected = false;
-      this.log.warn('lost ZooKeeper: mounted volumes keep working; creates and takeovers wait for it');
+      this.log.warn('lost ZooKeeper: creates and takeovers wait for it; volumes freeze if it stays away');
     });
     client.on('expired', () => {
       this.connected = false;
       if (this.closed) return;
       this.log.warn('ZooKeeper session expired: opening a new one');
+      this.events.onExpired();
       client.close();
       this.connect();
     });
+    client.on('authenticationFailed', () =>
+      this.log.error(
+        { zookeeper: this.connectString },
+        'ZooKeeper refused the credentials of --cluster-auth-file: check USER:PASSWORD',
+      ),
+    );
     client.connect();
   }
 
@@ -90,7 +124,13 @@ export class ZkSession {
       );
       op(client, (err, value) => {
         clearTimeout(timer);
-        if (err) reject(err);
+        if (isCode(err, zookeeper.Exception.NO_AUTH)) {
+          reject(
+            new ZooKeeperDenied(
+              `ZooKeeper refused loopvol (${what}): the node belongs to another identity; check --cluster-auth-file (docs/mesos.md)`,
+            ),
+          );
+        } else if (err) reject(err);
         else resolve(value as T);
       });
     });
@@ -110,6 +150,14 @@ export class ZkSession {
     }
   }
 
+  /** Whether `path` is an ephemeral node of this very session (a reconnect that kept the session). */
+  async ownsEphemeral(path: string): Promise<boolean> {
+    const session = this.client?.getSessionId();
+    return this.call<boolean>(`exists ${path}`, (c, done) =>
+      c.exists(path, (err, stat) => done(err, Boolean(stat && session?.equals(stat.ephemeralOwner)))),
+    );
+  }
+
   async exists(path: string): Promise<boolean> {
     return this.call<boolean>(`exists ${path}`, (c, done) =>
       c.exists(path, (err, stat) => done(err, Boolean(stat))),
@@ -121,7 +169,7 @@ export class ZkSession {
     try {
       const mode = ephemeral ? zookeeper.CreateMode.EPHEMERAL : zookeeper.CreateMode.PERSISTENT;
       await this.call(`create ${path}`, (c, done) =>
-        c.create(path, Buffer.from(data), mode, (err) => done(err)),
+        c.create(path, Buffer.from(data), this.ownAcl, mode, (err) => done(err)),
       );
       return true;
     } catch (err) {
@@ -152,6 +200,18 @@ export class ZkSession {
     }
   }
 
+  /** The node's ACL as scheme:id entries. */
+  async acl(path: string): Promise<string[]> {
+    return this.call<string[]>(`read the ACL of ${path}`, (c, done) =>
+      c.getACL(path, (err, acls) =>
+        done(
+          err,
+          acls?.map((a) => `${a.id.scheme}:${a.id.id}`),
+        ),
+      ),
+    );
+  }
+
   async children(path: string): Promise<string[]> {
     return this.call<string[]>(`list ${path}`, (c, done) =>
       c.getChildren(path, (err, names) => done(err, names)),
@@ -159,7 +219,9 @@ export class ZkSession {
   }
 
   async mkdirp(path: string): Promise<void> {
-    await this.call(`create ${path}`, (c, done) => c.mkdirp(path, (err) => done(err)));
+    await this.call(`create ${path}`, (c, done) =>
+      c.mkdirp(path, Buffer.alloc(0), this.ownAcl, zookeeper.CreateMode.PERSISTENT, (err) => done(err)),
+    );
   }
 }
 

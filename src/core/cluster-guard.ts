@@ -23,7 +23,7 @@ export interface ClusterGuard {
   checkMount(name: string, log: Logger): Promise<void>;
   /** After a Remove: the name is free in the cluster. */
   released(name: string, log: Logger): Promise<void>;
-  /** Status fields: the owner, and whether this copy is stale. */
+  /** Status fields: the owner, the copy's generation, whether it is stale, and its fence if any. */
   statusOf(name: string): Record<string, unknown>;
   /**
    * The fencing token of a volume this agent owns: the ownership generation held in ZooKeeper,

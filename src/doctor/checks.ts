@@ -2,6 +2,7 @@ import { constants, existsSync, lstatSync, readFileSync, statfsSync } from 'node
 import { access } from 'node:fs/promises';
 import { release } from 'node:os';
 import { dirname } from 'node:path';
+import type { ClusterOptions } from '../cluster/cluster.js';
 import { callPlugin, getJson, type PluginAddress } from '../protocol/client.js';
 import { runTool } from '../system/exec.js';
 import { filesystemUsage } from '../system/fsstat.js';
@@ -26,6 +27,8 @@ export interface DoctorTarget {
   docker: PluginAddress | undefined;
   /** The daemon's restic repository, if it has one. */
   backup?: ResticRepo;
+  /** The daemon's cluster (--cluster), if it is in one. */
+  cluster?: ClusterOptions;
 }
 
 const ok = (subject: string, detail: string): Finding => ({ status: 'ok', subject, detail });
@@ -319,5 +322,7 @@ export async function diagnose(target: DoctorTarget): Promise<Finding[]> {
       ? [await checkDocker(target.docker, target.socket, target.driver)]
       : []),
     ...(target.backup ? [await checkBackupRepo(target.backup)] : []),
+    // The ZooKeeper client is loaded only for a cluster, as in the daemon.
+    ...(target.cluster ? await (await import('./cluster.js')).checkCluster(target.cluster) : []),
   ];
 }

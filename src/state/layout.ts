@@ -6,6 +6,7 @@ import { join } from 'node:path';
  *   volumes/<name>/holders.json  who has it mounted (atomic rewrite, not fsynced: see Store.saveHolders)
  *   volumes/<name>/disk.img      the sparse or preallocated image
  *   volumes/<name>/disk-claim.json  a disk volume's disk and filesystem UUID (see state/disk-claim.ts)
+ *   volumes/<name>/cluster.json  with --cluster: the copy's generation and fence (cluster/ownership.ts)
  *   volumes/<name>/mnt/          the mountpoint, or <mountRoot>/<name>/ when a mount root is set
  *                                (a managed plugin mounts under its propagated mount, data stays apart)
  *   staging/<random>/            a Create in progress; renamed into volumes/ when complete

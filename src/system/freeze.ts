@@ -5,7 +5,7 @@ import { loadLibc, SyscallError } from './libc.js';
 
 // <linux/fs.h>: _IOWR('X', 119, int) and _IOWR('X', 120, int).
 const FIFREEZE = 0xc0045877;
-const FITHAW = 0xc0045878;
+export const FITHAW = 0xc0045878;
 
 /** A directory that is not the root of the filesystem asked for: it is not frozen. */
 export class NotTheVolume extends Error {

@@ -190,20 +190,22 @@ describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'mount', 'restic', 'jav
       ]);
     });
 
-    it('without ZooKeeper mounted volumes keep working and Creates fail clearly; it recovers by itself', async () => {
+    it('without ZooKeeper past the timeout the agent fences its volumes; back, a copy still its own mounts again', async () => {
       const dir = await cases.begin('cluster-zkdown');
       const b = await agent(dir, 'agent-b', '/zkdown');
       const mounted = await createAndMount(b, 'live');
+      await writeFile(join(mounted, 'before'), 'written');
       await zk.stop();
       try {
-        await writeFile(join(mounted, 'during-outage'), 'still writing');
-        expect(await readFile(join(mounted, 'during-outage'), 'utf8')).toBe('still writing');
+        // B cannot tell an outage from a partition: it stops writing before anyone could take over.
+        await b.waitForLog(/shut the volume down/, 20_000);
+        await expect(writeFile(join(mounted, 'during-outage'), 'lost')).rejects.toMatchObject({
+          code: 'EIO',
+        });
         const refused = await b.call('VolumeDriver.Create', { Name: 'other', Opts: {} });
-        expect(refused.body.Err).toMatch(
-          /cannot create volume other: ZooKeeper is unreachable .*volumes already mounted keep working/,
-        );
-        // A volume this agent confirmed as its own still mounts (another container, same agent).
-        expect((await b.call('VolumeDriver.Mount', { Name: 'live', ID: 'e'.repeat(64) })).status).toBe(200);
+        expect(refused.body.Err).toMatch(/cannot create volume other: ZooKeeper has not answered for \d+ s/);
+        const mount = await b.call('VolumeDriver.Mount', { Name: 'live', ID: 'e'.repeat(64) });
+        expect(mount.body.Err).toMatch(/ZooKeeper has not answered/);
       } finally {
         await zk.start();
       }
@@ -213,7 +215,12 @@ describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'mount', 'restic', 'jav
           interval: 500,
         })
         .toBe(200);
-      await ok(b, 'VolumeDriver.Unmount', { Name: 'live', ID: 'e'.repeat(64) });
+      // Nobody took it over: once its shut-down mount is gone, the copy mounts again.
+      const held = await b.call('VolumeDriver.Mount', { Name: 'live', ID: 'e'.repeat(64) });
+      expect(held.body.Err).toMatch(/volume live was fenced .* its shut-down mount is still in use/);
+      await ok(b, 'VolumeDriver.Unmount', { Name: 'live', ID });
+      const again = String((await ok(b, 'VolumeDriver.Mount', { Name: 'live', ID })).Mountpoint);
+      expect(await readFile(join(again, 'before'), 'utf8')).toBe('written');
       await ok(b, 'VolumeDriver.Unmount', { Name: 'live', ID });
     });
   },
