@@ -30,7 +30,13 @@ export const CRASH_STEPS = [
 /** Step boundaries of taking a snapshot (test/integration/snapshots.test.ts kills at each). */
 export const SNAPSHOT_CRASH_STEPS = ['snapshot:marked', 'snapshot:frozen', 'snapshot:copied'] as const;
 
-export type CrashStep = (typeof CRASH_STEPS)[number] | (typeof SNAPSHOT_CRASH_STEPS)[number];
+/** Step boundaries of a backup and of a restore from one (test/integration/file-backup.test.ts). */
+export const BACKUP_CRASH_STEPS = ['backup:mounted', 'restore:mounted'] as const;
+
+export type CrashStep =
+  | (typeof CRASH_STEPS)[number]
+  | (typeof SNAPSHOT_CRASH_STEPS)[number]
+  | (typeof BACKUP_CRASH_STEPS)[number];
 
 /** Steps reached after the request was answered (a removed volume's files are deleted afterwards). */
 export const AFTER_ANSWER_STEPS: readonly CrashStep[] = ['remove:deleted'];

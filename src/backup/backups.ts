@@ -13,7 +13,6 @@ import type { Store } from '../state/store.js';
 import { filesystemUuid } from '../system/fs-uuid.js';
 import type { FsType } from '../system/mount.js';
 import {
-  backupFile,
   checkRepository,
   dumpFile,
   forgetOlder,
@@ -23,6 +22,7 @@ import {
 } from '../system/restic.js';
 import { writeSparse } from '../system/sparse-write.js';
 import type { VolumeService } from '../volume/service.js';
+import type { FileBackups } from './file-backup.js';
 
 /** How backups are made; from the daemon's flags. */
 export interface BackupOptions {
@@ -41,6 +41,8 @@ export interface BackupInfo {
   volume: string;
   fs: string;
   sizeBytes: number;
+  /** `files`: the filesystem's files (FileBackups); `image`: the whole image (older backups). */
+  format: 'files' | 'image';
 }
 
 /** The last backup of a volume that worked and the last that failed (volumes/<name>/backup.json). */
@@ -52,6 +54,8 @@ export interface BackupStatus {
 /** Tags a backup carries: restic finds a volume's backups by them, from any host. */
 const TAG = 'loopvol';
 const tagsOf = (volume: string) => [TAG, `volume=${volume}`];
+/** A backup of the volume's files; a backup without it holds the whole image as one file. */
+const FILES_FORMAT = 'format=files';
 const tagValue = (s: ResticSnapshot, key: string) =>
   s.tags?.find((t) => t.startsWith(`${key}=`))?.slice(key.length + 1);
 /** The path a volume's image has inside its backups. */
@@ -79,6 +83,7 @@ export class Backups {
     private readonly service: VolumeService,
     private readonly snapshots: Snapshots,
     private readonly options: BackupOptions,
+    private readonly files: FileBackups,
   ) {
     this.host = options.host ?? hostname();
   }
@@ -102,13 +107,18 @@ export class Backups {
       try {
         const info = await this.snapshots.withCopy(name, log, async (image, { record }) => {
           const { fs, sizeBytes } = record.spec;
-          const tags = [...tagsOf(name), `fs=${fs}`, `size=${sizeBytes}`];
-          const short = await backupFile(this.options.repo, image, fileOf(name), tags, this.host);
+          const tags = [...tagsOf(name), `fs=${fs}`, `size=${sizeBytes}`, FILES_FORMAT];
+          // This host's last backup of the volume: its files are the ones restic can skip.
+          const parent = (await this.list(name)).findLast(
+            (b) => b.host === this.host && b.format === 'files',
+          );
+          const made = await this.files.backup(image, fs, name, tags, this.host, parent?.id, log);
+          const short = made.snapshot_id;
           // restic's summary names the backup by its short id; list it for the full one.
-          const made = (await this.list(name)).find((b) => b.id.startsWith(short));
-          if (!made)
+          const listed = (await this.list(name)).find((b) => b.id.startsWith(short));
+          if (!listed)
             throw new VolumeError(`restic reported backup ${short}, but it is not in the repository`);
-          return made;
+          return listed;
         });
         if (this.options.keep > 0) await forgetOlder(this.options.repo, tagsOf(name), this.options.keep);
         await this.record(name, { lastSuccess: { time: info.time, id: info.id } });
@@ -168,6 +178,7 @@ export class Backups {
         volume: tagValue(s, 'volume') ?? '',
         fs: tagValue(s, 'fs') ?? '',
         sizeBytes: Number(tagValue(s, 'size') ?? 0),
+        format: s.tags?.includes(FILES_FORMAT) ? 'files' : 'image',
       }));
     } catch (err) {
       throw new VolumeError((err as Error).message);
@@ -211,8 +222,12 @@ export class Backups {
     );
   }
 
-  /** Writes a backup's image to `dest`, sparse; nothing is left at `dest` when it fails. */
+  /**
+   * Makes a backup's image at `dest`: formatted and filled with its files, or its whole image
+   * written sparse (no longer than its recorded size); nothing is left at `dest` when it fails.
+   */
   private async dump(backup: BackupInfo, dest: string): Promise<void> {
+    if (backup.format === 'files') return this.files.restore(backup, dest);
     const dump = dumpFile(this.options.repo, backup.id, fileOf(backup.volume));
     let stderr = '';
     dump.stderr.on('data', (d: Buffer) => {
@@ -221,14 +236,14 @@ export class Backups {
     const exited = new Promise<number>((resolve) => dump.on('close', (code) => resolve(code ?? -1)));
     let failure: unknown;
     try {
-      await writeSparse(dump.stdout, dest);
+      await writeSparse(dump.stdout, dest, backup.sizeBytes);
     } catch (err) {
       failure = err;
     }
     const code = await exited;
     if (code !== 0 || failure) {
       await rm(dest, { force: true });
-      const why = code !== 0 ? stderr.trim().split('\n').at(-1) : (failure as Error).message;
+      const why = failure ? (failure as Error).message : stderr.trim().split('\n').at(-1);
       throw new VolumeError(`cannot restore backup ${backup.id}: ${why}`);
     }
   }

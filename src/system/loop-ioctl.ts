@@ -8,6 +8,7 @@ import { SyscallError } from './libc.js';
 const LOOP_CTL_GET_FREE = 0x4c82;
 const LOOP_CONFIGURE = 0x4c0a;
 const LOOP_CLR_FD = 0x4c01;
+const LO_FLAGS_READ_ONLY = 1;
 const LO_FLAGS_DIRECT_IO = 16;
 /** struct loop_config: fd, block_size, struct loop_info64 (232 bytes), 8 reserved u64. */
 const LOOP_CONFIG_SIZE = 304;
@@ -22,7 +23,8 @@ function loopConfig(fileFd: number, image: string, options: LoopAttachOptions): 
   const config = Buffer.alloc(LOOP_CONFIG_SIZE);
   config.writeUInt32LE(fileFd, 0);
   config.writeUInt32LE(options.blockSize ?? 0, 4);
-  config.writeUInt32LE(options.directIo ? LO_FLAGS_DIRECT_IO : 0, LO_FLAGS_OFFSET);
+  const flags = (options.directIo ? LO_FLAGS_DIRECT_IO : 0) | (options.readOnly ? LO_FLAGS_READ_ONLY : 0);
+  config.writeUInt32LE(flags, LO_FLAGS_OFFSET);
   // Only informational (losetup -a shows it); the kernel tracks the file itself.
   config.write(image.slice(-(LO_NAME_SIZE - 1)), LO_FILE_NAME_OFFSET, LO_NAME_SIZE - 1);
   return config;
@@ -39,7 +41,7 @@ export async function attachLoopIoctl(
 ): Promise<string> {
   const control = openSync('/dev/loop-control', constants.O_RDWR);
   try {
-    const file = openSync(image, constants.O_RDWR);
+    const file = openSync(image, options.readOnly ? constants.O_RDONLY : constants.O_RDWR);
     try {
       for (let attempt = 1; ; attempt++) {
         const device = `/dev/loop${libc.call('ioctl', control, LOOP_CTL_GET_FREE, 0)}`;

@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { createReadStream } from 'node:fs';
+import { basename, dirname } from 'node:path';
 import { runTool, type ToolResult } from './exec.js';
 
 /**
@@ -56,27 +57,30 @@ export async function checkRepository(repo: ResticRepo): Promise<void> {
   await restic(repo, 'check of the repository', ['cat', 'config']);
 }
 
-/** Backs a file up under `name` (the path restic records) with tags; returns the new snapshot's id. */
-export async function backupFile(
+/** What `restic backup --json` reports at its end. */
+export interface BackupSummary {
+  snapshot_id: string;
+  files_new: number;
+  files_changed: number;
+  files_unmodified: number;
+  /** Bytes the backup added to the repository (new data after deduplication, before compression). */
+  data_added: number;
+  /** Bytes of every file the backup covered, read or skipped as unchanged. */
+  total_bytes_processed: number;
+}
+
+/** Runs `restic backup` with `command` (what to back up), `stdin` piped in when given. */
+async function runBackup(
   repo: ResticRepo,
-  file: string,
-  name: string,
+  command: string[],
   tags: string[],
   host: string,
-): Promise<string> {
+  input: { cwd?: string; stdin?: string },
+): Promise<BackupSummary> {
   const child = spawn(
     'restic',
-    args(repo, [
-      'backup',
-      '--json',
-      '--stdin',
-      '--stdin-filename',
-      name,
-      '--host',
-      host,
-      ...tags.flatMap((t) => ['--tag', t]),
-    ]),
-    { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, LC_ALL: 'C' } },
+    args(repo, ['backup', '--json', '--host', host, ...tags.flatMap((t) => ['--tag', t]), ...command]),
+    { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, LC_ALL: 'C' }, cwd: input.cwd },
   );
   let stdout = '';
   let stderr = '';
@@ -89,19 +93,54 @@ export async function backupFile(
   const timer = setTimeout(() => child.kill('SIGTERM'), BACKUP_TIMEOUT_MS);
   // restic may stop reading early (a wrong password): its exit code tells why, not the broken pipe.
   child.stdin.on('error', () => undefined);
-  createReadStream(file)
-    .on('error', (err) => child.stdin.destroy(err))
-    .pipe(child.stdin);
+  if (input.stdin === undefined) child.stdin.end();
+  else
+    createReadStream(input.stdin)
+      .on('error', (err) => child.stdin.destroy(err))
+      .pipe(child.stdin);
   const exitCode = await new Promise<number>((resolve) => child.on('close', (code) => resolve(code ?? -1)));
   clearTimeout(timer);
   if (exitCode !== 0) throw explain('backup', { exitCode, stdout, stderr });
   const summary = stdout
     .split('\n')
-    .filter(Boolean)
-    .map((l) => JSON.parse(l) as { message_type?: string; snapshot_id?: string })
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as Partial<BackupSummary> & { message_type?: string })
     .find((m) => m.message_type === 'summary');
   if (!summary?.snapshot_id) throw new ResticError('restic backup printed no snapshot id');
-  return summary.snapshot_id;
+  return summary as BackupSummary;
+}
+
+/** Backs a file up under `name` (the path restic records) with tags; returns the new snapshot's id. */
+export async function backupFile(
+  repo: ResticRepo,
+  file: string,
+  name: string,
+  tags: string[],
+  host: string,
+): Promise<string> {
+  const command = ['--stdin', '--stdin-filename', name];
+  return (await runBackup(repo, command, tags, host, { stdin: file })).snapshot_id;
+}
+
+/**
+ * Backs directory `dir` up as the top-level entry of the snapshot, named by its base name, so
+ * a restore can put it (and the directory's own owner, mode and xattrs) anywhere. `parent`: the
+ * snapshot whose files are taken as unchanged when their size, mtime, ctime and inode match.
+ */
+export async function backupDirectory(
+  repo: ResticRepo,
+  dir: string,
+  tags: string[],
+  host: string,
+  parent: string | undefined,
+): Promise<BackupSummary> {
+  const command = [...(parent ? ['--parent', parent] : []), '--', basename(dir)];
+  return runBackup(repo, command, tags, host, { cwd: dirname(dir) });
+}
+
+/** Restores snapshot `id` under `target` (its top-level entries become `target`'s). */
+export async function restoreSnapshot(repo: ResticRepo, id: string, target: string): Promise<void> {
+  await restic(repo, 'restore', ['restore', id, '--target', target], BACKUP_TIMEOUT_MS);
 }
 
 /** Backups carrying every one of `tags`, oldest first. */
