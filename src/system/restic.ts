@@ -1,5 +1,4 @@
 import { spawn } from 'node:child_process';
-import { createReadStream } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { runTool, type ToolResult } from './exec.js';
 
@@ -69,59 +68,6 @@ export interface BackupSummary {
   total_bytes_processed: number;
 }
 
-/** Runs `restic backup` with `command` (what to back up), `stdin` piped in when given. */
-async function runBackup(
-  repo: ResticRepo,
-  command: string[],
-  tags: string[],
-  host: string,
-  input: { cwd?: string; stdin?: string },
-): Promise<BackupSummary> {
-  const child = spawn(
-    'restic',
-    args(repo, ['backup', '--json', '--host', host, ...tags.flatMap((t) => ['--tag', t]), ...command]),
-    { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, LC_ALL: 'C' }, cwd: input.cwd },
-  );
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Buffer) => {
-    stdout += d.toString();
-  });
-  child.stderr.on('data', (d: Buffer) => {
-    stderr += d.toString();
-  });
-  const timer = setTimeout(() => child.kill('SIGTERM'), BACKUP_TIMEOUT_MS);
-  // restic may stop reading early (a wrong password): its exit code tells why, not the broken pipe.
-  child.stdin.on('error', () => undefined);
-  if (input.stdin === undefined) child.stdin.end();
-  else
-    createReadStream(input.stdin)
-      .on('error', (err) => child.stdin.destroy(err))
-      .pipe(child.stdin);
-  const exitCode = await new Promise<number>((resolve) => child.on('close', (code) => resolve(code ?? -1)));
-  clearTimeout(timer);
-  if (exitCode !== 0) throw explain('backup', { exitCode, stdout, stderr });
-  const summary = stdout
-    .split('\n')
-    .filter((l) => l.startsWith('{'))
-    .map((l) => JSON.parse(l) as Partial<BackupSummary> & { message_type?: string })
-    .find((m) => m.message_type === 'summary');
-  if (!summary?.snapshot_id) throw new ResticError('restic backup printed no snapshot id');
-  return summary as BackupSummary;
-}
-
-/** Backs a file up under `name` (the path restic records) with tags; returns the new snapshot's id. */
-export async function backupFile(
-  repo: ResticRepo,
-  file: string,
-  name: string,
-  tags: string[],
-  host: string,
-): Promise<string> {
-  const command = ['--stdin', '--stdin-filename', name];
-  return (await runBackup(repo, command, tags, host, { stdin: file })).snapshot_id;
-}
-
 /**
  * Backs directory `dir` up as the top-level entry of the snapshot, named by its base name, so
  * a restore can put it (and the directory's own owner, mode and xattrs) anywhere. `parent`: the
@@ -134,8 +80,20 @@ export async function backupDirectory(
   host: string,
   parent: string | undefined,
 ): Promise<BackupSummary> {
-  const command = [...(parent ? ['--parent', parent] : []), '--', basename(dir)];
-  return runBackup(repo, command, tags, host, { cwd: dirname(dir) });
+  const command = ['backup', '--json', '--host', host, ...tags.flatMap((t) => ['--tag', t])];
+  if (parent) command.push('--parent', parent);
+  const r = await runTool('restic', args(repo, [...command, '--', basename(dir)]), {
+    timeoutMs: BACKUP_TIMEOUT_MS,
+    cwd: dirname(dir),
+  });
+  if (r.exitCode !== 0) throw explain('backup', r);
+  const summary = r.stdout
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as Partial<BackupSummary> & { message_type?: string })
+    .find((m) => m.message_type === 'summary');
+  if (!summary?.snapshot_id) throw new ResticError('restic backup printed no snapshot id');
+  return summary as BackupSummary;
 }
 
 /** Restores snapshot `id` under `target` (its top-level entries become `target`'s). */
