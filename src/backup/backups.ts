@@ -108,17 +108,12 @@ export class Backups {
         const info = await this.snapshots.withCopy(name, log, async (image, { record }) => {
           const { fs, sizeBytes } = record.spec;
           const tags = [...tagsOf(name), `fs=${fs}`, `size=${sizeBytes}`, FILES_FORMAT];
-          // This host's last backup of the volume: its files are the ones restic can skip.
-          const parent = (await this.list(name)).findLast(
-            (b) => b.host === this.host && b.format === 'files',
-          );
-          const made = await this.files.backup(image, fs, name, tags, this.host, parent?.id, log);
-          const short = made.snapshot_id;
+          const { snapshot_id: short } = await this.files.backup(image, fs, name, tags, this.host, log);
           // restic's summary names the backup by its short id; list it for the full one.
-          const listed = (await this.list(name)).find((b) => b.id.startsWith(short));
-          if (!listed)
+          const made = (await this.list(name)).find((b) => b.id.startsWith(short));
+          if (!made)
             throw new VolumeError(`restic reported backup ${short}, but it is not in the repository`);
-          return listed;
+          return made;
         });
         if (this.options.keep > 0) await forgetOlder(this.options.repo, tagsOf(name), this.options.keep);
         await this.record(name, { lastSuccess: { time: info.time, id: info.id } });

@@ -40,12 +40,13 @@ export interface FilesBackup {
 
 /**
  * Backups as files. A backup mounts the frozen copy of a volume read-only and has restic back its
- * files up against the volume's previous backup (the parent), so unchanged files (same size,
- * mtime, ctime and inode: the copy keeps the original's) are skipped unread and a backup costs what
- * changed, not the image's size. A restore formats a new image of the recorded size and
+ * files up. restic compares them with its parent, the newest backup of the same path from the same
+ * host, which the fixed mount path makes this host's previous backup of the volume (no lookup, one
+ * restic process less): unchanged files (same size, mtime, ctime and inode, which the copy keeps)
+ * are skipped unread, so a backup costs what changed, not the image's size. A restore formats a new image of the recorded size and
  * filesystem and has restic fill it; the caller checks it (fsck) before anything mounts it.
  *
- * Mounts live under <dataRoot>/.backup: read/<volume> (one backup at a time, a fixed path) and
+ * Mounts live under <dataRoot>/.backup: read/<volume> (one backup at a time, the fixed path) and
  * write/<random>/<volume> (restores). A plugin killed meanwhile leaves the mount and its loop
  * device behind; their image is under the data root, so start-up's gc unmounts and detaches them.
  */
@@ -67,7 +68,6 @@ export class FileBackups {
     volume: string,
     tags: string[],
     host: string,
-    parent: string | undefined,
     log: Logger,
   ): Promise<FilesBackedUp> {
     const mountPoint = join(this.dir, 'read', volume);
@@ -75,12 +75,11 @@ export class FileBackups {
       crashPoint('backup:mounted');
       // A loop device's counters outlive its detach: what this backup read is the difference.
       const before = loopReadBytes(device);
-      const summary = await backupDirectory(this.repo, mountPoint, tags, host, parent);
+      const summary = await backupDirectory(this.repo, mountPoint, tags, host);
       return { ...summary, readBytes: loopReadBytes(device) - before };
     });
     log.info(
       {
-        parent,
         filesNew: made.files_new,
         filesChanged: made.files_changed,
         filesUnmodified: made.files_unmodified,

@@ -70,18 +70,17 @@ export interface BackupSummary {
 
 /**
  * Backs directory `dir` up as the top-level entry of the snapshot, named by its base name, so
- * a restore can put it (and the directory's own owner, mode and xattrs) anywhere. `parent`: the
- * snapshot whose files are taken as unchanged when their size, mtime, ctime and inode match.
+ * a restore can put it (and the directory's own owner, mode and xattrs) anywhere. Files whose
+ * size, mtime, ctime and inode match the parent's (the newest backup of `dir` by `host`) are
+ * taken as unchanged, unread.
  */
 export async function backupDirectory(
   repo: ResticRepo,
   dir: string,
   tags: string[],
   host: string,
-  parent: string | undefined,
 ): Promise<BackupSummary> {
   const command = ['backup', '--json', '--host', host, ...tags.flatMap((t) => ['--tag', t])];
-  if (parent) command.push('--parent', parent);
   const r = await runTool('restic', args(repo, [...command, '--', basename(dir)]), {
     timeoutMs: BACKUP_TIMEOUT_MS,
     cwd: dirname(dir),
