@@ -198,15 +198,7 @@ describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'mkfs.xfs', 'mount', 'r
 
     it('leaves no loop device or mount when restic fails during a backup or a restore', async () => {
       const dir = await cases.begin('files-fail');
-      // restic's backup and restore fail while the file `fail` exists; everything else is restic.
-      const bin = join(dir, 'bin');
-      await mkdir(bin);
-      const restic = (await execa('sh', ['-c', 'command -v restic'])).stdout;
-      await writeFile(
-        join(bin, 'restic'),
-        `#!/bin/sh\nif [ -e ${dir}/fail ]; then case " $* " in *" backup "*|*" restore "*) echo "injected failure" >&2; exit 1;; esac; fi\nexec ${restic} "$@"\n`,
-        { mode: 0o755 },
-      );
+      const bin = await resticWrapper(dir);
       const { p } = await startWithRepository(cases, dir, { PATH: `${bin}:${process.env.PATH}` });
       await ok(p, 'VolumeDriver.Create', { Name: 'vol', Opts: { size: '64M' } });
       const mountPoint = await mountOf(p, 'vol');
@@ -226,6 +218,37 @@ describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'mkfs.xfs', 'mount', 'r
       expect(((await ok(p, 'VolumeDriver.List', {})).Volumes as object[]).length).toBe(1);
       await ok(p, 'VolumeDriver.Unmount', { Name: 'vol', ID });
       await ok(p, 'VolumeDriver.Remove', { Name: 'vol' });
+    });
+
+    it('gc while a backup or a restore has its copy mounted leaves it alone', async () => {
+      const dir = await cases.begin('files-gc');
+      const bin = await resticWrapper(dir);
+      const { p } = await startWithRepository(cases, dir, { PATH: `${bin}:${process.env.PATH}` });
+      await ok(p, 'VolumeDriver.Create', { Name: 'vol', Opts: { size: '64M' } });
+      const mountPoint = await mountOf(p, 'vol');
+      await writeFile(join(mountPoint, 'data'), 'kept');
+      await backUp(p, 'vol');
+      await writeFile(join(dir, 'slow'), '');
+      const requests = [
+        p.call('Loopvol.Backup', { Name: 'vol' }),
+        p.call('VolumeDriver.Create', { Name: 'back', Opts: { from: `backup:${(await backUpList(p))[0]}` } }),
+      ];
+      await expect
+        .poll(async () => (await kernelStateUnder(p.dataRoot)).mounts.length, { timeout: 10_000 })
+        .toBe(3);
+      const findings = (await ok(p, 'Loopvol.Gc', { DryRun: false })).Findings as {
+        action: string;
+        reason: string;
+      }[];
+      expect(
+        findings.filter((f) => f.action === 'kept' && /in progress has mounted/.test(f.reason)),
+      ).toHaveLength(2);
+      for (const reply of await Promise.all(requests)) expect(reply.status, reply.raw).toBe(200);
+      expect(await readFile(join(await mountOf(p, 'back'), 'data'), 'utf8')).toBe('kept');
+      for (const name of ['vol', 'back']) {
+        await ok(p, 'VolumeDriver.Unmount', { Name: name, ID });
+        await ok(p, 'VolumeDriver.Remove', { Name: name });
+      }
     });
 
     it.each(['backup:mounted', 'restore:mounted'])(
@@ -263,6 +286,25 @@ describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'mkfs.xfs', 'mount', 'r
     );
   },
 );
+
+/**
+ * A restic for the daemon's PATH that, while the file `fail` exists in `dir`, fails its backups
+ * and restores, and while `slow` exists, starts them 3 s late; otherwise it is restic.
+ */
+async function resticWrapper(dir: string): Promise<string> {
+  const bin = join(dir, 'bin');
+  await mkdir(bin);
+  const restic = (await execa('sh', ['-c', 'command -v restic'])).stdout;
+  const script = `#!/bin/sh
+case " $* " in *" backup "*|*" restore "*)
+  if [ -e ${dir}/fail ]; then echo "injected failure" >&2; exit 1; fi
+  if [ -e ${dir}/slow ]; then sleep 3; fi;;
+esac
+exec ${restic} "$@"
+`;
+  await writeFile(join(bin, 'restic'), script, { mode: 0o755 });
+  return bin;
+}
 
 const backUpList = async (p: PluginProcess) =>
   ((await ok(p, 'Loopvol.Backups', { Name: 'vol' })).Backups as { id: string }[]).map((b) => b.id);
