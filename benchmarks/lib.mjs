@@ -19,15 +19,23 @@ export function stats(xs) {
   return { n: s.length, p50: at(0.5), p99: at(0.99), mean: s.reduce((a, b) => a + b, 0) / s.length };
 }
 
-/** Starts `loopvol serve` on a socket and data root under `dir`; resolves once List answers. */
-export async function startDaemon(dir, args = []) {
+/**
+ * Starts `loopvol serve` on a socket and data root under `dir`; resolves once List answers.
+ * `keepLog`: its info lines are kept (logLines reads them) instead of only warnings printed.
+ */
+export async function startDaemon(dir, args = [], { keepLog = false } = {}) {
   const socket = join(dir, 'bench.sock');
   const started = now();
+  const level = keepLog ? 'info' : 'warn';
   const child = spawn(
     process.execPath,
-    [BIN, 'serve', '--socket', socket, '--data-root', join(dir, 'root'), '--log-level', 'warn', ...args],
-    { stdio: ['ignore', 'inherit', 'inherit'] },
+    [BIN, 'serve', '--socket', socket, '--data-root', join(dir, 'root'), '--log-level', level, ...args],
+    { stdio: ['ignore', keepLog ? 'pipe' : 'inherit', 'inherit'] },
   );
+  let log = '';
+  child.stdout?.on('data', (d) => {
+    log += d.toString();
+  });
   const client = connect(socket);
   for (;;) {
     try {
@@ -44,12 +52,26 @@ export async function startDaemon(dir, args = []) {
     socket,
     pid: child.pid,
     readyMs: now() - started,
+    /** The fields of each kept log line whose msg is `msg`. */
+    logLines: (msg) =>
+      log
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l))
+        .filter((l) => l.msg === msg),
+    /** SIGKILL: the owner's death, for failover measurements. */
+    async kill() {
+      client.close();
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill('SIGKILL');
+      await once(child, 'exit');
+    },
     rssBytes: () =>
       Number(/VmRSS:\s+(\d+)/.exec(execFileSync('cat', [`/proc/${child.pid}/status`]).toString())?.[1]) *
       1024,
     async stop() {
       client.close();
-      if (child.exitCode !== null) return;
+      if (child.exitCode !== null || child.signalCode !== null) return;
       child.kill('SIGTERM');
       await once(child, 'exit');
     },

@@ -1,4 +1,5 @@
-// loopvol benchmarks: `npm run bench` (full) or `npm run bench -- --quick` (under 2 minutes).
+// loopvol benchmarks: `npm run bench` (full) or `npm run bench -- --quick` (under 3 minutes);
+// `--only backup,failover` runs those sections (lifecycle, io, scale, backup, failover).
 // Prints a table and writes bench/results/<timestamp>.json; asserts nothing (timings belong
 // here, not in tests). Run as root. LOOPVOL_BENCH_BIN=/path/to/bin/loopvol measures another build.
 import { execFileSync } from 'node:child_process';
@@ -6,20 +7,27 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, freemem, release, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { backupCost, backupCostOnHost, failover } from './backup.mjs';
 import { httpFloor } from './floor.mjs';
 import { io } from './io.mjs';
 import { BIN, releaseKernelState, startDaemon } from './lib.mjs';
 import { concurrency, lifecycle } from './lifecycle.mjs';
 import { scale } from './scale.mjs';
 
-const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false } } });
+const { values } = parseArgs({
+  options: { quick: { type: 'boolean', default: false }, only: { type: 'string', default: '' } },
+});
 const quick = values.quick;
+const only = values.only.split(',').filter(Boolean);
+const want = (section) => only.length === 0 || only.includes(section);
 const plan = quick
   ? {
       lifecycle: { cycles: 15, pauseMs: 300 },
       concurrency: { cycles: 10 },
       io: { reps: 2, runtime: 2, seqSize: '256M' },
       scale: [{ volumes: 1000, samples: 500 }],
+      backup: { sizeSpec: '10G', dataBytes: 256 * 2 ** 20, legacy: false },
+      failover: { sizeSpec: '2G', dataBytes: 256 * 2 ** 20, timeoutS: 2 },
     }
   : {
       lifecycle: { cycles: 40, pauseMs: 300 },
@@ -29,6 +37,8 @@ const plan = quick
         { volumes: 1000, samples: 2000 },
         { volumes: 10000, samples: 2000 },
       ],
+      backup: { sizeSpec: '10G', dataBytes: 2 ** 30, legacy: true },
+      failover: { sizeSpec: '10G', dataBytes: 2 ** 30, timeoutS: 2 },
     };
 
 const machine = {
@@ -49,23 +59,36 @@ const dir = mkdtempSync('/var/tmp/loopvol-bench-');
 const results = { date: new Date().toISOString(), mode: quick ? 'quick' : 'full', machine, plan };
 const f = (x, d = 1) => (x === undefined ? '-' : x.toFixed(d));
 try {
-  const daemon = await startDaemon(join(dir, 'main'));
-  try {
-    process.stderr.write('lifecycle...\n');
-    results.lifecycle = await lifecycle(daemon, dir, plan.lifecycle);
-    process.stderr.write('concurrency...\n');
-    results.concurrency = await concurrency(daemon, plan.concurrency);
-    process.stderr.write('fio...\n');
-    results.io = await io(daemon, dir, plan.io);
-  } finally {
-    await daemon.stop();
+  if (want('lifecycle') || want('io')) {
+    const daemon = await startDaemon(join(dir, 'main'));
+    try {
+      process.stderr.write('lifecycle...\n');
+      results.lifecycle = await lifecycle(daemon, dir, plan.lifecycle);
+      process.stderr.write('concurrency...\n');
+      results.concurrency = await concurrency(daemon, plan.concurrency);
+      process.stderr.write('fio...\n');
+      results.io = await io(daemon, dir, plan.io);
+    } finally {
+      await daemon.stop();
+    }
   }
-  process.stderr.write('http floor...\n');
-  results.httpFloor = await httpFloor(dir, { samples: plan.scale[0].samples * 2 });
-  results.scale = [];
-  for (const s of plan.scale) {
-    process.stderr.write(`scale ${s.volumes}...\n`);
-    results.scale.push(await scale(join(dir, `scale-${s.volumes}`), s));
+  if (want('scale')) {
+    process.stderr.write('http floor...\n');
+    results.httpFloor = await httpFloor(dir, { samples: plan.scale[0].samples * 2 });
+    results.scale = [];
+    for (const s of plan.scale) {
+      process.stderr.write(`scale ${s.volumes}...\n`);
+      results.scale.push(await scale(join(dir, `scale-${s.volumes}`), s));
+    }
+  }
+  if (want('backup')) {
+    process.stderr.write('backup cost...\n');
+    results.backup = await backupCost(join(dir, 'backup'), plan.backup);
+    if (!quick) results.backupOnHost = await backupCostOnHost(join(dir, 'backup-host'), plan.backup);
+  }
+  if (want('failover')) {
+    process.stderr.write('failover (RPO/RTO)...\n');
+    results.failover = await failover(join(dir, 'failover'), plan.failover);
   }
 } finally {
   await releaseKernelState(dir);
@@ -75,7 +98,7 @@ try {
 const lines = [
   `loopvol benchmark (${results.mode}), ${machine.cores} cores, ${machine.kernel}, node ${machine.node}`,
 ];
-for (const [rhythm, l] of Object.entries(results.lifecycle)) {
+for (const [rhythm, l] of Object.entries(results.lifecycle ?? {})) {
   lines.push(
     `lifecycle ${rhythm.padEnd(12)} loopvol p50 ${f(l.loopvol.p50)} ms, shell p50 ${f(l.shell.p50)} ms, ratio ${f(l.ratio, 2)}x`,
     `  steps p50/p99 ms: ${Object.entries(l.steps)
@@ -84,20 +107,46 @@ for (const [rhythm, l] of Object.entries(results.lifecycle)) {
   );
 }
 const c = results.concurrency;
-lines.push(`concurrency: 1 at a time ${f(c.one)}/s, 4 at a time ${f(c.four)}/s, ratio ${f(c.ratio, 2)}x`);
-for (const [name, j] of Object.entries(results.io.jobs)) {
+if (c)
+  lines.push(`concurrency: 1 at a time ${f(c.one)}/s, 4 at a time ${f(c.four)}/s, ratio ${f(c.ratio, 2)}x`);
+for (const [name, j] of Object.entries(results.io?.jobs ?? {})) {
   const med = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
   lines.push(
     `fio ${name.padEnd(20)} plain ${f(med(j.plain), 0)} ${j.unit}, loop ${f(med(j.loop), 0)} ${j.unit}, ratio ${f(j.ratio, 2)}x`,
   );
 }
 const floor = results.httpFloor;
-lines.push(
-  `http floor (an empty node:http server, same client): p50/p99 ${f(floor.p50, 2)}/${f(floor.p99, 2)} ms`,
-);
-for (const s of results.scale) {
+if (floor)
+  lines.push(
+    `http floor (an empty node:http server, same client): p50/p99 ${f(floor.p50, 2)}/${f(floor.p99, 2)} ms`,
+  );
+for (const s of results.scale ?? []) {
   lines.push(
     `scale ${s.volumes} volumes (${s.mounted} mounted): Get p50/p99 ${f(s.get.p50, 2)}/${f(s.get.p99, 2)} ms, Path ${f(s.path.p50, 2)}/${f(s.path.p99, 2)} ms, List p50 ${f(s.list.p50)} ms, restart ${f(s.restartMs, 0)} ms, RSS ${f(s.rssBytes / 2 ** 20, 0)} MiB, created in ${f(s.createSeconds)} s`,
+  );
+}
+const mib = (bytes) => `${f(bytes / 2 ** 20)} MiB`;
+for (const [where, b] of [
+  ['xfs data root', results.backup],
+  [`${machine.hostFilesystem.split(' ')[0]} data root`, results.backupOnHost],
+]) {
+  if (!b) continue;
+  lines.push(`backup cost, ${where}:`);
+  const row = (label, r) =>
+    `  ${label.padEnd(34)} ${f(r.seconds, 2)} s, restic read ${mib(r.readBytes)}, added ${mib(r.dataAddedBytes)}, ${r.filesChanged} files read, copy of ${mib(r.imageAllocatedBytes)} allocated`;
+  lines.push(
+    row(`${b.sizeSpec} volume, never written`, b.never),
+    row(`${b.sizeSpec} holding ${mib(b.dataBytes)}, first`, b.first),
+    row('incremental, 16 MiB rewritten', b.incremental),
+  );
+  if (b.wholeImage)
+    lines.push(`  the same volume as one image (restic --stdin, before): ${f(b.wholeImage.seconds, 2)} s`);
+}
+const fo = results.failover;
+if (fo) {
+  lines.push(
+    `failover ${mib(fo.dataBytes)} (session timeout ${fo.sessionTimeoutS} s): RTO ${f(fo.rtoSeconds, 2)} s (waiting for the takeover ${f(fo.waitForTakeoverSeconds, 2)} s, restore + mount ${f(fo.restoreAndMountSeconds, 2)} s)`,
+    `  RPO: ${fo.filesRestoredIntact}/${fo.filesBackedUp} backed-up files intact, ${fo.lostOnlyWhatFollowedTheBackup ? 'lost only what was written after the last backup' : 'LOST MORE than what followed the last backup'}`,
   );
 }
 console.log(lines.join('\n'));

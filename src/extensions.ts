@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import { Backups } from './backup/backups.js';
+import { FileBackups } from './backup/file-backup.js';
 import type { Cluster } from './cluster/cluster.js';
 import type { Config } from './config.js';
 import { VolumeError } from './core/errors.js';
@@ -41,12 +42,20 @@ export async function wireExtensions(
     maxFreezeMs: config.maxFreezeMs,
     copyBytesPerSecond: COPY_BYTES_PER_SECOND,
   });
-  const backups = config.backup
-    ? new Backups(store, service, snapshots, {
-        repo: { repository: config.backup.repository, passwordFile: config.backup.passwordFile },
-        keep: config.backup.keep,
-      })
-    : undefined;
+  const repo = config.backup && {
+    repository: config.backup.repository,
+    passwordFile: config.backup.passwordFile,
+  };
+  const backups =
+    config.backup && repo
+      ? new Backups(
+          store,
+          service,
+          snapshots,
+          { repo, keep: config.backup.keep },
+          new FileBackups(kernel, repo, store.layout.root),
+        )
+      : undefined;
   const restores = () => {
     if (!backups) throw noBackups();
     return backups;

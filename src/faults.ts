@@ -36,10 +36,14 @@ export const SNAPSHOT_CRASH_STEPS = ['snapshot:marked', 'snapshot:frozen', 'snap
  */
 export const LOOP_ATTACH_CRASH_STEPS = ['mount:set-fd'] as const;
 
+/** Step boundaries of a backup and of a restore from one (test/integration/file-backup.test.ts). */
+export const BACKUP_CRASH_STEPS = ['backup:mounted', 'restore:mounted'] as const;
+
 export type CrashStep =
   | (typeof CRASH_STEPS)[number]
   | (typeof SNAPSHOT_CRASH_STEPS)[number]
-  | (typeof LOOP_ATTACH_CRASH_STEPS)[number];
+  | (typeof LOOP_ATTACH_CRASH_STEPS)[number]
+  | (typeof BACKUP_CRASH_STEPS)[number];
 
 /** Steps reached after the request was answered (a removed volume's files are deleted afterwards). */
 export const AFTER_ANSWER_STEPS: readonly CrashStep[] = ['remove:deleted'];

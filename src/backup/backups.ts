@@ -15,7 +15,6 @@ import { checkFilesystem } from '../system/fsck.js';
 import { fileSpace } from '../system/fsstat.js';
 import type { FsType } from '../system/mount.js';
 import {
-  backupFile,
   checkRepository,
   dumpFile,
   forgetSnapshots,
@@ -26,6 +25,7 @@ import {
 } from '../system/restic.js';
 import { writeSparse } from '../system/sparse-write.js';
 import type { VolumeService } from '../volume/service.js';
+import type { FileBackups } from './file-backup.js';
 import { newestFirst, toForget } from './retention.js';
 
 /** How backups are made; from the daemon's flags. */
@@ -47,6 +47,8 @@ export interface BackupInfo {
   sizeBytes: number;
   /** The ownership generation it was made in (see ClusterGuard.assertOwner; 0 without a cluster). */
   generation: number;
+  /** `files`: the filesystem's files (FileBackups); `image`: the whole image (older backups). */
+  format: 'files' | 'image';
 }
 
 /** What `loopvol backup verify` found: the newest backup restored into a scratch image and checked. */
@@ -96,6 +98,8 @@ export const DEFAULT_SCHEDULED_KEEP = 24;
 /** Tags a backup carries: restic finds a volume's backups by them, from any host. */
 const TAG = 'loopvol';
 const tagsOf = (volume: string) => [TAG, `volume=${volume}`];
+/** A backup of the volume's files; a backup without it holds the whole image as one file. */
+const FILES_FORMAT = 'format=files';
 const tagValue = (s: ResticSnapshot, key: string) =>
   s.tags?.find((t) => t.startsWith(`${key}=`))?.slice(key.length + 1);
 /** The generation a backup's `gen=` tag holds; 0 for backups from before generations, or a bad tag. */
@@ -130,6 +134,7 @@ export class Backups {
     private readonly service: VolumeService,
     private readonly snapshots: Snapshots,
     private readonly options: BackupOptions,
+    private readonly files: FileBackups,
   ) {
     this.host = options.host ?? hostname();
   }
@@ -156,8 +161,8 @@ export class Backups {
         const generation = (await this.service.cluster?.assertOwner(name, log)) ?? 0;
         const info = await this.snapshots.withCopy(name, log, async (image, { record }) => {
           const { fs, sizeBytes } = record.spec;
-          const tags = [...tagsOf(name), `fs=${fs}`, `size=${sizeBytes}`, `gen=${generation}`];
-          const short = await backupFile(this.options.repo, image, fileOf(name), tags, this.host);
+          const tags = [...tagsOf(name), `fs=${fs}`, `size=${sizeBytes}`, `gen=${generation}`, FILES_FORMAT];
+          const { snapshot_id: short } = await this.files.backup(image, fs, name, tags, this.host, log);
           // restic's summary names the backup by its short id; list it for the full one.
           const made = (await this.list(name)).find((b) => b.id.startsWith(short));
           if (!made)
@@ -336,6 +341,7 @@ export class Backups {
         fs: tagValue(s, 'fs') ?? '',
         sizeBytes: Number(tagValue(s, 'size') ?? 0),
         generation: generationOf(s),
+        format: s.tags?.includes(FILES_FORMAT) ? 'files' : 'image',
       }));
     } catch (err) {
       throw new VolumeError((err as Error).message);
@@ -390,10 +396,12 @@ export class Backups {
   }
 
   /**
-   * Writes a backup's image to `dest`, sparse; nothing is left at `dest` when it fails. Restores
-   * and verify both turn a chosen backup into an image here, and only here.
+   * Makes a backup's image at `dest`: formatted and filled with its files, or its whole image
+   * written sparse (no longer than its recorded size); nothing is left at `dest` when it fails.
+   * Restores and verify both turn a chosen backup into an image here, and only here.
    */
   private async dump(backup: BackupInfo, dest: string): Promise<void> {
+    if (backup.format === 'files') return this.files.restore(backup, dest);
     const dump = dumpFile(this.options.repo, backup.id, fileOf(backup.volume));
     let stderr = '';
     dump.stderr.on('data', (d: Buffer) => {
@@ -402,15 +410,16 @@ export class Backups {
     const exited = new Promise<number>((resolve) => dump.on('close', (code) => resolve(code ?? -1)));
     let failure: unknown;
     try {
-      await writeSparse(dump.stdout, dest);
+      await writeSparse(dump.stdout, dest, backup.sizeBytes);
     } catch (err) {
       failure = err;
     }
     const code = await exited;
     if (code !== 0 || failure) {
       await rm(dest, { force: true });
-      const why =
-        code !== 0 ? redactCredentials(stderr.trim().split('\n').at(-1) ?? '') : (failure as Error).message;
+      const why = failure
+        ? (failure as Error).message
+        : redactCredentials(stderr.trim().split('\n').at(-1) ?? '');
       throw new VolumeError(`cannot restore backup ${backup.id}: ${why}`);
     }
   }

@@ -99,6 +99,10 @@ export class Collector {
       };
     }
     const base = { kind: 'loop device' as const, target: loop.device };
+    if (this.store.working(loop.backingFile)) {
+      const reason = `serves ${loop.backingFile}, which a Create (a restore) or a backup in progress has mounted`;
+      return { ...base, action: 'kept', reason };
+    }
     const serves = `serves ${loop.backingFile}, which is no volume's image (left by an interrupted Create or Remove)`;
     if (loop.autoclear) {
       return {

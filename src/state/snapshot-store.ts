@@ -53,6 +53,8 @@ export class SnapshotStore {
   private readonly byVolume = new Map<string, Map<string, SnapshotEntry>>();
   /** What load() found for recovery to deal with; taken once. */
   private leftovers: SnapshotLeftovers[] = [];
+  /** Staged directories this process is copying into or reading (a backup mounts its copy). */
+  private readonly inFlight = new Set<string>();
 
   constructor(private readonly layout: Layout) {}
 
@@ -124,6 +126,7 @@ export class SnapshotStore {
     await mkdir(this.dir(volume), { recursive: true, mode: 0o700 });
     const staged = join(this.dir(volume), `${PARTIAL_PREFIX}${randomBytes(8).toString('hex')}`);
     await mkdir(staged, { mode: 0o700 });
+    this.inFlight.add(staged);
     return staged;
   }
 
@@ -132,6 +135,7 @@ export class SnapshotStore {
     await writeNewFile(join(staged, RECORD_FILE), JSON.stringify(record, null, 2), 0o600);
     await syncDir(staged);
     await rename(staged, join(this.dir(volume), record.name));
+    this.inFlight.delete(staged);
     await syncDir(this.dir(volume));
     const entry = {
       ...record,
@@ -155,6 +159,12 @@ export class SnapshotStore {
   /** Deletes what a snapshot interrupted by a crash left. */
   async discard(path: string): Promise<void> {
     await rm(path, { recursive: true, force: true });
+    this.inFlight.delete(path);
+  }
+
+  /** Whether `file` is in a directory a snapshot or backup of this process is working in. */
+  working(file: string): boolean {
+    return [...this.inFlight].some((dir) => file.startsWith(`${dir}/`));
   }
 
   /** Notes (durably) that the volume is about to be frozen, so that a start-up after a crash thaws it. */

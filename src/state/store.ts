@@ -173,6 +173,14 @@ export class Store {
     });
   }
 
+  /**
+   * Whether `file` is in a directory a Create, Remove, snapshot or backup of this process is
+   * working in: gc leaves its loop device alone (a restore or a backup has it mounted).
+   */
+  working(file: string): boolean {
+    return [...this.inFlight].some((dir) => file.startsWith(`${dir}/`)) || this.snapshots.working(file);
+  }
+
   /** A fresh directory for a Create to build in; invisible to List until commit(). */
   async stage(): Promise<VolumePaths> {
     const dir = join(this.layout.staging, randomBytes(8).toString('hex'));

@@ -15,6 +15,8 @@ export interface RunOptions {
   alsoSuccess?: readonly number[];
   /** CPU niceness for work off the request path (19: only what requests leave); default unchanged. */
   niceness?: number;
+  /** The directory the tool runs in; default the daemon's. */
+  cwd?: string;
 }
 
 /** A system tool exited non-zero, timed out or could not start; `message` carries its stderr. */
@@ -45,7 +47,7 @@ export interface ToolResult {
 export async function runTool(
   file: string,
   args: readonly string[],
-  options: Pick<RunOptions, 'timeoutMs' | 'niceness'> = {},
+  options: Pick<RunOptions, 'timeoutMs' | 'niceness' | 'cwd'> = {},
 ): Promise<ToolResult> {
   const command = [file, ...args].join(' ');
   const { code, signal, stdout, stderr, failure } = await spawnTool(file, args, options);
@@ -72,12 +74,13 @@ interface Outcome {
 function spawnTool(
   file: string,
   args: readonly string[],
-  options: Pick<RunOptions, 'timeoutMs' | 'niceness'>,
+  options: Pick<RunOptions, 'timeoutMs' | 'niceness' | 'cwd'>,
 ): Promise<Outcome> {
   return new Promise((resolve) => {
     const child = spawn(file, args, {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, LC_ALL: 'C' },
+      cwd: options.cwd,
     });
     if (options.niceness !== undefined && child.pid !== undefined) {
       try {

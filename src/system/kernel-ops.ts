@@ -10,6 +10,8 @@ export interface LoopAttachOptions {
   directIo: boolean;
   /** Logical block size in bytes (512 to 4096); 0 or absent: the kernel's default, 512. */
   blockSize?: number;
+  /** Refuse writes at the device (a backup's copy: nothing may change what is read). */
+  readOnly?: boolean;
 }
 
 /** How loop devices are attached, best first; `LOOPVOL_LOOP_ATTACH` forces one. */

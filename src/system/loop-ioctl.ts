@@ -14,6 +14,7 @@ const LOOP_SET_DIRECT_IO = 0x4c08;
 const LOOP_SET_BLOCK_SIZE = 0x4c09;
 const LOOP_CONFIGURE = 0x4c0a;
 const LOOP_CTL_GET_FREE = 0x4c82;
+const LO_FLAGS_READ_ONLY = 1;
 const LO_FLAGS_DIRECT_IO = 16;
 /** struct loop_info64: eight u64/u32 fields, then lo_file_name at 56; 232 bytes. */
 const LOOP_INFO64_SIZE = 232;
@@ -46,7 +47,9 @@ function loopConfig(fileFd: number, image: string, options: LoopAttachOptions): 
   const config = Buffer.alloc(LOOP_CONFIG_SIZE);
   config.writeUInt32LE(fileFd, 0);
   config.writeUInt32LE(options.blockSize ?? 0, 4);
-  loopInfo(image, options.directIo ? LO_FLAGS_DIRECT_IO : 0).copy(config, LOOP_CONFIG_INFO_OFFSET);
+  // A read-only image file makes a read-only device on either path; LOOP_CONFIGURE also takes the flag.
+  const flags = (options.directIo ? LO_FLAGS_DIRECT_IO : 0) | (options.readOnly ? LO_FLAGS_READ_ONLY : 0);
+  loopInfo(image, flags).copy(config, LOOP_CONFIG_INFO_OFFSET);
   return config;
 }
 
@@ -125,7 +128,7 @@ export async function attachLoopIoctl(
 ): Promise<string> {
   const control = openSync('/dev/loop-control', constants.O_RDWR);
   try {
-    const file = openSync(image, constants.O_RDWR);
+    const file = openSync(image, options.readOnly ? constants.O_RDONLY : constants.O_RDWR);
     try {
       for (let attempt = 1; ; attempt++) {
         const device = `/dev/loop${libc.call('ioctl', control, LOOP_CTL_GET_FREE, 0)}`;

@@ -25,6 +25,12 @@ export function readLoop(device: string): LoopDevice | undefined {
   }
 }
 
+/** Bytes read through a loop device (its sysfs stat counts 512-byte sectors; not reset by a detach). */
+export function loopReadBytes(device: string): number {
+  const stat = readFileSync(`/sys/block/${device.slice('/dev/'.length)}/stat`, 'utf8');
+  return Number(stat.trim().split(/\s+/)[2]) * 512;
+}
+
 /** Every attached loop device with its backing file, from /sys/block (no output parsing). */
 export async function listLoops(): Promise<LoopDevice[]> {
   let names: string[];

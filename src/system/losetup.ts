@@ -5,6 +5,7 @@ import type { LoopAttachOptions } from './kernel-ops.js';
 export async function attachLoop(imagePath: string, options: LoopAttachOptions): Promise<string> {
   const args = ['--find', '--show', `--direct-io=${options.directIo ? 'on' : 'off'}`];
   if (options.blockSize) args.push('--sector-size', String(options.blockSize));
+  if (options.readOnly) args.push('--read-only');
   return run('losetup', [...args, '--', imagePath]);
 }
 

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { createReadStream } from 'node:fs';
+import { basename, dirname } from 'node:path';
 import { runTool, type ToolResult } from './exec.js';
 
 /**
@@ -68,52 +68,48 @@ export async function checkRepository(repo: ResticRepo): Promise<void> {
   await restic(repo, 'check of the repository', ['cat', 'config']);
 }
 
-/** Backs a file up under `name` (the path restic records) with tags; returns the new snapshot's id. */
-export async function backupFile(
+/** What `restic backup --json` reports at its end. */
+export interface BackupSummary {
+  snapshot_id: string;
+  files_new: number;
+  files_changed: number;
+  files_unmodified: number;
+  /** Bytes the backup added to the repository (new data after deduplication, before compression). */
+  data_added: number;
+  /** Bytes of every file the backup covered, read or skipped as unchanged. */
+  total_bytes_processed: number;
+}
+
+/**
+ * Backs directory `dir` up as the top-level entry of the snapshot, named by its base name, so
+ * a restore can put it (and the directory's own owner, mode and xattrs) anywhere. Files whose
+ * size, mtime, ctime and inode match the parent's (the newest backup of `dir` by `host`) are
+ * taken as unchanged, unread.
+ */
+export async function backupDirectory(
   repo: ResticRepo,
-  file: string,
-  name: string,
+  dir: string,
   tags: string[],
   host: string,
-): Promise<string> {
-  const child = spawn(
-    'restic',
-    args(repo, [
-      'backup',
-      '--json',
-      '--stdin',
-      '--stdin-filename',
-      name,
-      '--host',
-      host,
-      ...tags.flatMap((t) => ['--tag', t]),
-    ]),
-    { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, LC_ALL: 'C' } },
-  );
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Buffer) => {
-    stdout += d.toString();
+): Promise<BackupSummary> {
+  const command = ['backup', '--json', '--host', host, ...tags.flatMap((t) => ['--tag', t])];
+  const r = await runTool('restic', args(repo, [...command, '--', basename(dir)]), {
+    timeoutMs: BACKUP_TIMEOUT_MS,
+    cwd: dirname(dir),
   });
-  child.stderr.on('data', (d: Buffer) => {
-    stderr += d.toString();
-  });
-  const timer = setTimeout(() => child.kill('SIGTERM'), BACKUP_TIMEOUT_MS);
-  // restic may stop reading early (a wrong password): its exit code tells why, not the broken pipe.
-  child.stdin.on('error', () => undefined);
-  createReadStream(file)
-    .on('error', (err) => child.stdin.destroy(err))
-    .pipe(child.stdin);
-  const exitCode = await new Promise<number>((resolve) => child.on('close', (code) => resolve(code ?? -1)));
-  clearTimeout(timer);
-  if (exitCode !== 0) throw explain('backup', { exitCode, stdout, stderr });
-  const summary = stdout
+  if (r.exitCode !== 0) throw explain('backup', r);
+  const summary = r.stdout
     .split('\n')
-    .filter(Boolean)
-    .map((l) => JSON.parse(l) as { message_type?: string; snapshot_id?: string })
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as Partial<BackupSummary> & { message_type?: string })
     .find((m) => m.message_type === 'summary');
   if (!summary?.snapshot_id) throw new ResticError('restic backup printed no snapshot id');
-  return summary.snapshot_id;
+  return summary as BackupSummary;
+}
+
+/** Restores snapshot `id` under `target` (its top-level entries become `target`'s). */
+export async function restoreSnapshot(repo: ResticRepo, id: string, target: string): Promise<void> {
+  await restic(repo, 'restore', ['restore', id, '--target', target], BACKUP_TIMEOUT_MS);
 }
 
 /** Backups carrying every one of `tags`, oldest first. */

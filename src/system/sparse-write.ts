@@ -8,9 +8,9 @@ const ZERO = Buffer.alloc(BLOCK);
 /**
  * Writes a stream into a new file, leaving every all-zero 64 KiB block a hole, so an image restored
  * from a backup occupies what its data does, not its size. Durable when it returns; returns the
- * file's size.
+ * file's size. A stream longer than `maxBytes` is refused before anything past it is written.
  */
-export async function writeSparse(stream: Readable, dest: string): Promise<number> {
+export async function writeSparse(stream: Readable, dest: string, maxBytes: number): Promise<number> {
   const file = await open(dest, 'wx', 0o600);
   let offset = 0;
   let pending = Buffer.alloc(0);
@@ -23,6 +23,9 @@ export async function writeSparse(stream: Readable, dest: string): Promise<numbe
   try {
     for await (const chunk of stream) {
       pending = Buffer.concat([pending, chunk as Buffer]);
+      if (offset + pending.length > maxBytes) {
+        throw new Error(`the image is larger than its recorded size, ${maxBytes} bytes: refused`);
+      }
       let at = 0;
       for (; at + BLOCK <= pending.length; at += BLOCK) await flush(pending.subarray(at, at + BLOCK));
       pending = pending.subarray(at);

@@ -153,6 +153,26 @@ describe.runIf(storageAvailable())('kernel operations on the real kernel', () =>
       await expect.poll(() => readLoop(device), { timeout: 5_000 }).toBeUndefined();
     });
 
+    it('attaches read-only: the device refuses writes, and a read-only mount needs no journal replay', async () => {
+      const { image, mountPoint } = await formatted('readonly');
+      const device = await ops().attachLoop(image, { directIo: false, readOnly: true });
+      const name = device.slice('/dev/'.length);
+      const { open, readFile } = await import('node:fs/promises');
+      expect((await readFile(`/sys/block/${name}/ro`, 'utf8')).trim()).toBe('1');
+      const handle = await open(device, 'r+').catch(() => undefined);
+      try {
+        if (handle)
+          await expect(handle.write(Buffer.alloc(4096), 0, 4096, 0)).rejects.toThrow(/EPERM|EROFS|EIO/);
+      } finally {
+        await handle?.close();
+      }
+      await ops().mount(device, mountPoint, 'ext4', ['ro', 'noload']);
+      await expect(writeFile(join(mountPoint, 'f'), 'x')).rejects.toThrow(/EROFS/);
+      await ops().unmount(mountPoint);
+      await ops().detachLoop(device);
+      await expect.poll(() => readLoop(device), { timeout: 5_000 }).toBeUndefined();
+    });
+
     it('refuses to unmount a busy filesystem with a message naming it, and detaching a gone device is no error', async () => {
       const { image, mountPoint } = await formatted('busy');
       const device = await ops().attachLoop(image, { directIo: false });

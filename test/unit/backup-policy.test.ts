@@ -1,5 +1,6 @@
 import { describe, expect, it, vi } from 'vitest';
 import { Backups } from '../../src/backup/backups.js';
+import type { FileBackups } from '../../src/backup/file-backup.js';
 import { newestFirst, toForget } from '../../src/backup/retention.js';
 import type { ClusterGuard } from '../../src/core/cluster-guard.js';
 import { VolumeError } from '../../src/core/errors.js';
@@ -60,10 +61,13 @@ describe('backups follow ownership', () => {
     } as unknown as ClusterGuard;
     const service = { cluster: guard, has: () => false, specOf: () => undefined } as unknown as VolumeService;
     const withCopy = vi.fn();
-    const backups = new Backups({} as Store, service, { withCopy } as unknown as Snapshots, {
-      repo: { repository: '/nowhere', passwordFile: '/nowhere' },
-      keep: 0,
-    });
+    const backups = new Backups(
+      {} as Store,
+      service,
+      { withCopy } as unknown as Snapshots,
+      { repo: { repository: '/nowhere', passwordFile: '/nowhere' }, keep: 0 },
+      {} as FileBackups,
+    );
     const refused = backups.backup('pg', silentLog);
     await expect(refused).rejects.toThrow(/now lives on agent agent-b/);
     await expect(refused).rejects.toMatchObject({ status: 409 });
