@@ -1,6 +1,6 @@
 import { basename } from 'node:path';
 import { parseArgs } from 'node:util';
-import { DEFAULTS, ENV } from '../config.js';
+import { DEFAULTS, ENV } from '../config/settings.js';
 import { diagnose } from '../doctor/checks.js';
 import { dockerHost } from '../dvdcli/managed.js';
 import { printJson, UsageError } from './args.js';
