@@ -4,7 +4,7 @@ import { pino } from 'pino';
 import { DiskBackend } from './backend/disk.js';
 import { LoopBackend } from './backend/loop.js';
 import { SparePool } from './backend/spares.js';
-import type { Config } from './config.js';
+import type { Config } from './config/resolve.js';
 import { MIN_SIZE_BYTES } from './core/options.js';
 import { formatSize } from './core/size.js';
 import { wireExtensions } from './extensions.js';

@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import { Backups } from './backup/backups.js';
 import { FileBackups } from './backup/file-backup.js';
 import type { Cluster } from './cluster/cluster.js';
-import type { Config } from './config.js';
+import type { Config } from './config/resolve.js';
 import { VolumeError } from './core/errors.js';
 import { fsckVolume } from './maintenance/fsck.js';
 import { Collector } from './maintenance/gc.js';

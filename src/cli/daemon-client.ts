@@ -1,4 +1,4 @@
-import { DEFAULTS, ENV } from '../config.js';
+import { DEFAULTS, ENV } from '../config/settings.js';
 import { callPlugin } from '../protocol/client.js';
 
 /** The operator commands' common flag: where the running daemon listens. */

@@ -1,6 +1,7 @@
 import { basename } from 'node:path';
 import { parseArgs } from 'node:util';
-import { DEFAULTS, ENV, resolveConfig } from '../config.js';
+import { resolveConfig } from '../config/resolve.js';
+import { DEFAULTS, ENV } from '../config/settings.js';
 import { diagnose } from '../doctor/checks.js';
 import { dockerHost } from '../dvdcli/managed.js';
 import { printJson, UsageError } from './args.js';

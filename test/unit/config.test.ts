@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULTS, ENV, resolveConfig } from '../../src/config.js';
+import { resolveConfig } from '../../src/config/resolve.js';
+import { DEFAULTS, ENV } from '../../src/config/settings.js';
 
 const GiB = 1024 ** 3;
 
