@@ -1,33 +1,25 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createAndMount, ok, sha } from '../helpers/calls.js';
+import { startClusterBackdrop } from '../helpers/cluster.js';
 import { removeAllContainers, runAll, runContainer, startDockerEnv } from '../helpers/dockerd.js';
-import { cleanupTempDir, makeTempDir } from '../helpers/kernel.js';
+import { cleanupTempDir } from '../helpers/kernel.js';
 import { BIN, type PluginProcess, pluginCases } from '../helpers/plugin.js';
 import { storageAvailable } from '../helpers/tools.js';
-import { startZooKeeper, type ZooKeeper } from '../helpers/zookeeper.js';
+import type { ZooKeeper } from '../helpers/zookeeper.js';
 
 const DVDCLI = new URL('../../bin/dvdcli', import.meta.url).pathname;
 
-const sha = (data: Buffer) => createHash('sha256').update(data).digest('hex');
 const ID = 'c'.repeat(64);
 /** The agents' ZooKeeper session timeout, in seconds: how long a dead agent keeps its volumes. */
 const TIMEOUT_S = 2;
 
-async function ok(p: PluginProcess, method: string, body: object): Promise<Record<string, unknown>> {
-  const reply = await p.call(method, body);
-  expect(reply.status, `${method}: ${reply.raw}`).toBe(200);
-  return reply.body as Record<string, unknown>;
-}
-
-/** Create then Mount, as dvdcli mount and docker run --volume-driver do. */
-async function createAndMount(p: PluginProcess, name: string, opts: object = {}): Promise<string> {
-  await ok(p, 'VolumeDriver.Create', { Name: name, Opts: opts });
-  return String((await ok(p, 'VolumeDriver.Mount', { Name: name, ID })).Mountpoint);
-}
+/** Create then Mount: the mountpoint. */
+const mount = (p: PluginProcess, name: string, opts: object = {}) => createAndMount(p, name, opts, ID);
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -41,12 +33,7 @@ describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'mount', 'restic', 'jav
     const cases = pluginCases();
 
     beforeAll(async () => {
-      shared = await makeTempDir('cluster');
-      zk = await startZooKeeper(shared);
-      repo = join(shared, 'repo');
-      password = join(shared, 'password');
-      await writeFile(password, 'cluster secret\n', { mode: 0o600 });
-      await execa('restic', ['init', '--repo', repo, '--password-file', password]);
+      ({ dir: shared, zk, repo, password } = await startClusterBackdrop('cluster'));
     }, 60_000);
     afterAll(async () => {
       await zk?.stop();
@@ -82,7 +69,7 @@ describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'mount', 'restic', 'jav
       const dir = await cases.begin('cluster-failover');
       const a = await agent(dir, 'agent-a', '/failover');
       const b = await agent(dir, 'agent-b', '/failover');
-      const mountA = await createAndMount(a, 'pg');
+      const mountA = await mount(a, 'pg');
       const rows = randomBytes(4 * 1024 * 1024);
       await writeFile(join(mountA, 'rows'), rows);
       await ok(a, 'Loopvol.Backup', { Name: 'pg' });
@@ -132,7 +119,7 @@ describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'mount', 'restic', 'jav
       const dir = await cases.begin('cluster-docker');
       const a = await agent(dir, 'agent-a', '/docker');
       const b = await agent(dir, 'agent-b', '/docker');
-      const mountA = await createAndMount(a, 'web');
+      const mountA = await mount(a, 'web');
       const page = randomBytes(1024 * 1024);
       await writeFile(join(mountA, 'page'), page);
       await ok(a, 'Loopvol.Backup', { Name: 'web' });
@@ -193,7 +180,7 @@ describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'mount', 'restic', 'jav
     it('without ZooKeeper past the timeout the agent fences its volumes; back, a copy still its own mounts again', async () => {
       const dir = await cases.begin('cluster-zkdown');
       const b = await agent(dir, 'agent-b', '/zkdown');
-      const mounted = await createAndMount(b, 'live');
+      const mounted = await mount(b, 'live');
       await writeFile(join(mounted, 'before'), 'written');
       await zk.stop();
       try {

@@ -2,33 +2,23 @@ import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { appendFile, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { execa } from 'execa';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { cleanupTempDir, makeTempDir } from '../helpers/kernel.js';
+import { createAndMount, ok } from '../helpers/calls.js';
+import { startClusterBackdrop } from '../helpers/cluster.js';
+import { cleanupTempDir } from '../helpers/kernel.js';
 import { type PluginProcess, pluginCases } from '../helpers/plugin.js';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js';
 import { storageAvailable } from '../helpers/tools.js';
 import { startWriter, type Writer } from '../helpers/writer.js';
-import { startZooKeeper, type ZooKeeper } from '../helpers/zookeeper.js';
+import type { ZooKeeper } from '../helpers/zookeeper.js';
 
 const ID = 'c'.repeat(64);
 /** The agents' ZooKeeper session timeout, in seconds. */
 const TIMEOUT_S = 3;
 
-async function ok(p: PluginProcess, method: string, body: object): Promise<Record<string, unknown>> {
-  const reply = await p.call(method, body);
-  expect(reply.status, `${method}: ${reply.raw}`).toBe(200);
-  return reply.body as Record<string, unknown>;
-}
-
-async function createAndMount(
-  p: PluginProcess,
-  name: string,
-  opts: object = { size: '64M' },
-): Promise<string> {
-  await ok(p, 'VolumeDriver.Create', { Name: name, Opts: opts });
-  return String((await ok(p, 'VolumeDriver.Mount', { Name: name, ID })).Mountpoint);
-}
+/** Create then Mount: the mountpoint. */
+const mount = (p: PluginProcess, name: string, opts: object = { size: '64M' }) =>
+  createAndMount(p, name, opts, ID);
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -68,12 +58,7 @@ describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'mkfs.xfs', 'mount', 'r
     const cleanups: (() => Promise<void>)[] = [];
 
     beforeAll(async () => {
-      shared = await makeTempDir('fencing');
-      zk = await startZooKeeper(shared);
-      repo = join(shared, 'repo');
-      password = join(shared, 'password');
-      await writeFile(password, 'cluster secret\n', { mode: 0o600 });
-      await execa('restic', ['init', '--repo', repo, '--password-file', password]);
+      ({ dir: shared, zk, repo, password } = await startClusterBackdrop('fencing'));
     }, 60_000);
     // Registered after pluginCases: runs before its cleanup, which needs the mounts unused.
     afterEach(async () => {
@@ -139,7 +124,7 @@ describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'mkfs.xfs', 'mount', 'r
       cleanups.push(() => proxy.close());
       const a = await agent(dir, 'agent-a', '/partition', proxy.port);
       const b = await agent(dir, 'agent-b', '/partition');
-      const mountA = await createAndMount(a, 'pg');
+      const mountA = await mount(a, 'pg');
       const rows = randomBytes(1024 * 1024);
       await writeFile(join(mountA, 'rows'), rows);
       await ok(a, 'Loopvol.Backup', { Name: 'pg' });
@@ -218,7 +203,7 @@ describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'mkfs.xfs', 'mount', 'r
       cleanups.push(() => proxy.close());
       // A longer timeout: the heal must come well before it.
       const a = await agent(dir, 'agent-a', '/blip', proxy.port, 6);
-      const mountA = await createAndMount(a, 'pg');
+      const mountA = await mount(a, 'pg');
       const writer = await writerOn(mountA);
       proxy.cut();
       await a.waitForLog(/froze the volume/, 10_000);
@@ -238,7 +223,7 @@ describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'mkfs.xfs', 'mount', 'r
       const proxy = await startTcpProxy(zk.port);
       cleanups.push(() => proxy.close());
       const a = await agent(dir, 'agent-a', '/blind', proxy.port);
-      const mountA = await createAndMount(a, 'pg');
+      const mountA = await mount(a, 'pg');
       const writer = await writerOn(mountA);
       await a.kill();
       proxy.cut();
@@ -262,7 +247,7 @@ describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'mkfs.xfs', 'mount', 'r
       const a = await agent(dir, 'agent-a', '/pause');
       const b = await agent(dir, 'agent-b', '/pause');
       // xfs here (XFS_IOC_GOINGDOWN), ext4 in the other cases (EXT4_IOC_SHUTDOWN).
-      const mountA = await createAndMount(a, 'pg', { size: '320M', fs: 'xfs' });
+      const mountA = await mount(a, 'pg', { size: '320M', fs: 'xfs' });
       // The whole host stalls: the agent and the database on it.
       const writer = await writerOn(mountA);
       a.child.kill('SIGSTOP');
@@ -295,7 +280,7 @@ describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'mkfs.xfs', 'mount', 'r
       const dir = await cases.begin('fencing-restart');
       const a = await agent(dir, 'agent-a', '/restart');
       const b = await agent(dir, 'agent-b', '/restart');
-      const mountA = await createAndMount(a, 'pg');
+      const mountA = await mount(a, 'pg');
       await writeFile(join(mountA, 'rows'), 'before the crash');
       await ok(a, 'Loopvol.Backup', { Name: 'pg' });
       const holder = await writerOn(mountA);

@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -6,28 +6,16 @@ import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_SCHEDULED_KEEP } from '../../src/backup/backups.js';
 import { fileSpace } from '../../src/system/fsstat.js';
+import { createAndMount, ok, sha } from '../helpers/calls.js';
 import { freePort } from '../helpers/net.js';
 import { BIN, type PluginProcess, pluginCases } from '../helpers/plugin.js';
 import { storageAvailable } from '../helpers/tools.js';
 
-const sha = (data: Buffer) => createHash('sha256').update(data).digest('hex');
 const ID = 'b'.repeat(64);
 
-async function ok(p: PluginProcess, method: string, body: object): Promise<Record<string, unknown>> {
-  const reply = await p.call(method, body);
-  expect(reply.status, `${method}: ${reply.raw}`).toBe(200);
-  return reply.body as Record<string, unknown>;
-}
-
 /** Create then Mount: the mountpoint. */
-async function createAndMount(
-  p: PluginProcess,
-  name: string,
-  opts: object = { size: '64M' },
-): Promise<string> {
-  await ok(p, 'VolumeDriver.Create', { Name: name, Opts: opts });
-  return String((await ok(p, 'VolumeDriver.Mount', { Name: name, ID })).Mountpoint);
-}
+const mount = (p: PluginProcess, name: string, opts: object = { size: '64M' }) =>
+  createAndMount(p, name, opts, ID);
 
 /** Bytes a directory tree occupies (the repository's growth). */
 const treeBytes = async (dir: string) => Number((await execa('du', ['-sb', dir])).stdout.split('\t')[0]);
@@ -236,14 +224,14 @@ describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'mount', 'restic']))(
 
     it("retention and restores follow generations; another name's backup needs restore-other", async () => {
       const { p, restic } = await withRepository('backup-generations', {}, ['--backup-keep', '1']);
-      const pg = await createAndMount(p, 'pg');
+      const pg = await mount(p, 'pg');
       await writeFile(join(pg, 'marker'), 'owner generation 1');
       const first = (await ok(p, 'Loopvol.Backup', { Name: 'pg' })).Backup as Listed;
       expect(first.generation).toBe(0);
       // As if another agent had taken pg over in generation 1 and made this backup: this daemon
       // (generation 0, no cluster) is now the stale copy.
       await restic('tag', '--remove', 'gen=0', '--add', 'gen=1', first.id);
-      const mq = await createAndMount(p, 'mq');
+      const mq = await mount(p, 'mq');
       await writeFile(join(mq, 'marker'), 'another volume');
       const other = (await ok(p, 'Loopvol.Backup', { Name: 'mq' })).Backup as Listed;
       await writeFile(join(pg, 'marker'), 'stale copy, later in time');
@@ -267,7 +255,7 @@ describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'mount', 'restic']))(
         await ok(p, 'VolumeDriver.Unmount', { Name: name, ID });
         await ok(p, 'VolumeDriver.Remove', { Name: name });
       }
-      const restored = await createAndMount(p, 'pg', { from: 'backup' });
+      const restored = await mount(p, 'pg', { from: 'backup' });
       expect(await readFile(join(restored, 'marker'), 'utf8')).toBe('owner generation 1');
 
       // mq's backup under another name: refused unless asked for by name.
@@ -278,7 +266,7 @@ describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'mount', 'restic']))(
       expect(refused.status).toBe(400);
       expect(refused.body.Err).toMatch(/is of volume mq, not copy: add -o restore-other=true/);
       expect(((await ok(p, 'VolumeDriver.List', {})).Volumes as unknown[]).length).toBe(1);
-      const copy = await createAndMount(p, 'copy', { from: `backup:${other.id}`, 'restore-other': 'true' });
+      const copy = await mount(p, 'copy', { from: `backup:${other.id}`, 'restore-other': 'true' });
       expect(await readFile(join(copy, 'marker'), 'utf8')).toBe('another volume');
       for (const name of ['pg', 'copy']) {
         await ok(p, 'VolumeDriver.Unmount', { Name: name, ID });
@@ -290,7 +278,7 @@ describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'mount', 'restic']))(
       const { p, repo } = await withRepository('backup-verify');
       const cli = (...args: string[]) =>
         execa(process.execPath, [BIN, ...args, '--socket', p.socket], { reject: false });
-      const mountPoint = await createAndMount(p, 'vol');
+      const mountPoint = await mount(p, 'vol');
       await writeFile(join(mountPoint, 'data'), randomBytes(4 * 1024 * 1024));
       const made = (await ok(p, 'Loopvol.Backup', { Name: 'vol' })).Backup as Listed;
       const good = await cli('backup', 'verify', 'vol');

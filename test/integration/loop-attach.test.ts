@@ -4,17 +4,12 @@ import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
 import { LOOP_ATTACH_PATHS } from '../../src/system/kernel-ops.js';
 import { readLoop } from '../../src/system/loop-sysfs.js';
+import { ok } from '../helpers/calls.js';
 import { kernelStateUnder } from '../helpers/kernel.js';
-import { BIN, type PluginProcess, pluginCases } from '../helpers/plugin.js';
+import { BIN, pluginCases } from '../helpers/plugin.js';
 import { storageAvailable } from '../helpers/tools.js';
 
 const ID = 'h'.repeat(64);
-
-async function ok(p: PluginProcess, method: string, body: object): Promise<Record<string, unknown>> {
-  const reply = await p.call(method, body);
-  expect(reply.status, `${method}: ${reply.raw}`).toBe(200);
-  return reply.body;
-}
 
 /** The loop device's settings the attach made, as sysfs shows them. */
 async function loopSettings(device: string) {

@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -9,19 +9,13 @@ import { filesystemUsage } from '../../src/system/fsstat.js';
 import { attachLoop } from '../../src/system/losetup.js';
 import { makeFilesystem } from '../../src/system/mkfs.js';
 import { mountDevice, unmount } from '../../src/system/mount.js';
-import { type PluginProcess, pluginCases, type StartOptions } from '../helpers/plugin.js';
+import { ok, sha } from '../helpers/calls.js';
+import { pluginCases, type StartOptions } from '../helpers/plugin.js';
 import { storageAvailable } from '../helpers/tools.js';
 
 const DVDCLI = new URL('../../bin/dvdcli', import.meta.url).pathname;
 
-const sha = (data: Buffer | string) => createHash('sha256').update(data).digest('hex');
 const ID = 'h'.repeat(64);
-
-async function ok(p: PluginProcess, method: string, body: object): Promise<Record<string, unknown>> {
-  const reply = await p.call(method, body);
-  expect(reply.status, `${method}: ${reply.raw}`).toBe(200);
-  return reply.body as Record<string, unknown>;
-}
 
 /** An xfs filesystem (reflink on, as mkfs.xfs makes it) of `mib` MiB mounted at <dir>/<name>. */
 async function xfsFilesystem(dir: string, name: string, mib: number): Promise<string> {

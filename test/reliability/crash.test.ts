@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -9,11 +9,11 @@ import {
   type CrashStep,
   LOOP_ATTACH_CRASH_STEPS,
 } from '../../src/faults.js';
+import { ok, sha } from '../helpers/calls.js';
 import { kernelStateUnder } from '../helpers/kernel.js';
-import { type PluginProcess, pluginCases } from '../helpers/plugin.js';
+import { pluginCases } from '../helpers/plugin.js';
 import { storageAvailable } from '../helpers/tools.js';
 
-const sha = (data: Buffer) => createHash('sha256').update(data).digest('hex');
 const VOL = 'vol';
 const MiB = 1024 * 1024;
 const HOLDER = 'h'.repeat(64);
@@ -26,12 +26,6 @@ const STEP_ENV: Partial<Record<CrashStep, Record<string, string>>> = {
 /** The operation each step belongs to, and the request that reaches it. */
 const operationOf = (step: CrashStep) =>
   step.split(':')[0] as 'create' | 'mount' | 'unmount' | 'remove' | 'resize';
-
-async function ok(plugin: PluginProcess, method: string, body: object) {
-  const reply = await plugin.call(method, body);
-  expect(reply.status, `${method} ${reply.raw}`).toBe(200);
-  return reply.body;
-}
 
 describe.runIf(storageAvailable())('crash at every step boundary (LOOPVOL_CRASH_AT)', () => {
   const cases = pluginCases();
