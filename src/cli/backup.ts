@@ -1,4 +1,3 @@
-import type { BackupInfo, VerifyReport } from '../backup/backups.js';
 import { formatSize } from '../core/size.js';
 import { parseCommandLine, printJson, UsageError } from './args.js';
 import { askDaemon, SOCKET_HELP } from './daemon-client.js';
@@ -39,20 +38,18 @@ export async function backupCommand(argv: string[]): Promise<void> {
     return verify(positionals[1] as string, values);
   const [name] = positionals;
   if (!name || positionals.length !== 1 || values.from || values.opt) throw new UsageError(BACKUP_USAGE);
-  const answer = await withProgress(`backing ${name} up`, () =>
+  const { Backup: backup } = await withProgress(`backing ${name} up`, () =>
     askDaemon(values.socket, 'Loopvol.Backup', { Name: name }, 24 * 3_600_000),
   );
-  const backup = answer.Backup as BackupInfo;
   if (values.json) printJson(backup);
   else process.stdout.write(`${name}: backup ${backup.id.slice(0, 8)}\n`);
 }
 
 async function verify(name: string, values: ReturnType<typeof parse>['values']): Promise<void> {
   if (values.from || values.opt) throw new UsageError(BACKUP_USAGE);
-  const answer = await withProgress(`verifying the latest backup of ${name}`, () =>
+  const { Verify: report } = await withProgress(`verifying the latest backup of ${name}`, () =>
     askDaemon(values.socket, 'Loopvol.BackupVerify', { Name: name }, 24 * 3_600_000),
   );
-  const report = answer.Verify as VerifyReport;
   if (!report.ok) process.exitCode = 1;
   if (values.json) return printJson(report);
   const what = `${name}: backup ${report.backup.slice(0, 8)} of ${report.backupTime} (gen ${report.generation}, ${formatSize(report.sizeBytes)}, ${formatSize(report.restoredBytes)} restored) in ${report.seconds.toFixed(1)}s`;
@@ -64,8 +61,7 @@ export async function backupsCommand(argv: string[]): Promise<void> {
   const { values, positionals } = parse(argv);
   if (positionals.length > 1 || values.from || values.opt) throw new UsageError(BACKUP_USAGE);
   const [name] = positionals;
-  const answer = await askDaemon(values.socket, 'Loopvol.Backups', name ? { Name: name } : {});
-  const backups = answer.Backups as BackupInfo[];
+  const { Backups: backups } = await askDaemon(values.socket, 'Loopvol.Backups', name ? { Name: name } : {});
   if (values.json) return printJson(backups);
   const table = plainTable(['ID', 'TIME', 'VOLUME', 'GEN', 'FS', 'SIZE', 'HOST']);
   for (const b of backups)

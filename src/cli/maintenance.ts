@@ -1,4 +1,3 @@
-import type { FsckAnswer } from '../protocol/driver.js';
 import { parseCommandLine, printJson, UsageError } from './args.js';
 import { askDaemon, SOCKET_HELP } from './daemon-client.js';
 import { withProgress } from './progress.js';
@@ -33,7 +32,7 @@ export async function fsckCommand(argv: string[]): Promise<void> {
   if (name === undefined || positionals.length !== 1 || values['dry-run'])
     throw new UsageError(MAINTENANCE_USAGE);
   const what = `${values.repair ? 'repairing' : 'checking'} ${name}`;
-  const answer = await withProgress(what, () =>
+  const { Fsck: report } = await withProgress(what, () =>
     askDaemon(
       values.socket,
       'Loopvol.Fsck',
@@ -41,7 +40,6 @@ export async function fsckCommand(argv: string[]): Promise<void> {
       CHECK_TIMEOUT_MS,
     ),
   );
-  const report = answer.Fsck as FsckAnswer;
   if (values.json) printJson(report);
   else {
     process.stdout.write(`$ ${report.command}\n${report.output.join('\n')}\n`);
@@ -55,21 +53,14 @@ export async function fsckCommand(argv: string[]): Promise<void> {
   if (!report.clean) process.exitCode = 1;
 }
 
-interface Finding {
-  kind: string;
-  target: string;
-  action: string;
-  reason: string;
-}
-
 export async function gcCommand(argv: string[]): Promise<void> {
   const { values, positionals } = parse(argv);
   if (positionals.length > 0 || values.repair) throw new UsageError(MAINTENANCE_USAGE);
   const dryRun = values['dry-run'] === true;
-  const answer = await withProgress(dryRun ? 'looking for leftovers' : 'cleaning leftovers', () =>
-    askDaemon(values.socket, 'Loopvol.Gc', { DryRun: dryRun }, CHECK_TIMEOUT_MS),
+  const { Findings: findings } = await withProgress(
+    dryRun ? 'looking for leftovers' : 'cleaning leftovers',
+    () => askDaemon(values.socket, 'Loopvol.Gc', { DryRun: dryRun }, CHECK_TIMEOUT_MS),
   );
-  const findings = answer.Findings as Finding[];
   if (values.json) printJson(findings);
   else if (findings.length === 0) process.stdout.write('nothing to clean\n');
   else for (const f of findings) process.stdout.write(`${f.action}: ${f.kind} ${f.target}: ${f.reason}\n`);

@@ -22,21 +22,12 @@ const OPTIONS = {
   force: { type: 'boolean' },
 } as const;
 
-interface Snapshot {
-  name: string;
-  createdAt: string;
-  sizeBytes: number;
-  allocatedBytes: number;
-  method: string;
-  frozen: boolean;
-}
-
 export async function snapshotCommand(argv: string[]): Promise<void> {
   const { values, positionals } = parseCommandLine(argv, OPTIONS, SNAPSHOT_USAGE);
   const [action, name, snap, ...extra] = positionals;
   if (!name || extra.length > 0) throw new UsageError(SNAPSHOT_USAGE);
   if (action === 'create') {
-    const answer = await withProgress(`snapshotting ${name}`, () =>
+    const { Snapshot: made } = await withProgress(`snapshotting ${name}`, () =>
       askDaemon(
         values.socket,
         'Loopvol.SnapshotCreate',
@@ -44,13 +35,11 @@ export async function snapshotCommand(argv: string[]): Promise<void> {
         3_600_000,
       ),
     );
-    const made = answer.Snapshot as Snapshot;
     if (values.json) printJson(made);
     else
       process.stdout.write(`${name}@${made.name} (${made.method}${made.frozen ? ', taken frozen' : ''})\n`);
   } else if (action === 'ls' && snap === undefined) {
-    const snapshots = (await askDaemon(values.socket, 'Loopvol.SnapshotList', { Name: name }))
-      .Snapshots as Snapshot[];
+    const { Snapshots: snapshots } = await askDaemon(values.socket, 'Loopvol.SnapshotList', { Name: name });
     if (values.json) return printJson(snapshots);
     const table = plainTable(['SNAPSHOT', 'CREATED', 'METHOD', 'SIZE', 'ALLOCATED']);
     for (const s of snapshots)

@@ -1,5 +1,6 @@
 import pMap from 'p-map';
 import { formatSize } from '../core/size.js';
+import type { Volume } from '../protocol/wire.js';
 import { parseCommandLine, printJson, UsageError } from './args.js';
 import { askDaemon, SOCKET_HELP } from './daemon-client.js';
 import { withProgress } from './progress.js';
@@ -20,12 +21,6 @@ export const VOLUMES_USAGE = `usage: loopvol ls [--json] [--cluster] [--socket P
   Exit codes: 0 done; 1 the daemon refused or could not be reached (its message on stderr);
   2 the command line is wrong.`;
 
-interface Volume {
-  Name: string;
-  Mountpoint: string;
-  Status: Record<string, unknown>;
-}
-
 /** Volumes fetched at once by ls: enough to hide latency, few enough not to crowd the daemon. */
 const GET_CONCURRENCY = 16;
 
@@ -45,17 +40,17 @@ function oneName(positionals: string[]): string {
   return name;
 }
 
-const bytes = (v: unknown) => (typeof v === 'number' ? formatSize(v) : '-');
+const bytes = (v: number | null | undefined) => (typeof v === 'number' ? formatSize(v) : '-');
 
 async function getVolume(socket: string | undefined, name: string): Promise<Volume> {
-  return (await askDaemon(socket, 'VolumeDriver.Get', { Name: name })).Volume as Volume;
+  return (await askDaemon(socket, 'VolumeDriver.Get', { Name: name })).Volume;
 }
 
 export async function lsCommand(argv: string[]): Promise<void> {
   const { values } = parse(argv);
   const socket = values.socket;
   if (values.cluster) return lsCluster(socket, values.json === true);
-  const listed = ((await askDaemon(socket, 'VolumeDriver.List', {})).Volumes ?? []) as { Name: string }[];
+  const listed = (await askDaemon(socket, 'VolumeDriver.List', {})).Volumes;
   const volumes = await pMap(listed, (v) => getVolume(socket, v.Name), { concurrency: GET_CONCURRENCY });
   if (values.json) {
     printJson(volumes);
@@ -69,7 +64,7 @@ export async function lsCommand(argv: string[]): Promise<void> {
       bytes(s.size),
       bytes(s.used),
       bytes(s.allocated),
-      String(s.fs),
+      s.fs,
       s.mounted ? 'yes' : 'no',
       String(s.holders),
       v.Mountpoint || '-',
@@ -86,13 +81,11 @@ export async function lsCommand(argv: string[]): Promise<void> {
 
 /** Every volume in the cluster with its owner, and its last backup where the repository has one. */
 async function lsCluster(socket: string | undefined, json: boolean): Promise<void> {
-  const volumes = (await askDaemon(socket, 'Loopvol.Cluster', {})).Volumes as {
-    name: string;
-    owner: string;
-    ownerAlive: boolean;
-  }[];
-  const backups = ((await askDaemon(socket, 'Loopvol.Backups', {}).catch(() => ({ Backups: [] }))).Backups ??
-    []) as { volume: string; time: string; id: string }[];
+  const volumes = (await askDaemon(socket, 'Loopvol.Cluster', {})).Volumes;
+  const backups = await askDaemon(socket, 'Loopvol.Backups', {}).then(
+    (reply) => reply.Backups,
+    () => [],
+  );
   const last = new Map(backups.map((b) => [b.volume, b]));
   const rows = volumes.map((v) => ({ ...v, lastBackup: last.get(v.name) ?? null }));
   if (json) return printJson(rows);
@@ -116,7 +109,7 @@ export async function inspectCommand(argv: string[]): Promise<void> {
     return;
   }
   const { Status, ...top } = volume;
-  const lines = [...Object.entries(top), ...Object.entries(Status ?? {})].map(
+  const lines = [...Object.entries(top), ...Object.entries(Status)].map(
     ([key, value]) => `${key}: ${value === null ? '-' : String(value)}`,
   );
   process.stdout.write(`${lines.join('\n')}\n`);

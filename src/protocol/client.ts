@@ -1,5 +1,7 @@
-// The client side of the volume plugin protocol, for dvdcli, `loopvol resize` and the tests.
+// The client side of the volume plugin protocol, for dvdcli, the operator commands and the tests.
 import { request } from 'node:http';
+import type { z } from 'zod';
+import { endpoints, type Method, type ReplyOf, type RequestOf } from './wire.js';
 
 /** Where a volume plugin listens. */
 export type PluginAddress = { kind: 'unix'; path: string } | { kind: 'tcp'; host: string; port: number };
@@ -90,4 +92,33 @@ export async function callPlugin(
   const err = typeof parsed.Err === 'string' ? parsed.Err : '';
   if (status !== 200 || err) throw new PluginError(`${method}: ${err || `plugin answered HTTP ${status}`}`);
   return parsed;
+}
+
+/** The endpoints seen by method, so that indexing with a method keeps its reply's type. */
+const replies: { [M in Method]: { reply: z.ZodType<ReplyOf<M>> } } = endpoints;
+
+/**
+ * One call to a loopvol daemon, typed by its endpoint (wire.ts). The daemon may run another
+ * version, so its answer is checked against the endpoint's reply: what does not fit is refused,
+ * naming the endpoint and the field, instead of being misread. The answer is handed on as sent.
+ */
+export async function callLoopvol<M extends Method>(
+  address: PluginAddress,
+  method: M,
+  body: RequestOf<M>,
+  timeoutMs: number,
+): Promise<ReplyOf<M>> {
+  const reply = await callPlugin(address, method, body, timeoutMs);
+  const schema = replies[method].reply;
+  if (fits(schema, reply)) return reply;
+  const issue = schema.safeParse(reply).error?.issues[0];
+  const where = issue?.path.length ? `${issue.path.join('.')}: ` : '';
+  throw new PluginError(
+    `${method}: the daemon's answer is not what this loopvol expects (${where}${issue?.message ?? 'invalid'}): is the daemon another version? Run the same version of loopvol as the daemon`,
+  );
+}
+
+/** Checks without copying: a parse would drop the fields a newer daemon added and reorder the rest. */
+function fits<T>(schema: z.ZodType<T>, value: unknown): value is T {
+  return schema.safeParse(value).success;
 }

@@ -1,4 +1,14 @@
 import type { Logger } from 'pino';
+import type {
+  Backup,
+  ClusterVolume,
+  FsckReport,
+  GcFinding,
+  Snapshot,
+  VerifyReport,
+  Volume,
+  VolumeEntry,
+} from './wire.js';
 
 /**
  * What the protocol needs from a volume driver. Names arrive validated; `log` is bound to the
@@ -12,38 +22,27 @@ export interface Driver {
   /** loopvol's own extension (Loopvol.Resize), used by `loopvol resize`. */
   resize(name: string, size: string, log: Logger): Promise<void>;
   path(name: string): Promise<string>;
-  get(
-    name: string,
-  ): Promise<{ Name: string; Mountpoint: string; CreatedAt?: string; Status?: Record<string, unknown> }>;
-  list(): Promise<{ Name: string; Mountpoint: string }[]>;
-}
-
-/** What `loopvol fsck` gets back (Loopvol.Fsck). */
-export interface FsckAnswer {
-  clean: boolean;
-  repaired: boolean;
-  command: string;
-  exitCode: number;
-  output: string[];
+  get(name: string): Promise<Volume>;
+  list(): Promise<VolumeEntry[]>;
 }
 
 /** loopvol's maintenance extensions, used by the operator commands; dockerd never calls them. */
 export interface Maintenance {
-  fsck(name: string, repair: boolean, log: Logger): Promise<FsckAnswer>;
+  fsck(name: string, repair: boolean, log: Logger): Promise<FsckReport>;
   /** What gc found and did, one entry each (see maintenance/gc.ts). */
-  gc(dryRun: boolean, log: Logger): Promise<object[]>;
+  gc(dryRun: boolean, log: Logger): Promise<GcFinding[]>;
   /** Takes a snapshot (named by the time when `snapshot` is absent); `force` lifts the freeze limit. */
-  snapshot(name: string, snapshot: string | undefined, force: boolean, log: Logger): Promise<object>;
-  snapshots(name: string): Promise<object[]>;
+  snapshot(name: string, snapshot: string | undefined, force: boolean, log: Logger): Promise<Snapshot>;
+  snapshots(name: string): Promise<Snapshot[]>;
   removeSnapshot(name: string, snapshot: string, log: Logger): Promise<void>;
   /** Backs a volume up to the restic repository. */
-  backup(name: string, log: Logger): Promise<object>;
+  backup(name: string, log: Logger): Promise<Backup>;
   /** Restores the newest backup of a volume into a scratch image and checks it (`loopvol backup verify`). */
-  verifyBackup(name: string, log: Logger): Promise<object>;
+  verifyBackup(name: string, log: Logger): Promise<VerifyReport>;
   /** The repository's backups, of one volume or all. */
-  backups(name: string | undefined): Promise<object[]>;
+  backups(name: string | undefined): Promise<Backup[]>;
   /** Every volume the cluster knows, with its owner (--cluster). */
-  clusterVolumes(): Promise<object[]>;
+  clusterVolumes(): Promise<ClusterVolume[]>;
 }
 
 /** Told of every answered request: the method, how long it took and whether it failed. */

@@ -4,18 +4,8 @@ import type { Logger } from 'pino';
 import type { z } from 'zod';
 import { VolumeError } from '../core/errors.js';
 import type { Driver, Maintenance, RequestObserver } from './driver.js';
-import {
-  backupsRequest,
-  createRequest,
-  describeIssue,
-  fsckRequest,
-  gcRequest,
-  mountRequest,
-  nameRequest,
-  parseBody,
-  resizeRequest,
-  snapshotRequest,
-} from './schemas.js';
+import { describeIssue, parseBody } from './schemas.js';
+import { endpoints, type Method, type ParsedRequestOf, type ReplyOf } from './wire.js';
 
 /** Largest request body accepted; real requests are a few hundred bytes. */
 export const MAX_BODY_BYTES = 1024 * 1024;
@@ -30,6 +20,9 @@ class ProtocolError extends Error {
   }
 }
 
+/** An endpoint's work: its parsed request in, its reply out (wire.ts; tsc holds it to the shape). */
+type Served<M extends Method> = (request: ParsedRequestOf<M>, log: Logger) => Promise<ReplyOf<M>>;
+type Routes = { [M in Method]?: Served<M> };
 type Handler = (body: unknown, log: Logger) => Promise<object>;
 
 function parse<T extends z.ZodType>(schema: T, body: unknown): z.infer<T> {
@@ -46,75 +39,66 @@ export interface AppOptions {
   observe?: RequestObserver;
 }
 
-/** The endpoints: each validates its body, calls the driver and shapes the answer. */
-function handlers(driver: Driver, maintenance: Maintenance | undefined): Record<string, Handler> {
-  const extensions: Record<string, Handler> = maintenance
-    ? {
-        'Loopvol.Fsck': async (body, log) => {
-          const { Name, Repair } = parse(fsckRequest, body);
-          return { Fsck: await maintenance.fsck(Name, Repair, log) };
-        },
-        'Loopvol.Gc': async (body, log) => ({
-          Findings: await maintenance.gc(parse(gcRequest, body).DryRun, log),
-        }),
-        'Loopvol.SnapshotCreate': async (body, log) => {
-          const { Name, Snapshot, Force } = parse(snapshotRequest, body);
-          return { Snapshot: await maintenance.snapshot(Name, Snapshot, Force, log) };
-        },
-        'Loopvol.SnapshotList': async (body) => ({
-          Snapshots: await maintenance.snapshots(parse(snapshotRequest, body).Name),
-        }),
-        'Loopvol.Backup': async (body, log) => ({
-          Backup: await maintenance.backup(parse(nameRequest, body).Name, log),
-        }),
-        'Loopvol.BackupVerify': async (body, log) => ({
-          Verify: await maintenance.verifyBackup(parse(nameRequest, body).Name, log),
-        }),
-        'Loopvol.Cluster': async () => ({ Volumes: await maintenance.clusterVolumes() }),
-        'Loopvol.Backups': async (body) => ({
-          Backups: await maintenance.backups(parse(backupsRequest, body).Name),
-        }),
-        'Loopvol.SnapshotRemove': async (body, log) => {
-          const { Name, Snapshot } = parse(snapshotRequest, body);
-          if (Snapshot === undefined)
-            throw new ProtocolError(400, 'Snapshot is required and must be a string');
-          await maintenance.removeSnapshot(Name, Snapshot, log);
-          return {};
-        },
-      }
-    : {};
+/** loopvol's maintenance endpoints, served when the daemon has the rooms behind them. */
+function maintenanceRoutes(maintenance: Maintenance): Routes {
   return {
-    ...extensions,
+    'Loopvol.Fsck': async ({ Name, Repair }, log) => ({ Fsck: await maintenance.fsck(Name, Repair, log) }),
+    'Loopvol.Gc': async ({ DryRun }, log) => ({ Findings: await maintenance.gc(DryRun, log) }),
+    'Loopvol.SnapshotCreate': async ({ Name, Snapshot, Force }, log) => ({
+      Snapshot: await maintenance.snapshot(Name, Snapshot, Force, log),
+    }),
+    'Loopvol.SnapshotList': async ({ Name }) => ({ Snapshots: await maintenance.snapshots(Name) }),
+    'Loopvol.Backup': async ({ Name }, log) => ({ Backup: await maintenance.backup(Name, log) }),
+    'Loopvol.BackupVerify': async ({ Name }, log) => ({
+      Verify: await maintenance.verifyBackup(Name, log),
+    }),
+    'Loopvol.Cluster': async () => ({ Volumes: await maintenance.clusterVolumes() }),
+    'Loopvol.Backups': async ({ Name }) => ({ Backups: await maintenance.backups(Name) }),
+    'Loopvol.SnapshotRemove': async ({ Name, Snapshot }, log) => {
+      if (Snapshot === undefined) throw new ProtocolError(400, 'Snapshot is required and must be a string');
+      await maintenance.removeSnapshot(Name, Snapshot, log);
+      return {};
+    },
+  };
+}
+
+function driverRoutes(driver: Driver): Routes {
+  return {
     'Plugin.Activate': async () => ({ Implements: ['VolumeDriver'] }),
     'VolumeDriver.Capabilities': async () => ({ Capabilities: { Scope: 'local' } }),
-    'VolumeDriver.Create': async (body, log) => {
-      const { Name, Opts } = parse(createRequest, body);
+    'VolumeDriver.Create': async ({ Name, Opts }, log) => {
       await driver.create(Name, Opts, log);
       return {};
     },
-    'VolumeDriver.Remove': async (body, log) => {
-      await driver.remove(parse(nameRequest, body).Name, log);
+    'VolumeDriver.Remove': async ({ Name }, log) => {
+      await driver.remove(Name, log);
       return {};
     },
-    'VolumeDriver.Mount': async (body, log) => {
-      const { Name, ID } = parse(mountRequest, body);
-      return { Mountpoint: await driver.mount(Name, ID, log) };
-    },
-    'VolumeDriver.Unmount': async (body, log) => {
-      const { Name, ID } = parse(mountRequest, body);
+    'VolumeDriver.Mount': async ({ Name, ID }, log) => ({ Mountpoint: await driver.mount(Name, ID, log) }),
+    'VolumeDriver.Unmount': async ({ Name, ID }, log) => {
       await driver.unmount(Name, ID, log);
       return {};
     },
-    'VolumeDriver.Path': async (body) => ({ Mountpoint: await driver.path(parse(nameRequest, body).Name) }),
-    'VolumeDriver.Get': async (body) => ({ Volume: await driver.get(parse(nameRequest, body).Name) }),
+    'VolumeDriver.Path': async ({ Name }) => ({ Mountpoint: await driver.path(Name) }),
+    'VolumeDriver.Get': async ({ Name }) => ({ Volume: await driver.get(Name) }),
     'VolumeDriver.List': async () => ({ Volumes: await driver.list() }),
     // Not part of Docker's protocol: dockerd never calls it; `loopvol resize` does.
-    'Loopvol.Resize': async (body, log) => {
-      const { Name, Size } = parse(resizeRequest, body);
+    'Loopvol.Resize': async ({ Name, Size }, log) => {
       await driver.resize(Name, Size, log);
       return {};
     },
   };
+}
+
+/** The endpoints served, by method: each parses its body with its wire request, then does its work. */
+function handlers(driver: Driver, maintenance: Maintenance | undefined): Record<string, Handler> {
+  const routes: Routes = { ...(maintenance ? maintenanceRoutes(maintenance) : {}), ...driverRoutes(driver) };
+  const served: Record<string, Handler> = {};
+  for (const [method, work] of Object.entries(routes) as [Method, Served<Method>][]) {
+    const request = endpoints[method].request;
+    served[method] = (body, log) => work(parse(request, body), log);
+  }
+  return served;
 }
 
 /** The volume name a body mentions, for the log line, whatever else is wrong with it. */

@@ -24,13 +24,8 @@ export interface Maintained {
   backend: Backend;
 }
 
-/** A volume as Get reports it. */
-export interface VolumeInfo {
-  Name: string;
-  Mountpoint: string;
-  CreatedAt: string;
-  Status: Record<string, unknown>;
-}
+/** A volume as Get reports it (protocol/wire.ts describes it on the wire). */
+export type VolumeInfo = Awaited<ReturnType<VolumeService['get']>>;
 
 /**
  * The volume lifecycle: validates requests against the records, serialises work per volume,
@@ -421,7 +416,7 @@ export class VolumeService {
   }
 
   /** A handful of stat calls for this one volume, whatever the number of volumes on the host. */
-  async get(name: string): Promise<VolumeInfo> {
+  async get(name: string) {
     return this.whenReady(name, async () => {
       const record = this.require(name);
       const paths = this.store.layout.volume(name);

@@ -1,55 +1,13 @@
 import { createServer, request, type Server } from 'node:http';
 import { join } from 'node:path';
-import type { Logger } from 'pino';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { VolumeError } from '../../src/core/errors.js';
-import type { Driver, Maintenance } from '../../src/protocol/driver.js';
 import { createApp, MAX_BODY_BYTES } from '../../src/protocol/routes.js';
 import { closeUnix, listenUnix } from '../../src/server/unix-socket.js';
+import { fakeDriver, fakeMaintenance, SNAPSHOT, VERIFY } from '../helpers/fake-driver.js';
 import { captureLog } from '../helpers/int-log.js';
 import { cleanupTempDir, makeTempDir } from '../helpers/kernel.js';
 import { call, type Reply } from '../helpers/plugin.js';
-
-/** A driver that records its calls; a test swaps in `fail` to make every method throw it. */
-function fakeDriver() {
-  const calls: { method: string; args: unknown[] }[] = [];
-  const state = { fail: undefined as unknown };
-  const record = (method: string, ...args: unknown[]) => {
-    calls.push({ method, args });
-    if (state.fail !== undefined) throw state.fail;
-  };
-  const driver: Driver = {
-    async create(name, opts, _log: Logger) {
-      record('create', name, opts);
-    },
-    async remove(name) {
-      record('remove', name);
-    },
-    async mount(name, id) {
-      record('mount', name, id);
-      return `/data/${name}/mnt`;
-    },
-    async unmount(name, id) {
-      record('unmount', name, id);
-    },
-    async resize(name, size) {
-      record('resize', name, size);
-    },
-    async path(name) {
-      record('path', name);
-      return `/data/${name}/mnt`;
-    },
-    async get(name) {
-      record('get', name);
-      return { Name: name, Mountpoint: '', CreatedAt: '2026-01-02T03:04:05.000Z', Status: { size: 1 } };
-    },
-    async list() {
-      record('list');
-      return [{ Name: 'ab', Mountpoint: '' }];
-    },
-  };
-  return { driver, calls, state };
-}
 
 /** A request call() cannot make: another verb, or headers of our choosing. */
 function send(
@@ -352,42 +310,7 @@ describe('protocol routes', () => {
     const asked: unknown[][] = [];
     const observed: [string, number, boolean][] = [];
     beforeAll(async () => {
-      const maintenance: Maintenance = {
-        async fsck(name, repair) {
-          asked.push(['fsck', name, repair]);
-          return { clean: true, repaired: false, command: 'e2fsck', exitCode: 0, output: [] };
-        },
-        async gc(dryRun) {
-          asked.push(['gc', dryRun]);
-          return [];
-        },
-        async snapshot(name, snapshot, force) {
-          asked.push(['snapshot', name, snapshot, force]);
-          return { name: snapshot ?? 'auto' };
-        },
-        async snapshots(name) {
-          asked.push(['snapshots', name]);
-          return [];
-        },
-        async removeSnapshot(name, snapshot) {
-          asked.push(['removeSnapshot', name, snapshot]);
-        },
-        async backup(name) {
-          asked.push(['backup', name]);
-          return { id: 'abc' };
-        },
-        async backups(name) {
-          asked.push(['backups', name]);
-          return [];
-        },
-        async verifyBackup(name) {
-          asked.push(['verifyBackup', name]);
-          return { ok: true };
-        },
-        async clusterVolumes() {
-          return [];
-        },
-      };
+      const maintenance = fakeMaintenance(asked);
       server2 = createServer(
         createApp(fake.driver, logs.log, {
           maintenance,
@@ -406,7 +329,7 @@ describe('protocol routes', () => {
       });
       expect((await call(socket2(), 'Loopvol.Gc', {})).body).toEqual({ Findings: [] });
       expect((await call(socket2(), 'Loopvol.SnapshotCreate', { Name: 'ab', Snapshot: 's1' })).body).toEqual({
-        Snapshot: { name: 's1' },
+        Snapshot: { ...SNAPSHOT, name: 's1' },
       });
       expect((await call(socket2(), 'Loopvol.SnapshotRemove', { Name: 'ab' })).body.Err).toBe(
         'Snapshot is required and must be a string',
@@ -425,7 +348,7 @@ describe('protocol routes', () => {
     it('validates and serves Loopvol.BackupVerify', async () => {
       asked.length = 0;
       expect((await call(socket2(), 'Loopvol.BackupVerify', { Name: 'ab' })).body).toEqual({
-        Verify: { ok: true },
+        Verify: VERIFY,
       });
       const bad = await call(socket2(), 'Loopvol.BackupVerify', { Name: '../x' });
       expect(bad.status).toBe(400);
