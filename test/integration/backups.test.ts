@@ -275,7 +275,7 @@ describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'mount', 'restic']))(
     });
 
     it('backup verify restores the latest backup into a scratch image and reports damage', async () => {
-      const { p, repo } = await withRepository('backup-verify');
+      const { p, repo, password } = await withRepository('backup-verify');
       const cli = (...args: string[]) =>
         execa(process.execPath, [BIN, ...args, '--socket', p.socket], { reject: false });
       const mountPoint = await mount(p, 'vol');
@@ -287,10 +287,30 @@ describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'mount', 'restic']))(
       expect(await statusOf(p, 'vol')).toMatchObject({ lastBackupVerify: { backup: made.id, ok: true } });
       expect(await readdir(join(p.dataRoot, 'staging'))).toEqual([]);
 
-      // A volume whose filesystem was damaged when it was backed up: the check finds it.
+      // A damaged filesystem is not backed up: its files cannot be read (the mount is refused).
       await ok(p, 'VolumeDriver.Create', { Name: 'bad', Opts: { size: '64M' } });
-      await execa('debugfs', ['-w', '-R', 'clri <2>', join(p.dataRoot, 'volumes', 'bad', 'disk.img')]);
-      await ok(p, 'Loopvol.Backup', { Name: 'bad' });
+      const badImage = join(p.dataRoot, 'volumes', 'bad', 'disk.img');
+      await execa('debugfs', ['-w', '-R', 'clri <2>', badImage]);
+      const refused = await p.call('Loopvol.Backup', { Name: 'bad' });
+      expect(refused.status).toBe(500);
+      expect(refused.body.Err).toMatch(/cannot back volume bad up: .*needs cleaning/);
+      // One made as a whole image (before file backups) of that damaged filesystem: the check finds it.
+      const tags = ['--tag', `loopvol,volume=bad,fs=ext4,size=${64 * 1024 * 1024},gen=0`];
+      await execa(
+        'restic',
+        [
+          '--repo',
+          repo,
+          '--password-file',
+          password,
+          'backup',
+          '--stdin',
+          '--stdin-filename',
+          '/bad.img',
+          ...tags,
+        ],
+        { inputFile: badImage },
+      );
       const damaged = (await ok(p, 'Loopvol.BackupVerify', { Name: 'bad' })).Verify as {
         ok: boolean;
         problems: string[];
