@@ -240,7 +240,9 @@ export class Cluster implements ClusterGuard {
         );
       }
       this.confirmed.set(name, mine.generation);
-      const plan: CreatePlan = fresh || current.owner === me ? 'empty' : 'restore';
+      // Already ours but not here: never empty while a backup could bring the data back (an
+      // empty volume's backups would carry a newer generation and push the real ones out).
+      const plan: CreatePlan = fresh ? 'empty' : current.owner === me ? 'resume' : 'restore';
       return {
         plan,
         claim: {

@@ -1,7 +1,11 @@
 import type { Logger } from 'pino';
 
-/** What a Create of a name this agent does not have will do, as the cluster decides it. */
-export type CreatePlan = 'empty' | 'restore';
+/**
+ * What a Create of a name this agent does not have will do, as the cluster decides it. `resume`:
+ * the name is already this agent's (a Create killed before it finished, a takeover among them,
+ * or a data root lost): restore the latest backup if there is one, else create it empty.
+ */
+export type CreatePlan = 'empty' | 'restore' | 'resume';
 
 /** A claim made before a Create, undone if the Create fails. */
 export interface Claim {

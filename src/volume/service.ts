@@ -188,8 +188,11 @@ export class VolumeService {
             throw new VolumeError(`cannot create volume ${name}: ${explain(err)}`, statusOf(err));
           })
         : undefined;
-      if (claimed?.plan === 'restore' && !spec.from) spec.from = { backup: LATEST_BACKUP };
       try {
+        if (!spec.from && claimed && claimed.plan !== 'empty') {
+          if (claimed.plan === 'restore' || (await this.hasBackup(name)))
+            spec.from = { backup: LATEST_BACKUP };
+        }
         await this.createClaimed(name, spec, log);
       } catch (err) {
         await claimed?.claim
@@ -200,6 +203,19 @@ export class VolumeService {
         throw err;
       }
     });
+  }
+
+  /** Whether a backup of `name` can be restored (none without a backup repository). */
+  private async hasBackup(name: string): Promise<boolean> {
+    try {
+      await this.requireClones().sizeOf(name, { backup: LATEST_BACKUP }, undefined, false);
+      return true;
+    } catch (err) {
+      // Not found, or no repository: nothing to restore. Anything else (restic failing) fails
+      // the Create rather than make it empty.
+      if (err instanceof VolumeError && (err.status === 404 || err.status === 400)) return false;
+      throw err;
+    }
   }
 
   private async createClaimed(name: string, spec: VolumeSpec, log: Logger): Promise<void> {

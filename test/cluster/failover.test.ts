@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -41,8 +42,14 @@ describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'mount', 'restic', 'jav
     });
 
     /** Each agent: its own data root and socket in the test's dir, one ZooKeeper path per test. */
-    async function agent(dir: string, id: string, path: string): Promise<PluginProcess> {
+    async function agent(
+      dir: string,
+      id: string,
+      path: string,
+      env: Record<string, string> = {},
+    ): Promise<PluginProcess> {
       const p = await cases.start({
+        env,
         socket: join(dir, `${id}.sock`),
         dataRoot: join(dir, id),
         args: [
@@ -113,6 +120,25 @@ describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'mount', 'restic', 'jav
       expect(backup.body.Err).toMatch(/volume pg now lives on agent agent-b/);
       expect((await ok(b, 'Loopvol.Backups', { Name: 'pg' })).Backups).toHaveLength(before);
       await dvdcli('unmount');
+    });
+
+    it('a takeover killed during its restore restores again when retried, never empty', async () => {
+      const dir = await cases.begin('cluster-resume');
+      const a = await agent(dir, 'agent-a', '/resume');
+      const rows = randomBytes(1024 * 1024);
+      await writeFile(join(await mount(a, 'pg'), 'rows'), rows);
+      await ok(a, 'Loopvol.Backup', { Name: 'pg' });
+      await a.kill();
+      await sleep((TIMEOUT_S + 2) * 1000);
+      // B claims pg (generation 2) and dies with the restore half done.
+      const doomed = await agent(dir, 'agent-b', '/resume', { LOOPVOL_CRASH_AT: 'restore:mounted' });
+      const exited = once(doomed.child, 'exit');
+      await expect(doomed.call('VolumeDriver.Create', { Name: 'pg', Opts: {} })).rejects.toThrow();
+      await exited;
+      // Back, B owns the name but has no volume: the Create restores the backup again.
+      const b = await agent(dir, 'agent-b', '/resume');
+      expect(sha(await readFile(join(await mount(b, 'pg'), 'rows')))).toBe(sha(rows));
+      await ok(b, 'VolumeDriver.Unmount', { Name: 'pg', ID });
     });
 
     it("docker run --volume-driver on the next agent restores a dead agent's volume", async () => {
