@@ -41,11 +41,15 @@ async function thawOpen(dir: FileHandle): Promise<void> {
 const openDirectory = (path: string) => open(path, constants.O_RDONLY | constants.O_DIRECTORY);
 
 /**
- * Opens the directory at `mountPoint` and checks that it is the root of block device `device`:
+ * Opens the directory at `mountPoint` (for `doing`) and checks that it is on block device `device`:
  * unmounted from outside in the meantime, the path would lead to the filesystem below it (the
  * host's) or to whatever was mounted there since, and an ioctl on that would hit the wrong one.
  */
-export async function openVolumeDirectory(mountPoint: string, device: string): Promise<FileHandle> {
+export async function openVolumeDirectory(
+  mountPoint: string,
+  device: string,
+  doing: 'freezing' | 'shutting down',
+): Promise<FileHandle> {
   const dir = await openDirectory(mountPoint);
   try {
     const [opened, expected] = await Promise.all([
@@ -54,7 +58,7 @@ export async function openVolumeDirectory(mountPoint: string, device: string): P
     ]);
     if (opened.dev !== expected.rdev) {
       throw new NotTheVolume(
-        `${mountPoint} is not on ${device} (unmounted from outside?): leaving what is there alone`,
+        `${mountPoint} is not on ${device} (unmounted from outside?): not ${doing} what is there instead`,
       );
     }
   } catch (err) {
@@ -69,7 +73,7 @@ export async function openVolumeDirectory(mountPoint: string, device: string): P
  * openVolumeDirectory); returns its thaw, through the same open directory, so it thaws what was frozen.
  */
 export async function freezeFilesystem(mountPoint: string, device: string): Promise<() => Promise<void>> {
-  const dir = await openVolumeDirectory(mountPoint, device);
+  const dir = await openVolumeDirectory(mountPoint, device, 'freezing');
   try {
     await freezeIoctl(dir, FIFREEZE, '-f');
   } catch (err) {

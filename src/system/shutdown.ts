@@ -27,7 +27,7 @@ export async function shutdownFilesystem(mountPoint: string, device: string): Pr
   flags.writeUInt32LE(GOING_FLAGS_NOLOGFLUSH, 0);
   let dir: FileHandle;
   try {
-    dir = await openVolumeDirectory(mountPoint, device);
+    dir = await openVolumeDirectory(mountPoint, device, 'shutting down');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'EIO') return; // shut down already
     throw err;
