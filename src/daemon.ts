@@ -67,10 +67,11 @@ export async function serve(config: Config): Promise<void> {
     config,
     log,
   );
-  service.onStart(() => snapshots.recover(log));
-  // Before anything is served: mounted copies whose ownership moved while this agent was away
-  // are shut down (waits up to the session timeout for ZooKeeper; else freezes them meanwhile).
+  // Before anything is served, and before a volume an interrupted snapshot left frozen is thawed:
+  // mounted copies whose ownership moved while this agent was away are shut down (waits up to the
+  // session timeout for ZooKeeper; else freezes them meanwhile, and they stay frozen).
   if (cluster) service.onStart(() => cluster.startUp(() => service.names(), log));
+  service.onStart(() => snapshots.recover(log, (name) => cluster?.writable(name) ?? true));
   // prom-client is loaded only when metrics are asked for: start-up stays short without them.
   const metrics = config.metricsListen
     ? (await import('./metrics/registry.js')).createMetrics(service, backups)

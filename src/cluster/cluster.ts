@@ -2,11 +2,13 @@ import type { Logger } from 'pino';
 import type { Claim, ClusterGuard, CreatePlan } from '../core/cluster-guard.js';
 import { VolumeError } from '../core/errors.js';
 import type { Layout } from '../state/layout.js';
+import { thawFilesystem } from '../system/freeze.js';
+import { loadLibc } from '../system/libc.js';
 import { readMounts } from '../system/mountinfo.js';
-import { shutdownFilesystem } from '../system/shutdown.js';
+import { shutdownMounted } from '../system/shutdown.js';
 import { readClusterAuth } from './auth.js';
 import { type CopyState, type Ownership, parseOwnership, readCopy, writeCopy } from './ownership.js';
-import { SelfFence } from './self-fence.js';
+import { type FenceKind, SelfFence } from './self-fence.js';
 import { ZkSession, ZooKeeperDenied, ZooKeeperUnavailable } from './zk.js';
 
 /** Where the daemon joins (from --cluster zk://HOST:PORT[,HOST:PORT...]/PATH). */
@@ -33,6 +35,16 @@ export function takeoverMarginMs(timeoutMs: number): number {
   return Math.ceil(timeoutMs / 2);
 }
 
+/** The timeout to run on: the negotiated one when ZooKeeper granted less than asked (logged). */
+export function effectiveTimeout(requestedMs: number, negotiatedMs: number, log: Logger): number {
+  if (negotiatedMs <= 0 || negotiatedMs >= requestedMs) return requestedMs;
+  log.error(
+    { requestedMs, negotiatedMs },
+    `ZooKeeper granted a session timeout of ${negotiatedMs} ms, shorter than --cluster-timeout ${requestedMs} ms (its maxSessionTimeout): self-fencing runs on ${negotiatedMs} ms; raise maxSessionTimeout in zoo.cfg or lower --cluster-timeout`,
+  );
+  return negotiatedMs;
+}
+
 /** One volume as `loopvol ls --cluster` shows it. */
 export interface ClusterVolume {
   name: string;
@@ -52,6 +64,8 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
  * While cut off, the agent fences itself (self-fence.ts).
  */
 export class Cluster implements ClusterGuard {
+  /** The session timeout in force: --cluster-timeout, or shorter if ZooKeeper negotiated less. */
+  private timeoutMs: number;
   /** Local volumes confirmed as ours in this session, with their generation. */
   private readonly confirmed = new Map<string, number>();
   /** Local volumes whose ownership moved to another agent, and where to. */
@@ -67,14 +81,19 @@ export class Cluster implements ClusterGuard {
     private readonly session: ZkSession,
     private readonly log: Logger,
   ) {
+    this.timeoutMs = options.timeoutMs;
     this.fence = new SelfFence(
       options.timeoutMs,
       {
         mounted: () => this.mountedVolumes(),
         stillMine: (name) => this.stillMine(name),
-        fenced: (name, reason) => this.recordFence(name, reason),
+        fenced: (name, reason, kind) => this.recordFence(name, reason, kind),
+        lost: () => this.confirmed.clear(),
+        // The agent's own node: while it is missing (not registered in this session), others
+        // take this agent for dead, so the fence must count the silence.
         probe: async () => {
-          await this.session.exists(this.options.root);
+          const me = `${this.agents}/${this.options.nodeId}`;
+          if (!(await this.session.exists(me))) throw new Error(`agent node ${me} is not registered`);
           return this.session.sessionId() ?? '';
         },
       },
@@ -84,6 +103,12 @@ export class Cluster implements ClusterGuard {
 
   /** Reads the credentials (a bad --cluster-auth-file stops the daemon) and prepares the session. */
   static async create(options: ClusterOptions, layout: Layout, log: Logger): Promise<Cluster> {
+    const libc = await loadLibc();
+    if (libc instanceof Error) {
+      throw new Error(
+        `--cluster needs the FFI (koffi) to shut a fenced volume's filesystem down, and it does not load here: ${libc.message}`,
+      );
+    }
     const auth = options.authFile ? await readClusterAuth(options.authFile) : undefined;
     let cluster: Cluster | undefined;
     const session = new ZkSession(
@@ -91,6 +116,7 @@ export class Cluster implements ClusterGuard {
       options.timeoutMs,
       {
         onSession: () => (cluster ? cluster.register() : Promise.resolve()),
+        onTimeout: (negotiatedMs) => cluster?.adoptTimeout(negotiatedMs),
         onExpired: () => cluster?.fence.expired(),
       },
       log,
@@ -125,9 +151,16 @@ export class Cluster implements ClusterGuard {
       await this.session.open(this.options.timeoutMs);
       for (const [name, mountPoint] of await this.mountedVolumes()) {
         const current = await this.ownerOf(name);
-        if (this.isMine(name, current)) continue;
+        if (this.isMine(name, current)) {
+          if (this.copies.get(name)?.fenced) continue; // shut down: nothing to thaw
+          // The previous process's fence may have left it frozen; ZooKeeper just said it is ours.
+          await thawFilesystem(mountPoint).catch((err: Error) =>
+            log.error({ volume: name, err: err.message }, 'could not thaw the volume'),
+          );
+          continue;
+        }
         try {
-          await shutdownFilesystem(mountPoint);
+          await shutdownMounted(mountPoint);
           log.error(
             { volume: name },
             'shut down a mounted copy whose ownership moved while this agent was away: its writers fail with I/O errors',
@@ -150,9 +183,26 @@ export class Cluster implements ClusterGuard {
     this.fence.start(this.session.sessionId());
   }
 
+  /** Whether this agent may write the volume now (thaw it, serve it): live, the copy neither fenced nor stale. */
+  writable(name: string): boolean {
+    return this.fence.servable() && !this.copies.get(name)?.fenced && !this.stale.has(name);
+  }
+
   close(): void {
     this.fence.stop();
     this.session.close();
+  }
+
+  /**
+   * ZooKeeper clamps the session timeout to its own bounds. Shorter than asked, it would expire
+   * the session (and let another agent take over) before the fence shuts down at the asked one:
+   * the fence and the takeover margin run on the negotiated timeout instead.
+   */
+  private adoptTimeout(negotiatedMs: number): void {
+    const timeoutMs = effectiveTimeout(this.timeoutMs, negotiatedMs, this.log);
+    if (timeoutMs === this.timeoutMs) return;
+    this.timeoutMs = timeoutMs;
+    this.fence.useTimeout(timeoutMs);
   }
 
   /** At every new session: the agent's liveness node (after an expiry, a new one). */
@@ -163,7 +213,7 @@ export class Cluster implements ClusterGuard {
     // A node left by this agent's previous session (a restart faster than the timeout) goes when
     // that session expires: wait for it rather than share an identity. Longer means another
     // daemon runs with this node id.
-    const deadline = Date.now() + 3 * this.options.timeoutMs;
+    const deadline = Date.now() + 3 * this.timeoutMs;
     while (!(await this.session.create(me, JSON.stringify({ since: new Date().toISOString() }), true))) {
       if (await this.session.ownsEphemeral(me)) return; // reconnected within the same session
       if (Date.now() > deadline) {
@@ -211,7 +261,7 @@ export class Cluster implements ClusterGuard {
         );
       }
       if (current.owner !== me && waitedAt !== node.version) {
-        const margin = takeoverMarginMs(this.options.timeoutMs);
+        const margin = takeoverMarginMs(this.timeoutMs);
         log.info(
           { from: current.owner, marginMs: margin },
           "the volume's agent is gone: waiting out its self-fencing margin before taking it over",
@@ -270,6 +320,16 @@ export class Cluster implements ClusterGuard {
     await this.verify(name, node, log, true);
   }
 
+  confirmMounted(name: string): void {
+    this.requireLive();
+    if (!this.writable(name)) {
+      throw new VolumeError(
+        `volume ${name} was fenced while it was being mounted: it is not served; see "loopvol inspect ${name}"`,
+        409,
+      );
+    }
+  }
+
   async assertOwner(name: string, log: Logger): Promise<number> {
     this.requireLive();
     const node = await this.guarded(() => this.session.read(this.volumePath(name)));
@@ -297,6 +357,14 @@ export class Cluster implements ClusterGuard {
     const path = this.volumePath(name);
     let node = found;
     const copy = this.copies.get(name) ?? (await readCopy(this.layout.volume(name).dir));
+    if (!node && copy?.fenced) {
+      // The node is gone (the volume's owner removed it): a fenced copy has no owner to be
+      // revived for, and recreating the node would serve an old copy as the volume.
+      throw new VolumeError(
+        `volume ${name} was fenced (${copy.fenced.reason}) and the cluster no longer knows it (removed by its owner?): this copy is not served again; remove it (loopvol rm ${name}) or keep it under another name (-o from=${name})`,
+        409,
+      );
+    }
     while (!node) {
       // A volume from before the cluster (or whose node was lost): it is this agent's.
       const mine: Ownership = {
@@ -314,6 +382,12 @@ export class Cluster implements ClusterGuard {
     const current = parseOwnership(path, node.data);
     if (!this.isMine(name, current, copy)) throw await this.markStale(name, current, log);
     if (copy?.fenced) {
+      if (copy.fenced.kind !== 'lost') {
+        throw new VolumeError(
+          `volume ${name} was fenced (${copy.fenced.reason}): this copy is never served again; remove it (loopvol rm ${name}) or keep it under another name (-o from=${name})`,
+          409,
+        );
+      }
       if (!revive) {
         throw new VolumeError(
           `volume ${name} was fenced (${copy.fenced.reason}): it is not backed up or served until it is mounted again`,
@@ -353,7 +427,8 @@ export class Cluster implements ClusterGuard {
         `this copy of volume ${name} is stale: ${reason}; it is kept untouched and not mounted. Remove it (loopvol rm ${name}) or keep it under another name (docker volume create -d loopvol -o from=${name} ${name}-stale, then loopvol rm ${name})`,
       );
     }
-    if (!this.copies.get(name)?.fenced) await this.recordFence(name, `stale: ${reason}`);
+    if (this.copies.get(name)?.fenced?.kind !== 'stale')
+      await this.recordFence(name, `stale: ${reason}`, 'stale');
     this.stale.set(name, current.owner);
     return new VolumeError(
       moved
@@ -437,12 +512,12 @@ export class Cluster implements ClusterGuard {
     return this.isMine(name, await this.ownerOf(name));
   }
 
-  private async recordFence(name: string, reason: string): Promise<void> {
+  private async recordFence(name: string, reason: string, kind: FenceKind): Promise<void> {
     this.confirmed.delete(name);
     const copy = this.copies.get(name) ?? (await readCopy(this.layout.volume(name).dir));
     await this.saveCopy(name, {
       generation: copy?.generation ?? 0,
-      fenced: { at: new Date().toISOString(), reason },
+      fenced: { at: new Date().toISOString(), reason, kind },
     });
   }
 

@@ -36,7 +36,15 @@ export function parseOwnership(path: string, data: string): Ownership {
  */
 const copySchema = z.object({
   generation: z.number().int().nonnegative(),
-  fenced: z.object({ at: z.string(), reason: z.string().max(1024) }).optional(),
+  fenced: z
+    .object({
+      at: z.string(),
+      reason: z.string().max(1024),
+      // lost: shut down after a lost session (revivable while still the owner's generation);
+      // stale: its ownership moved (never revived). Records without it are never revived.
+      kind: z.enum(['lost', 'stale']).optional(),
+    })
+    .optional(),
 });
 export type CopyState = z.infer<typeof copySchema>;
 
@@ -55,7 +63,10 @@ export async function readCopy(dir: string): Promise<CopyState | undefined> {
   // An unreadable record could hide a fence: the copy counts as fenced.
   return parsed.success
     ? parsed.data
-    : { generation: -1, fenced: { at: new Date().toISOString(), reason: `${COPY_FILE} unreadable` } };
+    : {
+        generation: -1,
+        fenced: { at: new Date().toISOString(), reason: `${COPY_FILE} unreadable`, kind: 'stale' },
+      };
 }
 
 export async function writeCopy(dir: string, copy: CopyState): Promise<void> {

@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { freezeFilesystem, thawFilesystem } from '../system/freeze.js';
 import { SyscallError } from '../system/libc.js';
 import { mountAt } from '../system/mountinfo.js';
-import { shutdownFilesystem } from '../system/shutdown.js';
+import { shutdownMounted } from '../system/shutdown.js';
 
 /** What the self-fence asks of the cluster. */
 export interface FenceHooks {
@@ -11,11 +11,19 @@ export interface FenceHooks {
   mounted(): Promise<Map<string, string>>;
   /** Whether ZooKeeper still names this agent owner of the copy's generation; throws when it cannot tell. */
   stillMine(name: string): Promise<boolean>;
-  /** Records the copy as fenced, for good (persisted): it is never served again as it is. */
-  fenced(name: string, reason: string): Promise<void>;
+  /**
+   * Records the copy as fenced, for good (persisted): it is never served again as it is. `kind`:
+   * 'lost' when the session was lost (the copy may be revived while ZooKeeper still names this
+   * agent at its generation), 'stale' when its ownership was found moved (never revived).
+   */
+  fenced(name: string, reason: string, kind: FenceKind): Promise<void>;
+  /** The session is lost: what it confirmed no longer holds. */
+  lost(): void;
   /** One round trip to ZooKeeper through the session; resolves with the session's id. */
   probe(): Promise<string>;
 }
+
+export type FenceKind = 'lost' | 'stale';
 
 /** What the fence does to a mounted filesystem (system/ by default; tests give their own). */
 export interface FilesystemActions {
@@ -43,7 +51,7 @@ const KERNEL: FilesystemActions = {
   },
   thaw: thawAt,
   shutdown: async (mountPoint) => {
-    await shutdownFilesystem(mountPoint);
+    await shutdownMounted(mountPoint);
     await thawAt(mountPoint).catch(() => undefined); // shut down: only the directory is left to close
   },
 };
@@ -84,7 +92,7 @@ export class SelfFence {
   private work: Promise<void> = Promise.resolve();
 
   constructor(
-    private readonly timeoutMs: number,
+    private timeoutMs: number,
     private readonly hooks: FenceHooks,
     private readonly log: Logger,
     private readonly fs: FilesystemActions = KERNEL,
@@ -111,6 +119,14 @@ export class SelfFence {
 
   stop(): void {
     if (this.timer) clearInterval(this.timer);
+  }
+
+  /** Runs on another session timeout from now on (the one ZooKeeper negotiated). */
+  useTimeout(timeoutMs: number): void {
+    this.timeoutMs = timeoutMs;
+    if (!this.timer) return;
+    this.stop();
+    this.arm();
   }
 
   /**
@@ -204,10 +220,12 @@ export class SelfFence {
             'froze the volume: its writers wait until ZooKeeper answers',
           );
         } catch (err) {
-          // EBUSY: frozen already (a snapshot); it is shut down if the session is lost.
+          // EBUSY: frozen already. At start-up, by the previous process's fence: this fence
+          // thaws it once ZooKeeper says it is ours. Else by a snapshot, which thaws it itself;
+          // it is shut down if the session is lost.
           if (!(err instanceof SyscallError && err.code === 'EBUSY')) {
             this.log.error({ volume: name, err: (err as Error).message }, 'could not freeze the volume');
-          }
+          } else if (this.unverified) this.frozen.set(name, mountPoint);
         }
       }
     });
@@ -238,7 +256,8 @@ export class SelfFence {
           await this.shutDown(
             name,
             mountPoint,
-            'its ownership moved to another agent while this one was cut off',
+            'stale: its ownership moved to another agent while this one was cut off',
+            'stale',
           );
         }
       }
@@ -251,16 +270,19 @@ export class SelfFence {
     this.state = 'lost';
     this.unverified = false;
     this.lostAt = this.now();
+    this.hooks.lost();
     this.log.error({ reason }, 'ZooKeeper session lost: shutting down every mounted cluster volume');
     this.queue(async () => {
       const mounted = await this.hooks.mounted();
       for (const [name, mountPoint] of this.frozen) mounted.set(name, mountPoint);
       this.frozen.clear();
-      await Promise.all([...mounted].map(([name, mountPoint]) => this.shutDown(name, mountPoint, reason)));
+      await Promise.all(
+        [...mounted].map(([name, mountPoint]) => this.shutDown(name, mountPoint, reason, 'lost')),
+      );
     });
   }
 
-  private async shutDown(name: string, mountPoint: string, reason: string): Promise<void> {
+  private async shutDown(name: string, mountPoint: string, reason: string, kind: FenceKind): Promise<void> {
     try {
       await this.fs.shutdown(mountPoint);
       this.log.error(
@@ -271,7 +293,7 @@ export class SelfFence {
       this.log.error({ volume: name, err: (err as Error).message }, 'could not shut the volume down');
     }
     await this.hooks
-      .fenced(name, reason)
+      .fenced(name, reason, kind)
       .catch((err: Error) =>
         this.log.error({ volume: name, err: err.message }, 'could not record the fence'),
       );

@@ -1,6 +1,7 @@
 import zookeeper, { type ACL, type Client, type Stat } from 'node-zookeeper-client';
 import type { Logger } from 'pino';
 import { type ClusterAuth, digestId } from './auth.js';
+import { retryWithBackoff } from './retry.js';
 
 /** ZooKeeper cannot be reached now (down, or this agent cut off): the operation was not done. */
 export class ZooKeeperUnavailable extends Error {}
@@ -17,6 +18,8 @@ export interface SessionEvents {
   onSession(): Promise<void>;
   /** The session expired: everything it held (ephemeral nodes, hence ownership) may be gone. */
   onExpired(): void;
+  /** At every connection: the session timeout ZooKeeper granted (clamped to its bounds). */
+  onTimeout?(negotiatedMs: number): void;
 }
 
 /**
@@ -30,6 +33,8 @@ export class ZkSession {
   private client: Client | undefined;
   private connected = false;
   private closed = false;
+  /** The client whose session `onSession` is being run for (one run at a time). */
+  private registering: Client | undefined;
   private readonly ownAcl: ACL[];
 
   constructor(
@@ -76,14 +81,8 @@ export class ZkSession {
     client.on('connected', () => {
       this.connected = true;
       this.log.info({ zookeeper: this.connectString }, 'connected to ZooKeeper');
-      this.events
-        .onSession()
-        .catch((err: Error) =>
-          this.log.error(
-            { err: err.message },
-            'could not register with ZooKeeper; retrying at the next connection',
-          ),
-        );
+      this.events.onTimeout?.(client.getSessionTimeout());
+      void this.register(client);
     });
     client.on('disconnected', () => {
       this.connected = false;
@@ -104,6 +103,26 @@ export class ZkSession {
       ),
     );
     client.connect();
+  }
+
+  /**
+   * Runs `onSession` for the client's session until it succeeds: nothing else would retry it
+   * (the session may well stay connected), and meanwhile others take this agent for dead.
+   */
+  private async register(client: Client): Promise<void> {
+    if (this.registering === client) return; // a reconnect while the first run still tries
+    this.registering = client;
+    await retryWithBackoff(
+      () => this.events.onSession(),
+      { firstMs: 1_000, maxMs: 30_000 },
+      () => !this.closed && this.client === client,
+      (err, nextInMs) =>
+        this.log.error(
+          { err: err.message, retryInMs: nextInMs },
+          'could not register with ZooKeeper; retrying',
+        ),
+    );
+    if (this.registering === client) this.registering = undefined;
   }
 
   private call<T>(
@@ -130,6 +149,12 @@ export class ZkSession {
               `ZooKeeper refused loopvol (${what}): the node belongs to another identity; check --cluster-auth-file (docs/mesos.md)`,
             ),
           );
+        } else if (
+          isCode(err, zookeeper.Exception.CONNECTION_LOSS) ||
+          isCode(err, zookeeper.Exception.SESSION_EXPIRED)
+        ) {
+          // The connection dropped with the operation in flight: unreachable, like no connection.
+          reject(new ZooKeeperUnavailable(`ZooKeeper is unreachable (${what}): try again once it is back`));
         } else if (err) reject(err);
         else resolve(value as T);
       });

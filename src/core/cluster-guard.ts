@@ -25,6 +25,13 @@ export interface ClusterGuard {
   claimForCreate(name: string, fresh: boolean, log: Logger): Promise<{ plan: CreatePlan; claim: Claim }>;
   /** Before a Mount of a local volume: throws when this agent's copy is not the owner's. */
   checkMount(name: string, log: Logger): Promise<void>;
+  /**
+   * After the Mount's activation, before it is recorded: throws when the agent stopped being live
+   * or the copy was fenced meanwhile (the fence looked at the mounts before this one appeared).
+   * The fence marks itself not live before it reads the mounts: a mount confirmed while live is
+   * one its next freeze or shutdown sees.
+   */
+  confirmMounted(name: string): void;
   /** After a Remove: the name is free in the cluster. */
   released(name: string, log: Logger): Promise<void>;
   /** Status fields: the owner, the copy's generation, whether it is stale, and its fence if any. */

@@ -220,13 +220,16 @@ export class Snapshots implements CloneProvider<Maintained> {
    * Start-up: thaws what a crash left frozen (the marker is written before the freeze), deletes
    * snapshots a crash left half-made, and reports unreadable ones. Runs before requests are served.
    */
-  async recover(log: Logger): Promise<void> {
+  /** `mayThaw`: in cluster mode, whether the cluster lets the volume be written (else its fence thaws it). */
+  async recover(log: Logger, mayThaw: (name: string) => boolean = () => true): Promise<void> {
     for (const found of this.store.snapshots.takeLeftovers()) {
       const vlog = log.child({ volume: found.volume });
       if (found.frozen) {
         const mountPoint = this.store.layout.volume(found.volume).mountPoint;
         try {
-          if (isMountPoint(mountPoint)) await thawFilesystem(mountPoint);
+          if (!mayThaw(found.volume)) {
+            vlog.warn('a snapshot was interrupted while the volume was frozen: left to the cluster fence');
+          } else if (isMountPoint(mountPoint)) await thawFilesystem(mountPoint);
           await this.store.snapshots.clearFrozen(found.volume);
           vlog.warn('a snapshot was interrupted while the volume was frozen: thawed it');
         } catch (err) {

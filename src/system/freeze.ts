@@ -41,12 +41,15 @@ async function thawOpen(dir: FileHandle): Promise<void> {
 const openDirectory = (path: string) => open(path, constants.O_RDONLY | constants.O_DIRECTORY);
 
 /**
- * Freezes the filesystem of block device `device` mounted at `mountPoint`; returns its thaw. The
- * directory is opened first and its device compared with `device`: unmounted from outside in the
- * meantime, the path would lead to the filesystem below it (the host's), and that one would freeze.
- * The thaw goes through the same open directory, so it thaws what was frozen.
+ * Opens the directory at `mountPoint` (for `doing`) and checks that it is on block device `device`:
+ * unmounted from outside in the meantime, the path would lead to the filesystem below it (the
+ * host's) or to whatever was mounted there since, and an ioctl on that would hit the wrong one.
  */
-export async function freezeFilesystem(mountPoint: string, device: string): Promise<() => Promise<void>> {
+export async function openVolumeDirectory(
+  mountPoint: string,
+  device: string,
+  doing: 'freezing' | 'shutting down',
+): Promise<FileHandle> {
   const dir = await openDirectory(mountPoint);
   try {
     const [opened, expected] = await Promise.all([
@@ -55,9 +58,23 @@ export async function freezeFilesystem(mountPoint: string, device: string): Prom
     ]);
     if (opened.dev !== expected.rdev) {
       throw new NotTheVolume(
-        `${mountPoint} is not on ${device} (unmounted from outside?): not freezing what is there instead`,
+        `${mountPoint} is not on ${device} (unmounted from outside?): not ${doing} what is there instead`,
       );
     }
+  } catch (err) {
+    await dir.close();
+    throw err;
+  }
+  return dir;
+}
+
+/**
+ * Freezes the filesystem of block device `device` mounted at `mountPoint` (checked first, see
+ * openVolumeDirectory); returns its thaw, through the same open directory, so it thaws what was frozen.
+ */
+export async function freezeFilesystem(mountPoint: string, device: string): Promise<() => Promise<void>> {
+  const dir = await openVolumeDirectory(mountPoint, device, 'freezing');
+  try {
     await freezeIoctl(dir, FIFREEZE, '-f');
   } catch (err) {
     await dir.close();

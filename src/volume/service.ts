@@ -330,6 +330,13 @@ export class VolumeService {
         }
         throw new VolumeError(`cannot mount volume ${name}: ${explain(err)}`);
       }
+      try {
+        this.cluster?.confirmMounted(name);
+      } catch (err) {
+        // Fenced while activating: the fence did not see this mount, so it must not stay.
+        await this.undoActivation(record, paths);
+        throw err;
+      }
       if (state.preened) {
         const { reason, report } = state.preened;
         log.warn(
@@ -345,11 +352,7 @@ export class VolumeService {
         await (record.initialized ? this.saveHolders(next) : this.update(next));
       } catch (err) {
         // Unrecorded, this mount would have no holder to ever release it.
-        if (holderCount(record.holders) === 0) {
-          await this.backendOf(record)
-            .deactivate(paths, record)
-            .catch(() => undefined);
-        }
+        await this.undoActivation(record, paths);
         throw new VolumeError(`cannot mount volume ${name}: recording the mount failed: ${explain(err)}`);
       }
       crashPoint('mount:recorded');
@@ -362,6 +365,14 @@ export class VolumeService {
       log.info({ device: state.device, holders: holderCount(this.require(name).holders) }, 'volume mounted');
       return paths.mountPoint;
     });
+  }
+
+  /** Undoes a Mount's activation that will not be recorded, unless earlier holders still use it. */
+  private async undoActivation(record: VolumeRecord, paths: VolumePaths): Promise<void> {
+    if (holderCount(record.holders) > 0) return;
+    await this.backendOf(record)
+      .deactivate(paths, record)
+      .catch(() => undefined);
   }
 
   async unmount(name: string, id: string | undefined, log: Logger): Promise<void> {

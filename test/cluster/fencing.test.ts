@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { appendFile, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -77,8 +78,10 @@ describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'mkfs.xfs', 'mount', 'r
       path: string,
       port = zk.port,
       timeoutS = TIMEOUT_S,
+      env: Record<string, string> = {},
     ): Promise<PluginProcess> {
       return cases.start({
+        env,
         socket: join(dir, `${id}.sock`),
         dataRoot: join(dir, id),
         args: [
@@ -239,6 +242,71 @@ describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'mkfs.xfs', 'mount', 'r
       await back.waitForLog(/thawed the volume: ZooKeeper answers and it is still ours/, 20_000);
       const thawed = loggedAt(back, /thawed the volume/);
       await expect.poll(() => Math.max(...writer.writes()), { timeout: 10_000 }).toBeGreaterThan(thawed);
+      expect(writer.failure()).toBeUndefined();
+    });
+
+    /** A's volume with a writer on it, frozen by A's fence (cut from ZooKeeper), then A killed. */
+    async function killedWhileFrozen(dir: string, path: string, proxy: TcpProxy) {
+      const a = await agent(dir, 'agent-a', path, proxy.port, 6);
+      const writer = await writerOn(await mount(a, 'pg'));
+      proxy.cut();
+      await a.waitForLog(/froze the volume/, 10_000);
+      await a.kill();
+      return writer;
+    }
+
+    it('killed while its fence held a volume frozen, restarted with ZooKeeper: thaws the copy still its own', async () => {
+      const dir = await cases.begin('fencing-frozen-restart');
+      const proxy = await startTcpProxy(zk.port);
+      cleanups.push(() => proxy.close());
+      const writer = await killedWhileFrozen(dir, '/frozen-restart', proxy);
+      proxy.heal();
+      const back = await start(dir, 'agent-a', '/frozen-restart', proxy.port, 6);
+      const answered = Date.now();
+      expect((await ok(back, 'VolumeDriver.Get', { Name: 'pg' })).Volume).toMatchObject({
+        Status: { cluster: { owner: 'agent-a', generation: 1 } },
+      });
+      await expect.poll(() => Math.max(...writer.writes()), { timeout: 10_000 }).toBeGreaterThan(answered);
+      expect(writer.failure()).toBeUndefined();
+    });
+
+    it('killed while frozen and restarted without ZooKeeper: the new fence takes the freeze over and thaws it once ZooKeeper answers', async () => {
+      const dir = await cases.begin('fencing-frozen-blind');
+      const proxy = await startTcpProxy(zk.port);
+      cleanups.push(() => proxy.close());
+      const writer = await killedWhileFrozen(dir, '/frozen-blind', proxy);
+      const back = await start(dir, 'agent-a', '/frozen-blind', proxy.port, 6);
+      await ok(back, 'VolumeDriver.Get', { Name: 'pg' });
+      proxy.heal();
+      await back.waitForLog(/thawed the volume: ZooKeeper answers and it is still ours/, 20_000);
+      const thawed = loggedAt(back, /thawed the volume/);
+      await expect.poll(() => Math.max(...writer.writes()), { timeout: 10_000 }).toBeGreaterThan(thawed);
+      expect(writer.failure()).toBeUndefined();
+    });
+
+    it('restarted without ZooKeeper after a crash mid-snapshot: the volume stays frozen until ZooKeeper says it is ours', async () => {
+      const dir = await cases.begin('fencing-snapshot-crash');
+      const proxy = await startTcpProxy(zk.port);
+      cleanups.push(() => proxy.close());
+      const a = await agent(dir, 'agent-a', '/snapshot-crash', proxy.port, 6);
+      const writer = await writerOn(await mount(a, 'pg'));
+      await a.kill();
+      const doomed = await start(dir, 'agent-a', '/snapshot-crash', proxy.port, 6, {
+        LOOPVOL_CRASH_AT: 'snapshot:frozen',
+      });
+      await doomed.waitForLog(/"msg":"joined the cluster"/, 20_000);
+      const exited = once(doomed.child, 'exit');
+      await expect(doomed.call('Loopvol.Backup', { Name: 'pg' })).rejects.toThrow();
+      await exited;
+      const crashed = Date.now();
+      proxy.cut();
+      const back = await start(dir, 'agent-a', '/snapshot-crash', proxy.port, 6);
+      // Start-up is over (it answers): the snapshot's freeze was not undone before the fence decided.
+      await ok(back, 'VolumeDriver.Get', { Name: 'pg' });
+      expect(Math.max(...writer.writes())).toBeLessThan(crashed);
+      proxy.heal();
+      await back.waitForLog(/thawed the volume: ZooKeeper answers and it is still ours/, 20_000);
+      await expect.poll(() => Math.max(...writer.writes()), { timeout: 10_000 }).toBeGreaterThan(crashed);
       expect(writer.failure()).toBeUndefined();
     });
 

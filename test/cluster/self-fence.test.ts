@@ -1,20 +1,24 @@
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { type FenceHooks, SelfFence } from '../../src/cluster/self-fence.js';
+import { type FenceHooks, type FilesystemActions, SelfFence } from '../../src/cluster/self-fence.js';
+import { SyscallError } from '../../src/system/libc.js';
 
 const T = 3_000;
 const log = pino({ level: 'silent' });
 
 /** A fence over one mounted volume, a hand-driven clock and ZooKeeper, and recorded fs actions. */
-function setUp() {
+function setUp(fs: Partial<FilesystemActions> = {}) {
   let clock = 0;
   const actions: string[] = [];
   const zk = { answers: true, session: 's1', mine: true };
   const hooks: FenceHooks = {
     mounted: async () => new Map([['pg', '/mnt/pg']]),
     stillMine: async () => zk.mine,
-    fenced: async (name) => {
-      actions.push(`fenced ${name}`);
+    fenced: async (name, _reason, kind) => {
+      actions.push(`fenced ${name}${kind === 'stale' ? ' stale' : ''}`);
+    },
+    lost: () => {
+      actions.push('lost');
     },
     probe: () => (zk.answers ? Promise.resolve(zk.session) : Promise.reject(new Error('unreachable'))),
   };
@@ -25,7 +29,7 @@ function setUp() {
     T,
     hooks,
     log,
-    { freeze: record('freeze'), thaw: record('thaw'), shutdown: record('shutdown') },
+    { freeze: record('freeze'), thaw: record('thaw'), shutdown: record('shutdown'), ...fs },
     () => clock,
   );
   /** Lets time pass as the event loop would: the watchdog's timer fires along the way. */
@@ -70,13 +74,13 @@ describe('self-fencing, by the clock', () => {
     expect(actions).toEqual(['freeze /mnt/pg']);
     expect(fence.servable()).toBe(false);
     await pass(T);
-    expect(actions).toEqual(['freeze /mnt/pg', 'shutdown /mnt/pg', 'fenced pg']);
+    expect(actions).toEqual(['freeze /mnt/pg', 'lost', 'shutdown /mnt/pg', 'fenced pg']);
     // Heard again (a new session): served again, the fenced copy stays fenced.
     zk.answers = true;
     zk.session = 's2';
     await pass(T);
     expect(fence.servable()).toBe(true);
-    expect(actions).toEqual(['freeze /mnt/pg', 'shutdown /mnt/pg', 'fenced pg']);
+    expect(actions).toEqual(['freeze /mnt/pg', 'lost', 'shutdown /mnt/pg', 'fenced pg']);
   });
 
   it('thaws when the same session answers in time and the volume is still ours', async () => {
@@ -98,7 +102,7 @@ describe('self-fencing, by the clock', () => {
     zk.answers = true;
     zk.mine = false;
     await pass(T / 2);
-    expect(actions).toEqual(['freeze /mnt/pg', 'shutdown /mnt/pg', 'fenced pg']);
+    expect(actions).toEqual(['freeze /mnt/pg', 'shutdown /mnt/pg', 'fenced pg stale']);
   });
 
   it('takes an answer from another session as the old one expired', async () => {
@@ -109,7 +113,7 @@ describe('self-fencing, by the clock', () => {
     zk.answers = true;
     zk.session = 's2';
     await pass(T / 2);
-    expect(actions).toEqual(['freeze /mnt/pg', 'shutdown /mnt/pg', 'fenced pg']);
+    expect(actions).toEqual(['freeze /mnt/pg', 'lost', 'shutdown /mnt/pg', 'fenced pg']);
   });
 
   it('after a pause past the timeout, refuses to serve before any timer has run', async () => {
@@ -118,7 +122,7 @@ describe('self-fencing, by the clock', () => {
     jump(2 * T); // stopped: the clock ran on, no timer fired, no callback ran
     expect(fence.servable()).toBe(false);
     await pass(100);
-    expect(actions).toEqual(['shutdown /mnt/pg', 'fenced pg']);
+    expect(actions).toEqual(['lost', 'shutdown /mnt/pg', 'fenced pg']);
   });
 
   it('reported expiry shuts down at once', async () => {
@@ -127,7 +131,7 @@ describe('self-fencing, by the clock', () => {
     fence.expired();
     expect(fence.servable()).toBe(false);
     await pass(100);
-    expect(actions).toEqual(['shutdown /mnt/pg', 'fenced pg']);
+    expect(actions).toEqual(['lost', 'shutdown /mnt/pg', 'fenced pg']);
   });
 
   it('started without ZooKeeper: frozen, never shut down by the clock, thawed once it says ours', async () => {
@@ -141,5 +145,46 @@ describe('self-fencing, by the clock', () => {
     await pass(T / 2);
     expect(actions).toEqual(['freeze /mnt/pg', 'thaw /mnt/pg']);
     expect(fence.servable()).toBe(true);
+  });
+
+  it('started without ZooKeeper over a volume the previous process left frozen: thaws it once it says ours', async () => {
+    const { fence, zk, actions, pass } = setUp({
+      freeze: async () => {
+        throw new SyscallError('ioctl', 'EBUSY', 16);
+      },
+    });
+    zk.answers = false;
+    await fence.startUnverified();
+    expect(fence.servable()).toBe(false);
+    zk.answers = true;
+    await pass(T / 2);
+    expect(actions).toEqual(['thaw /mnt/pg']);
+    expect(fence.servable()).toBe(true);
+  });
+
+  it('a volume frozen by someone else (a snapshot) while live is not thawed by the fence', async () => {
+    const { fence, zk, actions, pass } = setUp({
+      freeze: async () => {
+        throw new SyscallError('ioctl', 'EBUSY', 16);
+      },
+    });
+    fence.start('s1');
+    zk.answers = false;
+    await pass(T / 3 + 200);
+    zk.answers = true;
+    await pass(T / 2);
+    expect(actions).toEqual([]);
+    expect(fence.servable()).toBe(true);
+  });
+
+  it('runs on a shorter negotiated timeout once told', async () => {
+    const { fence, zk, actions, pass } = setUp();
+    fence.start('s1');
+    fence.useTimeout(T / 2);
+    zk.answers = false;
+    await pass(T / 6 + 200);
+    expect(actions).toEqual(['freeze /mnt/pg']);
+    await pass(T / 2);
+    expect(actions).toEqual(['freeze /mnt/pg', 'lost', 'shutdown /mnt/pg', 'fenced pg']);
   });
 });

@@ -29,23 +29,27 @@ function ruok(port: number): Promise<boolean> {
   });
 }
 
-export async function startZooKeeper(dir: string): Promise<ZooKeeper> {
+/** `settings` override zoo.cfg's lines (e.g. a small maxSessionTimeout). */
+export async function startZooKeeper(dir: string, settings: Record<string, string> = {}): Promise<ZooKeeper> {
   const port = await freePort();
   const data = join(dir, 'zk-data');
   await mkdir(data, { recursive: true });
   const config = join(dir, 'zoo.cfg');
   await writeFile(
     config,
-    [
-      'tickTime=500',
-      `dataDir=${data}`,
-      `clientPort=${port}`,
-      'clientPortAddress=127.0.0.1',
-      'admin.enableServer=false',
-      'minSessionTimeout=1000',
-      'maxSessionTimeout=60000',
-      '4lw.commands.whitelist=ruok',
-    ].join('\n'),
+    Object.entries({
+      tickTime: '500',
+      dataDir: data,
+      clientPort: String(port),
+      clientPortAddress: '127.0.0.1',
+      'admin.enableServer': 'false',
+      minSessionTimeout: '1000',
+      maxSessionTimeout: '60000',
+      '4lw.commands.whitelist': 'ruok',
+      ...settings,
+    })
+      .map(([key, value]) => `${key}=${value}`)
+      .join('\n'),
   );
   let child: ChildProcess | undefined;
   const zk: ZooKeeper = {
