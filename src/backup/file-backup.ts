@@ -118,9 +118,15 @@ export class FileBackups {
     const read = join(this.dir, 'read');
     for (const { mountPoint } of (await readMounts()).reverse()) {
       if (dirname(mountPoint) !== read) continue;
-      await this.kernel.unmount(mountPoint);
-      await rmdir(mountPoint).catch(() => undefined);
-      log.warn({ volume: basename(mountPoint), mountPoint }, 'unmounted what an interrupted backup left');
+      const vlog = log.child({ volume: basename(mountPoint) });
+      try {
+        await this.kernel.unmount(mountPoint);
+        await rmdir(mountPoint).catch(() => undefined);
+        vlog.warn({ mountPoint }, 'unmounted what an interrupted backup left');
+      } catch (err) {
+        // Served regardless: the next backup of this volume fails until it is unmounted.
+        vlog.error({ err: (err as Error).message }, `could not unmount it: run "umount ${mountPoint}"`);
+      }
     }
   }
 
