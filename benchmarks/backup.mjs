@@ -68,10 +68,12 @@ async function timedBackup(daemon, name, image) {
   return {
     id: Backup.id,
     seconds,
+    // Read where it is (live, frozen) or from a consistent copy.
+    via: line.via,
     readBytes: line.readBytes,
     dataAddedBytes: line.dataAdded,
     filesChanged: line.filesChanged + line.filesNew,
-    // What the consistent copy moves first (a reflink where the data root shares blocks).
+    // What a consistent copy would move first (a reflink where the data root shares blocks).
     imageAllocatedBytes: fileSpace(image).allocatedBytes,
   };
 }
@@ -83,10 +85,13 @@ async function timedBackup(daemon, name, image) {
  */
 export const backupCost = (dir, plan) => onXfs(dir, (root) => backupCostIn(root, plan, ['--spares', '0']));
 
-/** The same on the host's filesystem (ext4 here), with the freeze limit raised for the copy. */
+/**
+ * The same on the host's filesystem (ext4 here), with the default --max-freeze: a mounted volume
+ * is read live (frozen, no copy); a copy, which would move every allocated byte, only if not.
+ */
 export function backupCostOnHost(dir, plan) {
   mkdirSync(dir, { recursive: true });
-  return backupCostIn(dir, plan, ['--spares', '0', '--max-freeze', '60']);
+  return backupCostIn(dir, plan, ['--spares', '0']);
 }
 
 async function backupCostIn(dir, { sizeSpec, dataBytes, legacy }, daemonArgs) {
@@ -98,7 +103,11 @@ async function backupCostIn(dir, { sizeSpec, dataBytes, legacy }, daemonArgs) {
     const never = await timedBackup(daemon, 'never', image('never'));
     const mountPoint = await mountNew(daemon, 'data', sizeSpec);
     fill(mountPoint, dataBytes);
+    // Unmounted: a first backup of a mounted volume reads all its data while it is frozen, past
+    // --max-freeze here, and then a copy of it, refused on ext4 for the same reason.
+    await daemon.call('VolumeDriver.Unmount', { Name: 'data', ID });
     const first = await timedBackup(daemon, 'data', image('data'));
+    await daemon.call('VolumeDriver.Mount', { Name: 'data', ID });
     writeFileSync(join(mountPoint, 'data-1'), randomBytes(FILE_BYTES));
     execFileSync('sync', ['-f', mountPoint]);
     const incremental = await timedBackup(daemon, 'data', image('data'));

@@ -133,7 +133,7 @@ for (const [where, b] of [
   if (!b) continue;
   lines.push(`backup cost, ${where}:`);
   const row = (label, r) =>
-    `  ${label.padEnd(34)} ${f(r.seconds, 2)} s, restic read ${mib(r.readBytes)}, added ${mib(r.dataAddedBytes)}, ${r.filesChanged} files read, copy of ${mib(r.imageAllocatedBytes)} allocated`;
+    `  ${label.padEnd(34)} ${f(r.seconds, 2)} s via ${r.via}, restic read ${mib(r.readBytes)}, added ${mib(r.dataAddedBytes)}, ${r.filesChanged} files read, image ${mib(r.imageAllocatedBytes)} allocated`;
   lines.push(
     row(`${b.sizeSpec} volume, never written`, b.never),
     row(`${b.sizeSpec} holding ${mib(b.dataBytes)}, first`, b.first),

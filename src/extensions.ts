@@ -46,15 +46,12 @@ export async function wireExtensions(
     repository: config.backup.repository,
     passwordFile: config.backup.passwordFile,
   };
+  const files = repo && new FileBackups(kernel, repo, store.layout.root);
+  // Before Snapshots.recover thaws what a backup left frozen: its bind goes first.
+  if (files) service.onStart(() => files.recover(log));
   const backups =
-    config.backup && repo
-      ? new Backups(
-          store,
-          service,
-          snapshots,
-          { repo, keep: config.backup.keep },
-          new FileBackups(kernel, repo, store.layout.root),
-        )
+    config.backup && repo && files
+      ? new Backups(store, service, snapshots, { repo, keep: config.backup.keep }, files)
       : undefined;
   const restores = () => {
     if (!backups) throw noBackups();

@@ -37,7 +37,7 @@ export const SNAPSHOT_CRASH_STEPS = ['snapshot:marked', 'snapshot:frozen', 'snap
 export const LOOP_ATTACH_CRASH_STEPS = ['mount:set-fd'] as const;
 
 /** Step boundaries of a backup and of a restore from one (test/integration/file-backup.test.ts). */
-export const BACKUP_CRASH_STEPS = ['backup:mounted', 'restore:mounted'] as const;
+export const BACKUP_CRASH_STEPS = ['backup:mounted', 'backup:frozen', 'restore:mounted'] as const;
 
 export type CrashStep =
   | (typeof CRASH_STEPS)[number]

@@ -24,8 +24,8 @@ import {
   redactCredentials,
 } from '../system/restic.js';
 import { writeSparse } from '../system/sparse-write.js';
-import type { VolumeService } from '../volume/service.js';
-import type { FileBackups } from './file-backup.js';
+import type { Maintained, VolumeService } from '../volume/service.js';
+import { type FileBackups, FreezeTooLong } from './file-backup.js';
 import { newestFirst, toForget } from './retention.js';
 
 /** How backups are made; from the daemon's flags. */
@@ -159,16 +159,29 @@ export class Backups {
       try {
         // Asked of the cluster just before the copy: only the owner backs up, tagged with its token.
         const generation = (await this.service.cluster?.assertOwner(name, log)) ?? 0;
-        const info = await this.snapshots.withCopy(name, log, async (image, { record }) => {
+        const backing = ({ record }: Maintained) => {
           const { fs, sizeBytes } = record.spec;
           const tags = [...tagsOf(name), `fs=${fs}`, `size=${sizeBytes}`, `gen=${generation}`, FILES_FORMAT];
-          const { snapshot_id: short } = await this.files.backup(image, fs, name, tags, this.host, log);
-          // restic's summary names the backup by its short id; list it for the full one.
-          const made = (await this.list(name)).find((b) => b.id.startsWith(short));
-          if (!made)
-            throw new VolumeError(`restic reported backup ${short}, but it is not in the repository`);
-          return made;
-        });
+          return { tags, host: this.host };
+        };
+        // A mounted volume is read where it is, frozen; a copy if that takes longer than a freeze may.
+        const live = await this.snapshots
+          .withFrozen(name, log, ({ mountPoint, device, withinMs }, volume) =>
+            this.files.backupLive(mountPoint, device, name, backing(volume), withinMs, log),
+          )
+          .catch((err: Error) => {
+            if (!(err instanceof FreezeTooLong)) throw err;
+            log.warn({ reason: err.message }, 'backing the volume up from a copy instead');
+            return undefined;
+          });
+        const { snapshot_id: short } =
+          live?.result ??
+          (await this.snapshots.withCopy(name, log, (image, volume) =>
+            this.files.backup(image, volume.record.spec.fs, name, backing(volume), log),
+          ));
+        // restic's summary names the backup by its short id; list it for the full one.
+        const info = (await this.list(name)).find((b) => b.id.startsWith(short));
+        if (!info) throw new VolumeError(`restic reported backup ${short}, but it is not in the repository`);
         await this.prune(name, generation, log);
         await this.record(name, { lastSuccess: { time: info.time, id: info.id, generation } });
         log.info({ backup: info.id, generation, ms: Date.now() - started }, 'volume backed up');

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, rm, rmdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import type { Logger } from 'pino';
 import { VolumeError } from '../core/errors.js';
 import { volumeName } from '../core/name.js';
@@ -8,10 +8,12 @@ import { MAX_SIZE_BYTES } from '../core/size.js';
 import { crashPoint } from '../faults.js';
 import { createSparse } from '../system/allocate.js';
 import { digHolesUnder } from '../system/dig-holes.js';
+import { ToolTimedOut } from '../system/exec.js';
 import type { KernelOps } from '../system/kernel-ops.js';
 import { loopReadBytes } from '../system/loop-sysfs.js';
 import { makeFilesystem } from '../system/mkfs.js';
 import { type FsType, UNTRUSTED_CONTENT_OPTIONS } from '../system/mount.js';
+import { readMounts } from '../system/mountinfo.js';
 import { type BackupSummary, backupDirectory, type ResticRepo, restoreSnapshot } from '../system/restic.js';
 
 /**
@@ -28,6 +30,15 @@ const READ_ONLY_OPTIONS: Record<FsType, readonly string[]> = {
 export interface FilesBackedUp extends BackupSummary {
   readBytes: number;
 }
+
+/** What restic records with a backup: its tags and this host's name. */
+export interface Backing {
+  tags: string[];
+  host: string;
+}
+
+/** A backup of a live volume that would have kept it frozen longer than --max-freeze. */
+export class FreezeTooLong extends VolumeError {}
 
 /** What a restore needs to rebuild a volume: the filesystem around the files. */
 export interface FilesBackup {
@@ -62,24 +73,90 @@ export class FileBackups {
   }
 
   /** Backs up the filesystem in `image` (a consistent copy of volume `volume`). */
-  async backup(
-    image: string,
-    fs: FsType,
+  backup(image: string, fs: FsType, volume: string, backing: Backing, log: Logger): Promise<FilesBackedUp> {
+    return this.reported('copy', volume, log, (at) =>
+      this.withMounted(image, fs, at, true, (device) => this.read(at, device, backing)),
+    );
+  }
+
+  /**
+   * Backs up the mounted filesystem of volume `volume` at `mountPoint` on `device`, which the
+   * caller keeps frozen: through a read-only bind at the backups' fixed path, so restic finds the
+   * same parent as for a copy (inode numbers and times are the same in both), and reads nothing
+   * the freeze would block (a read-only mount updates no access time). restic gets `withinMs`:
+   * past it, it is stopped and FreezeTooLong thrown, the caller then backs up a copy instead.
+   */
+  backupLive(
+    mountPoint: string,
+    device: string,
     volume: string,
-    tags: string[],
-    host: string,
+    backing: Backing,
+    withinMs: number,
     log: Logger,
   ): Promise<FilesBackedUp> {
-    const mountPoint = join(this.dir, 'read', volume);
-    const made = await this.withMounted(image, fs, mountPoint, true, async (device) => {
-      crashPoint('backup:mounted');
-      // A loop device's counters outlive its detach: what this backup read is the difference.
-      const before = loopReadBytes(device);
-      const summary = await backupDirectory(this.repo, mountPoint, tags, host);
-      return { ...summary, readBytes: loopReadBytes(device) - before };
-    });
+    return this.reported('live', volume, log, (at) =>
+      this.withDirectory(at, async () => {
+        await this.kernel.bindReadOnly(mountPoint, at);
+        try {
+          return await this.read(at, device, backing, withinMs);
+        } catch (err) {
+          if (!(err instanceof ToolTimedOut)) throw err;
+          throw new FreezeTooLong(`restic did not finish within --max-freeze (${withinMs} ms): stopped it`);
+        } finally {
+          await this.kernel.unmount(at);
+        }
+      }),
+    );
+  }
+
+  /**
+   * Start-up: unmounts what a plugin killed during a backup left at the backups' fixed path (a
+   * bind of a live volume is no loop device of a copy, which gc finds; the freeze's marker has
+   * Snapshots.recover thaw the volume).
+   */
+  async recover(log: Logger): Promise<void> {
+    const read = join(this.dir, 'read');
+    for (const { mountPoint } of (await readMounts()).reverse()) {
+      if (dirname(mountPoint) !== read) continue;
+      const vlog = log.child({ volume: basename(mountPoint) });
+      try {
+        await this.kernel.unmount(mountPoint);
+        await rmdir(mountPoint).catch(() => undefined);
+        vlog.warn({ mountPoint }, 'unmounted what an interrupted backup left');
+      } catch (err) {
+        // Served regardless: the next backup of this volume fails until it is unmounted.
+        vlog.error({ err: (err as Error).message }, `could not unmount it: run "umount ${mountPoint}"`);
+      }
+    }
+  }
+
+  /** restic on the filesystem at `at` on `device`: its summary and what it read of the device. */
+  private async read(
+    at: string,
+    device: string,
+    backing: Backing,
+    withinMs?: number,
+  ): Promise<FilesBackedUp> {
+    crashPoint('backup:mounted');
+    // A loop device's counters outlive its detach: what this backup read is the difference.
+    const before = loopReadBytes(device);
+    const summary = await backupDirectory(this.repo, at, backing.tags, backing.host, withinMs);
+    return { ...summary, readBytes: loopReadBytes(device) - before };
+  }
+
+  /** Runs `backUp` with the backups' fixed path for `volume`, and logs what it did. */
+  private async reported(
+    via: 'live' | 'copy',
+    volume: string,
+    log: Logger,
+    backUp: (at: string) => Promise<FilesBackedUp>,
+  ): Promise<FilesBackedUp> {
+    const started = Date.now();
+    const made = await backUp(join(this.dir, 'read', volume));
     log.info(
       {
+        via,
+        ms: Date.now() - started,
         filesNew: made.files_new,
         filesChanged: made.files_changed,
         filesUnmodified: made.files_unmodified,
@@ -124,8 +201,7 @@ export class FileBackups {
     readOnly: boolean,
     use: (device: string) => Promise<T>,
   ): Promise<T> {
-    await mkdir(mountPoint, { recursive: true, mode: 0o700 });
-    try {
+    return this.withDirectory(mountPoint, async () => {
       const device = await this.kernel.attachLoop(image, { directIo: false, readOnly });
       try {
         await this.kernel.mount(
@@ -142,6 +218,14 @@ export class FileBackups {
       } finally {
         await this.kernel.detachLoop(device);
       }
+    });
+  }
+
+  /** Makes the directory `mountPoint` for `use` and removes it afterwards. */
+  private async withDirectory<T>(mountPoint: string, use: () => Promise<T>): Promise<T> {
+    await mkdir(mountPoint, { recursive: true, mode: 0o700 });
+    try {
+      return await use();
     } finally {
       // Not recursive: should the unmount have failed, the directory is not emptied through the mount.
       await rmdir(mountPoint).catch(() => undefined);

@@ -176,25 +176,79 @@ export class Snapshots implements CloneProvider<Maintained> {
     force: boolean,
     log: Logger,
   ): Promise<{ method: CopyMethod; frozen: boolean }> {
-    const name = record.name;
     assertLoop(record);
     const { mounted, device } = await backend.inspect(paths, record);
     if (!mounted) return { method: await copyImage(paths.image, dest), frozen: false };
-    if (!force && !(await this.reflinks())) this.checkFreeze(name, paths.image, paths.mountPoint);
+    if (!force && !(await this.reflinks())) this.checkFreeze(record.name, paths.image, paths.mountPoint);
+    const copy = () => copyImage(paths.image, dest);
+    const method = await this.whileFrozen(record.name, paths.mountPoint, device, 'copy', log, copy);
+    return { method, frozen: true };
+  }
+
+  /**
+   * Runs `use` on loop volume `name`'s mounted filesystem while it is frozen (a backup reads it
+   * there: what it reads is consistent), under the volume's lock; undefined when the volume is not
+   * mounted. `use` must not write to it and must end within `withinMs`, --max-freeze: the
+   * volume's writers wait meanwhile.
+   */
+  async withFrozen<T>(
+    name: string,
+    log: Logger,
+    use: (frozen: { mountPoint: string; device: string; withinMs: number }, volume: Maintained) => Promise<T>,
+  ): Promise<{ result: T } | undefined> {
+    return this.service.maintain(name, async (volume) => {
+      const { record, paths, backend } = volume;
+      assertLoop(record);
+      const { mounted, device } = await backend.inspect(paths, record);
+      if (!mounted) return undefined;
+      const { mountPoint } = paths;
+      const read = (live: string) =>
+        use({ mountPoint, device: live, withinMs: this.options.maxFreezeMs }, volume);
+      return { result: await this.whileFrozen(name, mountPoint, device, 'back up', log, read) };
+    });
+  }
+
+  /**
+   * Freezes the filesystem of volume `name` (the marker first, for recover), runs `use` and thaws
+   * whatever happens. Errors other than VolumeErrors say they stopped the `what` of the volume.
+   */
+  private async whileFrozen<T>(
+    name: string,
+    mountPoint: string,
+    device: string | undefined,
+    what: 'copy' | 'back up',
+    log: Logger,
+    use: (device: string) => Promise<T>,
+  ): Promise<T> {
     try {
-      if (!device)
-        throw new NotTheVolume(`${paths.mountPoint} is mounted, but volume ${name} has no loop device`);
-      const method = await this.copyFrozen(name, paths.mountPoint, device, paths.image, dest, log);
-      return { method, frozen: true };
+      if (!device) throw new NotTheVolume(`${mountPoint} is mounted, but volume ${name} has no loop device`);
+      await this.store.snapshots.markFrozen(name);
+      crashPoint('snapshot:marked');
+      const frozenAt = Date.now();
+      let thaw: () => Promise<void>;
+      try {
+        thaw = await freezeFilesystem(mountPoint, device);
+      } catch (err) {
+        await this.store.snapshots.clearFrozen(name);
+        throw err;
+      }
+      try {
+        crashPoint(what === 'copy' ? 'snapshot:frozen' : 'backup:frozen');
+        return await use(device);
+      } finally {
+        await thaw();
+        log.debug({ frozenMs: Date.now() - frozenAt }, 'volume thawed');
+        await this.store.snapshots.clearFrozen(name);
+      }
     } catch (err) {
       if (err instanceof VolumeError) throw err;
       if (err instanceof NotTheVolume) {
         throw new VolumeError(
-          `cannot copy volume ${name}: ${err.message}; restart loopvol (it reconciles what it serves with the kernel), then retry`,
+          `cannot ${what} volume ${name}: ${err.message}; restart loopvol (it reconciles what it serves with the kernel), then retry`,
           409,
         );
       }
-      throw new VolumeError(`cannot copy volume ${name}: ${(err as Error).message}`);
+      throw new VolumeError(`cannot ${what} volume ${name}: ${(err as Error).message}`);
     }
   }
 
@@ -262,34 +316,6 @@ export class Snapshots implements CloneProvider<Maintained> {
         'stop what uses it, put the data root on xfs (reflink snapshots are instant), or force it (--force)',
       409,
     );
-  }
-
-  private async copyFrozen(
-    name: string,
-    mountPoint: string,
-    device: string,
-    image: string,
-    copy: string,
-    log: Logger,
-  ): Promise<CopyMethod> {
-    await this.store.snapshots.markFrozen(name);
-    crashPoint('snapshot:marked');
-    const frozenAt = Date.now();
-    let thaw: () => Promise<void>;
-    try {
-      thaw = await freezeFilesystem(mountPoint, device);
-    } catch (err) {
-      await this.store.snapshots.clearFrozen(name);
-      throw err;
-    }
-    try {
-      crashPoint('snapshot:frozen');
-      return await copyImage(image, copy);
-    } finally {
-      await thaw();
-      log.debug({ frozenMs: Date.now() - frozenAt }, 'volume thawed');
-      await this.store.snapshots.clearFrozen(name);
-    }
   }
 
   /** Probes the data root once: can a file there be reflinked? */

@@ -1,8 +1,8 @@
 import { loadLibc } from './libc.js';
 import { attachLoopIoctl, detachLoopIoctl, hasLoopConfigure } from './loop-ioctl.js';
 import { attachLoop, detachLoop } from './losetup.js';
-import { type FsType, mountDevice, unmount } from './mount.js';
-import { mountSyscall, unmountSyscall } from './mount-syscall.js';
+import { bindReadOnly, type FsType, mountDevice, unmount } from './mount.js';
+import { bindReadOnlySyscall, mountSyscall, unmountSyscall } from './mount-syscall.js';
 
 /** How a loop device serves its image. */
 export interface LoopAttachOptions {
@@ -36,6 +36,8 @@ export interface KernelOps {
   /** `options` in mount(8) form (nosuid, noatime, data=journal, ...). */
   mount(device: string, mountPoint: string, fsType: FsType, options: readonly string[]): Promise<void>;
   unmount(mountPoint: string): Promise<void>;
+  /** Binds the tree at `source` on `target`, read-only, nosuid, nodev, noexec (a backup reads it there). */
+  bindReadOnly(source: string, target: string): Promise<void>;
 }
 
 export const toolOps: KernelOps = {
@@ -45,6 +47,7 @@ export const toolOps: KernelOps = {
   detachLoop,
   mount: mountDevice,
   unmount,
+  bindReadOnly,
 };
 
 /** The operations chosen at start; `fallback` and `loopAttachReason` are for its log lines. */
@@ -96,6 +99,7 @@ export async function selectKernelOps(
       detachLoop: ioctlAttach ? (device) => detachLoopIoctl(libc, device) : detachLoop,
       mount: (device, mountPoint, fsType, options) => mountSyscall(libc, device, mountPoint, fsType, options),
       unmount: (mountPoint) => unmountSyscall(libc, mountPoint),
+      bindReadOnly: (source, target) => bindReadOnlySyscall(libc, source, target),
     },
     loopAttachReason: reason,
   };

@@ -1,5 +1,5 @@
 import type { Libc } from './libc.js';
-import type { FsType } from './mount.js';
+import { BIND_READ_ONLY_OPTIONS, type FsType } from './mount.js';
 
 /** <sys/mount.h>: the options mount(8) turns into flags; every other option goes to the filesystem. */
 const MOUNT_FLAGS: Record<string, number> = {
@@ -41,6 +41,25 @@ export async function mountSyscall(
     await libc.callAsync('mount', device, mountPoint, fsType, flags, data || null);
   } catch (err) {
     throw new Error(`cannot mount ${device} (${fsType}) on ${mountPoint}: ${(err as Error).message}`);
+  }
+}
+
+const MS_REMOUNT = 32;
+const MS_BIND = 4096;
+
+/** A second, read-only view of the directory tree at `source` (see bindReadOnly). */
+export async function bindReadOnlySyscall(libc: Libc, source: string, target: string): Promise<void> {
+  try {
+    await libc.callAsync('mount', source, target, null, MS_BIND, null);
+  } catch (err) {
+    throw new Error(`cannot bind ${source} on ${target}: ${(err as Error).message}`);
+  }
+  const { flags } = splitMountOptions(BIND_READ_ONLY_OPTIONS);
+  try {
+    await libc.callAsync('mount', null, target, null, MS_REMOUNT | MS_BIND | flags, null);
+  } catch (err) {
+    await unmountSyscall(libc, target);
+    throw new Error(`cannot make the bind on ${target} read-only: ${(err as Error).message}`);
   }
 }
 

@@ -34,6 +34,8 @@ export function redactCredentials(text: string): string {
 }
 
 const BACKUP_TIMEOUT_MS = 24 * 3_600_000;
+/** restic stops cleanly (its lock removed from the repository) on SIGINT; SIGKILL a second later. */
+const STOP_BACKUP = { signal: 'SIGINT', graceMs: 1_000 } as const;
 
 function args(repo: ResticRepo, command: string[]): string[] {
   return ['--repo', repo.repository, '--password-file', repo.passwordFile, '--no-cache', ...command];
@@ -84,18 +86,20 @@ export interface BackupSummary {
  * Backs directory `dir` up as the top-level entry of the snapshot, named by its base name, so
  * a restore can put it (and the directory's own owner, mode and xattrs) anywhere. Files whose
  * size, mtime, ctime and inode match the parent's (the newest backup of `dir` by `host`) are
- * taken as unchanged, unread.
+ * taken as unchanged, unread. A timeout throws ToolTimedOut.
  */
 export async function backupDirectory(
   repo: ResticRepo,
   dir: string,
   tags: string[],
   host: string,
+  timeoutMs = BACKUP_TIMEOUT_MS,
 ): Promise<BackupSummary> {
   const command = ['backup', '--json', '--host', host, ...tags.flatMap((t) => ['--tag', t])];
   const r = await runTool('restic', args(repo, [...command, '--', basename(dir)]), {
-    timeoutMs: BACKUP_TIMEOUT_MS,
+    timeoutMs,
     cwd: dirname(dir),
+    stop: STOP_BACKUP,
   });
   if (r.exitCode !== 0) throw explain('backup', r);
   const summary = r.stdout

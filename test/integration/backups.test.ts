@@ -159,7 +159,7 @@ describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'mount', 'restic']))(
       await ok(first, 'VolumeDriver.Create', { Name: 'vol', Opts: { size: '64M' } });
       const mountPoint = String((await ok(first, 'VolumeDriver.Mount', { Name: 'vol', ID })).Mountpoint);
       expect(await first.stop()).toBe(0);
-      const doomed = await cases.start({ args, env: { LOOPVOL_CRASH_AT: 'snapshot:frozen' } });
+      const doomed = await cases.start({ args, env: { LOOPVOL_CRASH_AT: 'backup:frozen' } });
       const exited = once(doomed.child, 'exit');
       await expect(doomed.call('Loopvol.Backup', { Name: 'vol' })).rejects.toThrow();
       expect((await exited)[1]).toBe('SIGKILL');

@@ -191,6 +191,33 @@ describe.runIf(storageAvailable())('kernel operations on the real kernel', () =>
       await expect(ops().detachLoop(device)).resolves.toBeUndefined();
     });
 
+    it('binds a mounted filesystem read-only, nosuid, nodev, noexec elsewhere, and unbinds it', async () => {
+      const { image, mountPoint } = await formatted('bind');
+      const bound = join(dir, `${via}-bind-view`);
+      await mkdir(bound);
+      const device = await ops().attachLoop(image, { directIo: true });
+      try {
+        await ops().mount(device, mountPoint, 'ext4', ['nosuid', 'nodev']);
+        await writeFile(join(mountPoint, 'f'), 'live');
+        await ops().bindReadOnly(mountPoint, bound);
+        const perMount = (await readFile('/proc/self/mountinfo', 'utf8'))
+          .split('\n')
+          .find((l) => l.split(' ')[4] === bound);
+        expect(perMount?.split(' ')[5]?.split(',')).toEqual(
+          expect.arrayContaining(['ro', 'nosuid', 'nodev', 'noexec']),
+        );
+        expect(await readFile(join(bound, 'f'), 'utf8')).toBe('live');
+        await expect(writeFile(join(bound, 'g'), 'x')).rejects.toThrow(/EROFS/);
+        // Only the bind is read-only: the volume stays writable.
+        await writeFile(join(mountPoint, 'g'), 'x');
+        await ops().unmount(bound);
+        expect(isMountPoint(bound)).toBe(false);
+        await ops().unmount(mountPoint);
+      } finally {
+        await ops().detachLoop(device);
+      }
+    });
+
     it('reports a mount that fails (wrong filesystem type) as an error naming device and mountpoint', async () => {
       const { image, mountPoint } = await formatted('wrongfs');
       const device = await ops().attachLoop(image, { directIo: true });
