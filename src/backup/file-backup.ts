@@ -179,7 +179,7 @@ export class FileBackups {
         crashPoint('restore:mounted');
         // mkfs.ext4 made one; the backup brings its own if the volume had one.
         await rmdir(join(dir, volume, 'lost+found')).catch(() => undefined);
-        await restoreSnapshot(this.repo, backup.id, dir);
+        await restoreSnapshot(this.repo, backup.id, volume, dir);
         await digHolesUnder(join(dir, volume));
       });
     } catch (err) {

@@ -111,9 +111,22 @@ export async function backupDirectory(
   return summary as BackupSummary;
 }
 
-/** Restores snapshot `id` under `target` (its top-level entries become `target`'s). */
-export async function restoreSnapshot(repo: ResticRepo, id: string, target: string): Promise<void> {
-  await restic(repo, 'restore', ['restore', id, '--target', target], BACKUP_TIMEOUT_MS);
+/**
+ * Restores the top-level entry `top` of snapshot `id` as `target`/`top`. Nothing else the snapshot
+ * may hold is written: a backup's content is not trusted to stay where it was meant to go.
+ */
+export async function restoreSnapshot(
+  repo: ResticRepo,
+  id: string,
+  top: string,
+  target: string,
+): Promise<void> {
+  await restic(
+    repo,
+    'restore',
+    ['restore', id, '--target', target, '--include', `/${top}`],
+    BACKUP_TIMEOUT_MS,
+  );
 }
 
 /**

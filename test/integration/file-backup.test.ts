@@ -302,6 +302,30 @@ describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'mkfs.xfs', 'mount', 'r
       await ok(p, 'VolumeDriver.Remove', { Name: 'legacy' });
     });
 
+    it('restores only the volume of a files backup that holds more, nothing outside its image', async () => {
+      const dir = await cases.begin('files-foreign');
+      const { repo, password, p } = await startTrusted(cases, dir);
+      // A files backup whose snapshot also holds a second top-level tree (a hand-made or hostile one).
+      const base = join(dir, 'base');
+      await mkdir(join(base, 'vol'), { recursive: true });
+      await mkdir(join(base, 'elsewhere'));
+      await writeFile(join(base, 'vol', 'mine'), 'the volume\n');
+      await writeFile(join(base, 'elsewhere', 'planted'), 'not the volume\n');
+      const tags = ['loopvol', 'volume=vol', 'fs=ext4', `size=${64 * MiB}`, 'format=files', 'gen=0'];
+      await execa(
+        'restic',
+        ['--repo', repo, '--password-file', password, 'backup', 'vol', 'elsewhere', '--tag', tags.join(',')],
+        { cwd: base },
+      );
+      await ok(p, 'VolumeDriver.Create', { Name: 'vol', Opts: { from: 'backup' } });
+      const mounted = await mountOf(p, 'vol');
+      expect(await readFile(join(mounted, 'mine'), 'utf8')).toBe('the volume\n');
+      const found = await execa('find', [p.dataRoot, '-name', 'planted']);
+      expect(found.stdout).toBe('');
+      await ok(p, 'VolumeDriver.Unmount', { Name: 'vol', ID });
+      await ok(p, 'VolumeDriver.Remove', { Name: 'vol' });
+    });
+
     it('leaves no loop device or mount when restic fails during a backup or a restore', async () => {
       const dir = await cases.begin('files-fail');
       const bin = await resticWrapper(dir);
