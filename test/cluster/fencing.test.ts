@@ -296,7 +296,7 @@ describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'mkfs.xfs', 'mount', 'r
       });
       await doomed.waitForLog(/"msg":"joined the cluster"/, 20_000);
       const exited = once(doomed.child, 'exit');
-      await expect(doomed.call('Loopvol.Backup', { Name: 'pg' })).rejects.toThrow();
+      await expect(doomed.call('Loopvol.SnapshotCreate', { Name: 'pg', Snapshot: 's1' })).rejects.toThrow();
       await exited;
       const crashed = Date.now();
       proxy.cut();
