@@ -42,3 +42,16 @@ export function logLines(p: PluginProcess, msg: string): Record<string, unknown>
     .map((l) => JSON.parse(l) as Record<string, unknown>)
     .filter((l) => l.msg === msg);
 }
+
+/** Backs `image` up as loopvol did before file backups: one file, /<volume>.img, tagged `tags`. */
+export async function backUpImage(
+  { repo, password }: { repo: string; password: string },
+  image: string,
+  volume: string,
+  tags: string[],
+): Promise<void> {
+  const command = ['--repo', repo, '--password-file', password, 'backup', '--stdin'];
+  await execa('restic', [...command, '--stdin-filename', `/${volume}.img`, '--tag', tags.join(',')], {
+    inputFile: image,
+  });
+}

@@ -9,6 +9,7 @@ import { fileSpace } from '../../src/system/fsstat.js';
 import { createAndMount, ok, sha } from '../helpers/calls.js';
 import { freePort } from '../helpers/net.js';
 import { BIN, type PluginProcess, pluginCases } from '../helpers/plugin.js';
+import { backUpImage } from '../helpers/restic.js';
 import { storageAvailable } from '../helpers/tools.js';
 
 const ID = 'b'.repeat(64);
@@ -295,22 +296,8 @@ describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'mount', 'restic']))(
       expect(refused.status).toBe(500);
       expect(refused.body.Err).toMatch(/cannot back volume bad up: .*needs cleaning/);
       // One made as a whole image (before file backups) of that damaged filesystem: the check finds it.
-      const tags = ['--tag', `loopvol,volume=bad,fs=ext4,size=${64 * 1024 * 1024},gen=0`];
-      await execa(
-        'restic',
-        [
-          '--repo',
-          repo,
-          '--password-file',
-          password,
-          'backup',
-          '--stdin',
-          '--stdin-filename',
-          '/bad.img',
-          ...tags,
-        ],
-        { inputFile: badImage },
-      );
+      const tags = ['loopvol', 'volume=bad', 'fs=ext4', `size=${64 * 1024 * 1024}`, 'gen=0'];
+      await backUpImage({ repo, password }, badImage, 'bad', tags);
       const damaged = (await ok(p, 'Loopvol.BackupVerify', { Name: 'bad' })).Verify as {
         ok: boolean;
         problems: string[];

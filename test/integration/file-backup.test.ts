@@ -18,7 +18,7 @@ import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
 import { kernelStateUnder } from '../helpers/kernel.js';
 import { type PluginProcess, pluginCases } from '../helpers/plugin.js';
-import { backupArgs, logLines, makeRepository } from '../helpers/restic.js';
+import { backUpImage, backupArgs, logLines, makeRepository } from '../helpers/restic.js';
 import { storageAvailable } from '../helpers/tools.js';
 
 const ID = 'f'.repeat(64);
@@ -268,24 +268,12 @@ describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'mkfs.xfs', 'mount', 'r
         ['legacy', 64 * MiB],
         ['liar', 32 * MiB],
       ] as const) {
-        const tags = ['loopvol', `volume=${name}`, 'fs=ext4', `size=${size}`].flatMap((t) => ['--tag', t]);
-        await execa(
-          'restic',
-          [
-            '--repo',
-            repo,
-            '--password-file',
-            password,
-            'backup',
-            '--stdin',
-            '--stdin-filename',
-            `/${name}.img`,
-            ...tags,
-          ],
-          {
-            inputFile: image,
-          },
-        );
+        await backUpImage({ repo, password }, image, name, [
+          'loopvol',
+          `volume=${name}`,
+          'fs=ext4',
+          `size=${size}`,
+        ]);
       }
       expect(((await ok(p, 'Loopvol.Backups', { Name: 'legacy' })).Backups as object[])[0]).toMatchObject({
         format: 'image',
