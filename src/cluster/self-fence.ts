@@ -143,6 +143,23 @@ export class SelfFence {
     return Math.round(this.now() - this.lastHeard);
   }
 
+  /** The fence's clock: stamps a round trip about to be sent (see heard). */
+  clock(): number {
+    return this.now();
+  }
+
+  /**
+   * A round trip of the session sent at `sentAt` (by `clock`) was answered: it counts as an
+   * answered probe. Resolves once the fence has acted on it, so that a caller that just
+   * registered the agent serves requests at once instead of at the next probe. Ignored before
+   * `start`: start-up verifies the session itself.
+   */
+  async heard(sentAt: number, session: string): Promise<void> {
+    if (!this.timer) return;
+    this.answered(sentAt, session);
+    await this.work;
+  }
+
   /** The session expired (as the client learns on reconnecting): ownership may have moved. */
   expired(): void {
     this.lose('the ZooKeeper session expired');

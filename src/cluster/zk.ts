@@ -35,6 +35,8 @@ export class ZkSession {
   private closed = false;
   /** The client whose session `onSession` is being run for (one run at a time). */
   private registering: Client | undefined;
+  /** While disconnected: renews the session if the client has not got it back in time (see renewLater). */
+  private renewal: NodeJS.Timeout | undefined;
   private readonly ownAcl: ACL[];
 
   constructor(
@@ -67,6 +69,7 @@ export class ZkSession {
 
   close(): void {
     this.closed = true;
+    clearTimeout(this.renewal);
     this.client?.close();
   }
 
@@ -80,6 +83,8 @@ export class ZkSession {
     if (this.auth) client.addAuthInfo('digest', Buffer.from(`${this.auth.user}:${this.auth.password}`));
     client.on('connected', () => {
       this.connected = true;
+      clearTimeout(this.renewal);
+      this.renewal = undefined;
       this.log.info({ zookeeper: this.connectString }, 'connected to ZooKeeper');
       this.events.onTimeout?.(client.getSessionTimeout());
       void this.register(client);
@@ -87,15 +92,9 @@ export class ZkSession {
     client.on('disconnected', () => {
       this.connected = false;
       this.log.warn('lost ZooKeeper: creates and takeovers wait for it; volumes freeze if it stays away');
+      this.renewLater(client);
     });
-    client.on('expired', () => {
-      this.connected = false;
-      if (this.closed) return;
-      this.log.warn('ZooKeeper session expired: opening a new one');
-      this.events.onExpired();
-      client.close();
-      this.connect();
-    });
+    client.on('expired', () => this.renew(client, 'ZooKeeper session expired: opening a new one'));
     client.on('authenticationFailed', () =>
       this.log.error(
         { zookeeper: this.connectString },
@@ -103,6 +102,38 @@ export class ZkSession {
       ),
     );
     client.connect();
+  }
+
+  /**
+   * node-zookeeper-client reconnects on its own, but it can stay away for good: once its socket
+   * connects it waits for the server's answer without a timeout (a server that accepted the
+   * connection while starting or stopping may never answer), and a server that lost the newest
+   * transactions refuses it over and over. Disconnected for longer than the session timeout, the
+   * session is expired (or about to be) on ZooKeeper's side anyway: open a new one.
+   */
+  private renewLater(client: Client): void {
+    if (this.renewal) return;
+    this.renewal = setTimeout(() => {
+      this.renewal = undefined;
+      if (this.connected || this.client !== client) return;
+      this.renew(
+        client,
+        'ZooKeeper did not take this agent back within the session timeout: opening a new session',
+      );
+    }, client.getSessionTimeout() || this.sessionTimeoutMs);
+    this.renewal.unref();
+  }
+
+  /** The session is gone: what it held may be another agent's now; a new client makes a new one. */
+  private renew(client: Client, why: string): void {
+    this.connected = false;
+    if (this.closed || this.client !== client) return;
+    clearTimeout(this.renewal);
+    this.renewal = undefined;
+    this.log.warn(why);
+    this.events.onExpired();
+    client.close();
+    this.connect();
   }
 
   /**
@@ -114,7 +145,11 @@ export class ZkSession {
     this.registering = client;
     await retryWithBackoff(
       () => this.events.onSession(),
-      { firstMs: 1_000, maxMs: 30_000 },
+      // Unregistered, the agent counts as dead to the others: retry within a session timeout.
+      {
+        firstMs: Math.min(1_000, this.sessionTimeoutMs / 4),
+        maxMs: Math.min(30_000, Math.max(1_000, this.sessionTimeoutMs)),
+      },
       () => !this.closed && this.client === client,
       (err, nextInMs) =>
         this.log.error(

@@ -222,12 +222,24 @@ describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'mount', 'restic', 'jav
       } finally {
         await zk.start();
       }
-      await expect
-        .poll(async () => (await b.call('VolumeDriver.Create', { Name: 'other', Opts: {} })).status, {
-          timeout: 30_000,
-          interval: 500,
-        })
-        .toBe(200);
+      // On failure, say what the agent answered and logged: a flake here is otherwise opaque.
+      let last: unknown;
+      try {
+        await expect
+          .poll(
+            async () => {
+              const reply = await b.call('VolumeDriver.Create', { Name: 'other', Opts: {} });
+              last = reply.body;
+              return reply.status;
+            },
+            { timeout: 30_000, interval: 500 },
+          )
+          .toBe(200);
+      } catch (err) {
+        throw new Error(
+          `${(err as Error).message}; last reply ${JSON.stringify(last)}; agent log:\n${b.logs()}`,
+        );
+      }
       // Nobody took it over: once its shut-down mount is gone, the copy mounts again.
       const held = await b.call('VolumeDriver.Mount', { Name: 'live', ID: 'e'.repeat(64) });
       expect(held.body.Err).toMatch(/volume live was fenced .* its shut-down mount is still in use/);

@@ -332,10 +332,10 @@ describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'mkfs.xfs', 'mount', 'r
       expect(Math.max(...writer.writes())).toBeLessThan(
         loggedAt(b, /took over a volume whose agent is gone/),
       );
-      expect(await copyRecord(a, 'pg')).toMatchObject({
-        generation: 1,
-        fenced: { reason: expect.any(String) },
-      });
+      // The fence is recorded just after the shutdown is logged.
+      await expect
+        .poll(() => copyRecord(a, 'pg'), { timeout: 10_000, interval: 200 })
+        .toMatchObject({ generation: 1, fenced: { reason: expect.any(String) } });
       await expect
         .poll(async () => (await a.call('VolumeDriver.Mount', { Name: 'pg', ID: 'd'.repeat(64) })).raw, {
           timeout: 20_000,

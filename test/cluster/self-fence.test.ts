@@ -177,6 +177,25 @@ describe('self-fencing, by the clock', () => {
     expect(fence.servable()).toBe(true);
   });
 
+  it("the agent's registration counts as an answer: served at once, not at the next probe", async () => {
+    const { fence, zk, actions, pass } = setUp();
+    fence.start('s1');
+    zk.answers = false; // the agent node is missing until the registration makes it
+    await pass(T + 200);
+    expect(fence.servable()).toBe(false);
+    zk.session = 's2';
+    await fence.heard(fence.clock(), 's2');
+    expect(fence.servable()).toBe(true);
+    expect(actions).toEqual(['freeze /mnt/pg', 'lost', 'shutdown /mnt/pg', 'fenced pg']);
+  });
+
+  it('a registration before the fence starts is left to start-up', async () => {
+    const { fence, actions, jump } = setUp();
+    jump(2 * T);
+    await fence.heard(fence.clock(), 's1');
+    expect(actions).toEqual([]);
+  });
+
   it('runs on a shorter negotiated timeout once told', async () => {
     const { fence, zk, actions, pass } = setUp();
     fence.start('s1');
