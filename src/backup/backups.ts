@@ -19,6 +19,7 @@ import {
   dumpFile,
   forgetSnapshots,
   listSnapshots,
+  localSnapshotId,
   type ResticRepo,
   type ResticSnapshot,
   redactCredentials,
@@ -107,6 +108,17 @@ const generationOf = (s: ResticSnapshot) => {
   const gen = Number(tagValue(s, 'gen'));
   return Number.isSafeInteger(gen) && gen >= 0 ? gen : 0;
 };
+/** A backup as loopvol reports it, from what restic lists (or was given). */
+const infoOf = (s: ResticSnapshot): BackupInfo => ({
+  id: s.id,
+  time: s.time,
+  host: s.hostname,
+  volume: tagValue(s, 'volume') ?? '',
+  fs: tagValue(s, 'fs') ?? '',
+  sizeBytes: Number(tagValue(s, 'size') ?? 0),
+  generation: generationOf(s),
+  format: s.tags?.includes(FILES_FORMAT) ? 'files' : 'image',
+});
 /** The path a volume's image has inside its backups. */
 const fileOf = (volume: string) => `/${volume}.img`;
 const STATUS_FILE = 'backup.json';
@@ -159,9 +171,12 @@ export class Backups {
       try {
         // Asked of the cluster just before the copy: only the owner backs up, tagged with its token.
         const generation = (await this.service.cluster?.assertOwner(name, log)) ?? 0;
+        /** What restic is given, as it will list it (time: when restic starts, by this clock). */
+        let made: Omit<ResticSnapshot, 'id' | 'short_id'> | undefined;
         const backing = ({ record }: Maintained) => {
           const { fs, sizeBytes } = record.spec;
           const tags = [...tagsOf(name), `fs=${fs}`, `size=${sizeBytes}`, `gen=${generation}`, FILES_FORMAT];
+          made = { tags, hostname: this.host, time: new Date().toISOString() };
           return { tags, host: this.host };
         };
         // A mounted volume is read where it is, frozen; a copy if that takes longer than a freeze may.
@@ -179,8 +194,13 @@ export class Backups {
           (await this.snapshots.withCopy(name, log, (image, volume) =>
             this.files.backup(image, volume.record.spec.fs, name, backing(volume), log),
           ));
-        // restic's summary names the backup by its short id; list it for the full one.
-        const info = (await this.list(name)).find((b) => b.id.startsWith(short));
+        // restic's summary names the backup by its short id: the full one from the repository's
+        // directory if it is local, else from a listing.
+        const id = await localSnapshotId(this.options.repo, short);
+        const info =
+          id && made
+            ? infoOf({ id, short_id: short, ...made })
+            : (await this.list(name)).find((b) => b.id.startsWith(short));
         if (!info) throw new VolumeError(`restic reported backup ${short}, but it is not in the repository`);
         await this.prune(name, generation, log);
         await this.record(name, { lastSuccess: { time: info.time, id: info.id, generation } });
@@ -346,16 +366,7 @@ export class Backups {
   async list(name?: string): Promise<BackupInfo[]> {
     try {
       const found = await listSnapshots(this.options.repo, name ? tagsOf(name) : [TAG]);
-      return found.map((s) => ({
-        id: s.id,
-        time: s.time,
-        host: s.hostname,
-        volume: tagValue(s, 'volume') ?? '',
-        fs: tagValue(s, 'fs') ?? '',
-        sizeBytes: Number(tagValue(s, 'size') ?? 0),
-        generation: generationOf(s),
-        format: s.tags?.includes(FILES_FORMAT) ? 'files' : 'image',
-      }));
+      return found.map(infoOf);
     } catch (err) {
       throw new VolumeError((err as Error).message);
     }

@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
-import { basename, dirname } from 'node:path';
+import { readdir } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import { runTool, type ToolResult } from './exec.js';
 
 /**
@@ -144,6 +145,23 @@ export async function listSnapshots(repo: ResticRepo, tags: string[]): Promise<R
     tags.join(','),
   ]);
   return JSON.parse(out || '[]') as ResticSnapshot[];
+}
+
+/** restic's repository kinds other than a local directory (`scheme:...`). */
+const REMOTE_SCHEMES = /^(sftp|rest|s3|swift|b2|azure|gs|rclone):/;
+
+/**
+ * The full id of the backup whose short id `restic backup --json` reported (restic 0.14 prints
+ * only the short one), when the repository is a local directory: its `snapshots/` directory names
+ * each backup by its full id. Undefined for other repositories, or when the prefix is not unique:
+ * then a listing tells, at the cost of one more restic process (key derivation, ~0.4 s here).
+ */
+export async function localSnapshotId(repo: ResticRepo, short: string): Promise<string | undefined> {
+  if (REMOTE_SCHEMES.test(repo.repository)) return undefined;
+  const dir = join(repo.repository.replace(/^local:/, ''), 'snapshots');
+  const found = await readdir(dir).catch(() => [] as string[]);
+  const matching = found.filter((id) => id.startsWith(short) && /^[0-9a-f]{64}$/.test(id));
+  return matching.length === 1 ? matching[0] : undefined;
 }
 
 /** Forgets the backups `ids` and prunes what only they used from the repository. */

@@ -77,6 +77,12 @@ describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'mount', 'restic']))(
         volume: string;
       }[];
       expect(listed.map((b) => b.id)).toEqual([one.id, two.id]);
+      // The reply is built without listing (the full id from the repository's directory): it says
+      // what the listing says, its time being when restic started by the daemon's clock.
+      const { time: listedTime, ...listedRest } = listed[1] as Listed;
+      const { time: replyTime, ...replyRest } = two as unknown as Listed;
+      expect(replyRest).toEqual(listedRest);
+      expect(Math.abs(Date.parse(replyTime) - Date.parse(listedTime))).toBeLessThan(5_000);
       expect(
         ((await ok(p, 'VolumeDriver.Get', { Name: 'pg' })).Volume as { Status: object }).Status,
       ).toMatchObject({
