@@ -1,9 +1,9 @@
 import { truncate } from 'node:fs/promises';
 import type { ImageSource } from '../core/clone.js';
 import { FilesystemDamaged } from '../core/errors.js';
+import { crashPoint } from '../core/faults.js';
 import { KeyedLock } from '../core/keyed-lock.js';
 import type { VolumeSpec } from '../core/options.js';
-import { crashPoint } from '../faults.js';
 import type { VolumePaths } from '../state/layout.js';
 import { createSparse, preallocate, refillAllocation } from '../system/allocate.js';
 import { filesystemBlockSize } from '../system/fs-geometry.js';

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Copied, ImageSource } from '../core/clone.js';
 import { VolumeError } from '../core/errors.js';
+import type { FsType } from '../core/fs-type.js';
 import { KeyedLock } from '../core/keyed-lock.js';
 import { LATEST_BACKUP } from '../core/options.js';
 import type { Snapshots } from '../snapshot/snapshots.js';
@@ -13,7 +14,6 @@ import type { Store } from '../state/store.js';
 import { filesystemUuid } from '../system/fs-uuid.js';
 import { checkFilesystem } from '../system/fsck.js';
 import { fileSpace } from '../system/fsstat.js';
-import type { FsType } from '../system/mount.js';
 import {
   checkRepository,
   dumpFile,

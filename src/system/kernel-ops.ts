@@ -1,7 +1,8 @@
+import type { FsType } from '../core/fs-type.js';
 import { loadLibc } from './libc.js';
 import { attachLoopIoctl, detachLoopIoctl, hasLoopConfigure } from './loop-ioctl.js';
 import { attachLoop, detachLoop } from './losetup.js';
-import { bindReadOnly, type FsType, mountDevice, unmount } from './mount.js';
+import { bindReadOnly, mountDevice, unmount } from './mount.js';
 import { bindReadOnlySyscall, mountSyscall, unmountSyscall } from './mount-syscall.js';
 
 /** How a loop device serves its image. */

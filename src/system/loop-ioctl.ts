@@ -1,6 +1,6 @@
 import { closeSync, constants, openSync } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { crashPoint } from '../faults.js';
+import { crashPoint } from '../core/faults.js';
 import type { LoopAttachOptions } from './kernel-ops.js';
 import type { Libc } from './libc.js';
 import { SyscallError } from './libc.js';
