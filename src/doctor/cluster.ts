@@ -2,7 +2,7 @@ import { pino } from 'pino';
 import { readClusterAuth } from '../cluster/auth.js';
 import type { ClusterOptions } from '../cluster/cluster.js';
 import { ZkSession, ZooKeeperDenied } from '../cluster/zk.js';
-import type { Finding } from './checks.js';
+import type { Finding } from './finding.js';
 
 const CONNECT_WAIT_MS = 5_000;
 
