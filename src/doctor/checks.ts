@@ -2,7 +2,7 @@ import { constants, existsSync, lstatSync, readFileSync, statfsSync } from 'node
 import { access } from 'node:fs/promises';
 import { release } from 'node:os';
 import { dirname } from 'node:path';
-import type { ClusterOptions } from '../cluster/cluster.js';
+import type { ClusterOptions } from '../cluster/options.js';
 import { callPlugin, getJson, type PluginAddress } from '../protocol/client.js';
 import { runTool } from '../system/exec.js';
 import { filesystemUsage } from '../system/fsstat.js';
