@@ -85,17 +85,14 @@ const FORBIDDEN_FILES = Object.fromEntries(SIDE_ROOMS.map((room) => [room, ['vol
  */
 const ALLOWED_EXCEPTIONS = [
   // The rooms beside the service still name the concrete service class; they move to the narrow
-  // VolumePort (another change in progress), after which these five lines go.
+  // VolumePort (another change in progress), after which these six lines go.
   {
     from: 'snapshot/snapshots.ts',
     to: 'volume/service.ts',
     reason: 'VolumeService, Maintained: until VolumePort',
   },
-  {
-    from: 'backup/backups.ts',
-    to: 'volume/service.ts',
-    reason: 'VolumeService, Maintained: until VolumePort',
-  },
+  { from: 'backup/backups.ts', to: 'volume/service.ts', reason: 'Maintained: until VolumePort' },
+  { from: 'backup/repository.ts', to: 'volume/service.ts', reason: 'VolumeService: until VolumePort' },
   { from: 'maintenance/fsck.ts', to: 'volume/service.ts', reason: 'VolumeService: until VolumePort' },
   { from: 'maintenance/gc.ts', to: 'volume/service.ts', reason: 'VolumeService: until VolumePort' },
   { from: 'metrics/registry.ts', to: 'volume/service.ts', reason: 'VolumeService: until VolumePort' },
