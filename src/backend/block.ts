@@ -1,14 +1,15 @@
 import { chmod, chown, lstat, mkdir, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FilesystemDamaged } from '../core/errors.js';
+import { crashPoint } from '../core/faults.js';
+import type { FsType } from '../core/fs-type.js';
 import type { VolumeSpec } from '../core/options.js';
-import { crashPoint } from '../faults.js';
 import type { VolumePaths } from '../state/layout.js';
 import { ext4Unclean } from '../system/ext4-state.js';
 import { readFilesystemHead } from '../system/fs-head.js';
 import { checkFilesystem, looksDamaged, preenExt4 } from '../system/fsck.js';
 import type { KernelOps } from '../system/kernel-ops.js';
-import { type FsType, UNTRUSTED_CONTENT_OPTIONS } from '../system/mount.js';
+import { UNTRUSTED_CONTENT_OPTIONS } from '../system/mount.js';
 import type { Preened } from './backend.js';
 
 /**

@@ -1,8 +1,8 @@
 import type { Logger } from 'pino';
 import { VolumeError } from '../core/errors.js';
+import { crashPoint } from '../core/faults.js';
 import type { VolumeSpec } from '../core/options.js';
 import { formatSize } from '../core/size.js';
-import { crashPoint } from '../faults.js';
 import { type DiskClaim, saveDiskClaim } from '../state/disk-claim.js';
 import type { VolumePaths } from '../state/layout.js';
 import { probeSignature, wipeSignatures } from '../system/blkid.js';

@@ -2,12 +2,12 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
+import type { FsType } from '../core/fs-type.js';
 import { syncFile } from '../state/atomic.js';
 import { createSparse } from '../system/allocate.js';
 import { removeLostFound } from '../system/debugfs.js';
 import type { Libc } from '../system/libc.js';
 import { ext4Features, makeFilesystem } from '../system/mkfs.js';
-import type { FsType } from '../system/mount.js';
 import { type Ext4Template, templateFrom, writeFromTemplate } from './ext4-template.js';
 
 /** What a spare is formatted as; only sparse images are kept spare (a preallocated one costs its size). */

@@ -1,56 +1,28 @@
-import { readFileSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
-import { hostname } from 'node:os';
-import { join } from 'node:path';
 import type { Logger } from 'pino';
-import type { Copied, ImageSource } from '../core/clone.js';
 import { VolumeError } from '../core/errors.js';
+import type { FsType } from '../core/fs-type.js';
 import { KeyedLock } from '../core/keyed-lock.js';
 import { LATEST_BACKUP } from '../core/options.js';
-import type { Snapshots } from '../snapshot/snapshots.js';
-import { writeFileAtomic } from '../state/atomic.js';
-import type { Store } from '../state/store.js';
-import { filesystemUuid } from '../system/fs-uuid.js';
 import { checkFilesystem } from '../system/fsck.js';
 import { fileSpace } from '../system/fsstat.js';
-import type { FsType } from '../system/mount.js';
 import {
   checkRepository,
-  dumpFile,
   forgetSnapshots,
-  listSnapshots,
   localSnapshotId,
-  type ResticRepo,
   type ResticSnapshot,
   redactCredentials,
 } from '../system/restic.js';
-import { writeSparse } from '../system/sparse-write.js';
-import type { Maintained, VolumeService } from '../volume/service.js';
-import { type FileBackups, FreezeTooLong } from './file-backup.js';
-import { newestFirst, toForget } from './retention.js';
-
-/** How backups are made; from the daemon's flags. */
-export interface BackupOptions {
-  repo: ResticRepo;
-  /** Backups kept per volume; 0 keeps all (DEFAULT_SCHEDULED_KEEP for scheduled backups). */
-  keep: number;
-  /** The host name recorded with each backup; default the host's name. */
-  host?: string;
-}
-
-/** One backup as `loopvol backups` lists it. */
-export interface BackupInfo {
-  id: string;
-  time: string;
-  host: string;
-  volume: string;
-  fs: string;
-  sizeBytes: number;
-  /** The ownership generation it was made in (see ClusterGuard.assertOwner; 0 without a cluster). */
-  generation: number;
-  /** `files`: the filesystem's files (FileBackups); `image`: the whole image (older backups). */
-  format: 'files' | 'image';
-}
+import type { Maintained } from '../volume/service.js';
+import { FreezeTooLong } from './file-backup.js';
+import {
+  type BackupInfo,
+  BackupRepository,
+  type BackupStatus,
+  FILES_FORMAT,
+  infoOf,
+  tagsOf,
+} from './repository.js';
+import { toForget } from './retention.js';
 
 /** What `loopvol backup verify` found: the newest backup restored into a scratch image and checked. */
 export interface VerifyReport {
@@ -69,26 +41,6 @@ export interface VerifyReport {
   time: string;
 }
 
-/** The last check of a volume's backups, for Status; `backup` is absent when none could be chosen. */
-export interface VerifyStatus {
-  time: string;
-  backup?: string;
-  ok: boolean;
-  problem?: string;
-}
-
-/**
- * The last backup of a volume that worked, the last that failed and the last check of its
- * backups (volumes/<name>/backup.json).
- */
-export interface BackupStatus {
-  lastSuccess?: { time: string; id: string; generation: number };
-  lastFailure?: { time: string; error: string };
-  lastVerify?: VerifyStatus;
-  /** The last check that passed (the metric alerting rules watch). */
-  lastVerifySuccess?: { time: string; backup: string };
-}
-
 /**
  * Backups kept of a volume with scheduled backups (`-o backup=`) when --backup-keep is 0: a
  * schedule runs unattended, so without a bound its backups, and the index every restic command
@@ -96,32 +48,6 @@ export interface BackupStatus {
  */
 export const DEFAULT_SCHEDULED_KEEP = 24;
 
-/** Tags a backup carries: restic finds a volume's backups by them, from any host. */
-const TAG = 'loopvol';
-const tagsOf = (volume: string) => [TAG, `volume=${volume}`];
-/** A backup of the volume's files; a backup without it holds the whole image as one file. */
-const FILES_FORMAT = 'format=files';
-const tagValue = (s: ResticSnapshot, key: string) =>
-  s.tags?.find((t) => t.startsWith(`${key}=`))?.slice(key.length + 1);
-/** The generation a backup's `gen=` tag holds; 0 for backups from before generations, or a bad tag. */
-const generationOf = (s: ResticSnapshot) => {
-  const gen = Number(tagValue(s, 'gen'));
-  return Number.isSafeInteger(gen) && gen >= 0 ? gen : 0;
-};
-/** A backup as loopvol reports it, from what restic lists (or was given). */
-const infoOf = (s: ResticSnapshot): BackupInfo => ({
-  id: s.id,
-  time: s.time,
-  host: s.hostname,
-  volume: tagValue(s, 'volume') ?? '',
-  fs: tagValue(s, 'fs') ?? '',
-  sizeBytes: Number(tagValue(s, 'size') ?? 0),
-  generation: generationOf(s),
-  format: s.tags?.includes(FILES_FORMAT) ? 'files' : 'image',
-});
-/** The path a volume's image has inside its backups. */
-const fileOf = (volume: string) => `/${volume}.img`;
-const STATUS_FILE = 'backup.json';
 /** How often the scheduler looks for volumes due a backup. */
 const SCHEDULER_TICK_MS = 2_000;
 
@@ -133,23 +59,11 @@ const SCHEDULER_TICK_MS = 2_000;
  * each backup carries the owner's generation: restores and retention prefer the latest generation,
  * so a stale copy's backups never win over the owner's.
  */
-export class Backups {
+export class Backups extends BackupRepository {
   private readonly one = new KeyedLock();
-  private readonly statuses = new Map<string, BackupStatus>();
-  private readonly host: string;
   /** When the scheduler last started each work (`backup:NAME`, `verify:NAME`), this process's life. */
   private readonly attempted = new Map<string, number>();
   private ticking = false;
-
-  constructor(
-    private readonly store: Store,
-    private readonly service: VolumeService,
-    private readonly snapshots: Snapshots,
-    private readonly options: BackupOptions,
-    private readonly files: FileBackups,
-  ) {
-    this.host = options.host ?? hostname();
-  }
 
   /** At start: a repository that cannot be opened is a warning; volumes are served regardless. */
   async checkAtStart(log: Logger): Promise<void> {
@@ -360,121 +274,5 @@ export class Backups {
     if (Date.now() - since < every * 1000) return false;
     this.attempted.set(work, Date.now());
     return true;
-  }
-
-  /** Backups of one volume, or of every volume, oldest first. */
-  async list(name?: string): Promise<BackupInfo[]> {
-    try {
-      const found = await listSnapshots(this.options.repo, name ? tagsOf(name) : [TAG]);
-      return found.map(infoOf);
-    } catch (err) {
-      throw new VolumeError((err as Error).message);
-    }
-  }
-
-  /** The last success and failure of a volume's backups, for Status. */
-  status(name: string): BackupStatus {
-    return this.statuses.get(name) ?? this.load(name);
-  }
-
-  /**
-   * The restore behind `-o from=backup[:ID]`: backup ID, or the latest backup of a volume named
-   * `name` (from any host, of the newest generation), written sparse into the new image. A backup
-   * of another name only with `restoreOther` (`-o restore-other=true`).
-   */
-  sourceOf(name: string, backup: string, restoreOther: boolean): ImageSource {
-    return async (dest) => {
-      const chosen = await this.choose(name, backup, restoreOther);
-      await this.dump(chosen, dest);
-      const restored = { keepUuid: !this.uuidInUse(dest, chosen.fs as FsType) };
-      return { fs: chosen.fs as FsType, sizeBytes: chosen.sizeBytes, restored } satisfies Copied;
-    };
-  }
-
-  /** The size of the volume a restore brings back (for the space guard). */
-  async sizeOf(name: string, backup: string, restoreOther: boolean): Promise<number> {
-    return (await this.choose(name, backup, restoreOther)).sizeBytes;
-  }
-
-  /**
-   * Backup `backup` (an id or its prefix), or the latest of a volume named `name`: the newest of
-   * the newest generation, not simply the newest in time (a stale copy may have backed up late).
-   */
-  private async choose(name: string, backup: string, restoreOther: boolean): Promise<BackupInfo> {
-    const latest = backup === LATEST_BACKUP;
-    const candidates = await this.list(latest ? name : undefined);
-    const chosen = latest ? candidates.sort(newestFirst)[0] : candidates.find((b) => b.id.startsWith(backup));
-    if (chosen && chosen.volume !== name && !restoreOther) {
-      throw new VolumeError(
-        `backup ${chosen.id.slice(0, 8)} is of volume ${chosen.volume}, not ${name}: add -o restore-other=true to restore another volume's backup under this name`,
-        400,
-      );
-    }
-    if (chosen) return chosen;
-    throw new VolumeError(
-      latest
-        ? `there is no backup of a volume named ${name} in the repository: see "loopvol backups"`
-        : `there is no backup ${backup} in the repository: see "loopvol backups"`,
-      404,
-    );
-  }
-
-  /**
-   * Makes a backup's image at `dest`: formatted and filled with its files, or its whole image
-   * written sparse (no longer than its recorded size); nothing is left at `dest` when it fails.
-   * Restores and verify both turn a chosen backup into an image here, and only here.
-   */
-  private async dump(backup: BackupInfo, dest: string): Promise<void> {
-    if (backup.format === 'files') return this.files.restore(backup, dest);
-    const dump = dumpFile(this.options.repo, backup.id, fileOf(backup.volume));
-    let stderr = '';
-    dump.stderr.on('data', (d: Buffer) => {
-      stderr += d.toString();
-    });
-    const exited = new Promise<number>((resolve) => dump.on('close', (code) => resolve(code ?? -1)));
-    let failure: unknown;
-    try {
-      await writeSparse(dump.stdout, dest, backup.sizeBytes);
-    } catch (err) {
-      failure = err;
-    }
-    const code = await exited;
-    if (code !== 0 || failure) {
-      await rm(dest, { force: true });
-      const why = failure
-        ? (failure as Error).message
-        : redactCredentials(stderr.trim().split('\n').at(-1) ?? '');
-      throw new VolumeError(`cannot restore backup ${backup.id}: ${why}`);
-    }
-  }
-
-  /** Whether a local volume's filesystem has the UUID of the `fs` image at `image` (superblock reads). */
-  private uuidInUse(image: string, fs: FsType): boolean {
-    const uuid = filesystemUuid(image, fs);
-    if (uuid === undefined) return false;
-    return this.service.names().some((name) => {
-      if (this.service.specOf(name)?.fs !== fs) return false;
-      try {
-        return filesystemUuid(this.store.layout.volume(name).image, fs) === uuid;
-      } catch {
-        return false;
-      }
-    });
-  }
-
-  private load(name: string): BackupStatus {
-    try {
-      const status = JSON.parse(readFileSync(join(this.store.layout.volume(name).dir, STATUS_FILE), 'utf8'));
-      this.statuses.set(name, status);
-      return status;
-    } catch {
-      return {};
-    }
-  }
-
-  private async record(name: string, change: BackupStatus): Promise<void> {
-    const next = { ...this.status(name), ...change };
-    this.statuses.set(name, next);
-    await writeFileAtomic(join(this.store.layout.volume(name).dir, STATUS_FILE), JSON.stringify(next));
   }
 }

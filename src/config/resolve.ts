@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import { z } from 'zod';
-import type { ClusterOptions } from '../cluster/cluster.js';
+import type { ClusterOptions } from '../cluster/options.js';
 import type { OptionPolicy } from '../core/option-policy.js';
 import { isWithin } from '../core/paths.js';
 import type { ListenAddress } from '../metrics/server.js';

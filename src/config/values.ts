@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { ClusterOptions } from '../cluster/cluster.js';
+import type { ClusterOptions } from '../cluster/options.js';
 import { type DurationBounds, parseDuration } from '../core/duration.js';
 import { parseOptionList } from '../core/option-policy.js';
 import { ACCEPTED_OPTIONS } from '../core/options.js';

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { FsType } from '../system/mount.js';
+import type { FsType } from './fs-type.js';
 import type { CloneSource } from './options.js';
 
 /** What an ImageSource copied. */

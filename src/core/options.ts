@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import type { FsType } from '../system/mount.js';
 import { parseDuration } from './duration.js';
+import type { FsType } from './fs-type.js';
 import { type OptionPolicy, optionRefusal } from './option-policy.js';
 import { formatSize, parseSize } from './size.js';
 

@@ -2,20 +2,13 @@ import { constants, existsSync, lstatSync, readFileSync, statfsSync } from 'node
 import { access } from 'node:fs/promises';
 import { release } from 'node:os';
 import { dirname } from 'node:path';
-import type { ClusterOptions } from '../cluster/cluster.js';
+import type { ClusterOptions } from '../cluster/options.js';
 import { callPlugin, getJson, type PluginAddress } from '../protocol/client.js';
 import { runTool } from '../system/exec.js';
 import { filesystemUsage } from '../system/fsstat.js';
 import { LOOP_ATTACH_LABEL, selectKernelOps } from '../system/kernel-ops.js';
 import { checkRepository, type ResticRepo, redactCredentials } from '../system/restic.js';
-
-/** One finding: `fail` makes doctor exit non-zero; `fix` says what to do about it. */
-export interface Finding {
-  status: 'ok' | 'warn' | 'fail';
-  subject: string;
-  detail: string;
-  fix?: string;
-}
+import type { Finding } from './finding.js';
 
 /** What doctor looks at. */
 export interface DoctorTarget {

@@ -1,8 +1,8 @@
 import { pino } from 'pino';
 import { readClusterAuth } from '../cluster/auth.js';
-import type { ClusterOptions } from '../cluster/cluster.js';
+import type { ClusterOptions } from '../cluster/options.js';
 import { ZkSession, ZooKeeperDenied } from '../cluster/zk.js';
-import type { Finding } from './checks.js';
+import type { Finding } from './finding.js';
 
 const CONNECT_WAIT_MS = 5_000;
 

@@ -4,6 +4,13 @@ import { z } from 'zod';
 
 import type { PluginAddress } from '../protocol/client.js';
 
+/** Where to call a plugin, and how its mountpoints read on the host. */
+export interface LocatedPlugin {
+  address: PluginAddress;
+  /** Maps a mountpoint the plugin answers to the same directory as the host sees it. */
+  hostPath(mountpoint: string): string;
+}
+
 /** Docker's discovery roots; environment overrides exist so tests can use their own directories. */
 export interface DiscoveryRoots {
   socketsDir: string;

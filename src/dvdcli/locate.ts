@@ -1,13 +1,6 @@
 import type { PluginAddress } from '../protocol/client.js';
-import { type DiscoveryRoots, findPlugin, PluginNotFoundError } from './discovery.js';
+import { type DiscoveryRoots, findPlugin, type LocatedPlugin, PluginNotFoundError } from './discovery.js';
 import { findManagedPlugin, ManagedPluginDisabledError } from './managed.js';
-
-/** Where to call a plugin, and how its mountpoints read on the host. */
-export interface LocatedPlugin {
-  address: PluginAddress;
-  /** Maps a mountpoint the plugin answers to the same directory as the host sees it. */
-  hostPath(mountpoint: string): string;
-}
 
 /**
  * Finds a plugin as dockerd does (sockets and spec files); failing that, asks dockerd at `docker`

@@ -1,8 +1,7 @@
 import { join, relative } from 'node:path';
 import { z } from 'zod';
 import { getJson, type PluginAddress } from '../protocol/client.js';
-import { parseSpecAddress } from './discovery.js';
-import type { LocatedPlugin } from './locate.js';
+import { type LocatedPlugin, parseSpecAddress } from './discovery.js';
 
 export class ManagedPluginDisabledError extends Error {}
 

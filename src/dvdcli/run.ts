@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { callPlugin } from '../protocol/client.js';
 import type { DvdcliArgs } from './args.js';
-import type { LocatedPlugin } from './locate.js';
+import type { LocatedPlugin } from './discovery.js';
 
 /** How long each call may take; dockerd allows 2 min for Create and Mount, 1 min for the rest. */
 export interface Timeouts {

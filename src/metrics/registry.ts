@@ -1,5 +1,6 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
-import type { BackupStatus, Backups } from '../backup/backups.js';
+import type { Backups } from '../backup/backups.js';
+import type { BackupStatus } from '../backup/repository.js';
 import type { RequestObserver } from '../protocol/driver.js';
 import { filesystemUsage } from '../system/fsstat.js';
 import type { VolumeService } from '../volume/service.js';

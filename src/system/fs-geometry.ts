@@ -1,5 +1,5 @@
+import type { FsType } from '../core/fs-type.js';
 import { EXT4_SUPERBLOCK, isExt4, isXfs } from './fs-head.js';
-import type { FsType } from './mount.js';
 
 /** The largest logical block a loop device needs for direct I/O on any backing file here. */
 const MAX_LOGICAL_BLOCK = 4096;

@@ -1,5 +1,5 @@
 import { closeSync, openSync, readSync } from 'node:fs';
-import type { FsType } from './mount.js';
+import type { FsType } from '../core/fs-type.js';
 
 /** The first 2 KiB of a filesystem hold what loopvol reads of it: xfs's superblock at 0, ext4's at 1024. */
 const HEAD_BYTES = 2048;

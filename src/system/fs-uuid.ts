@@ -1,7 +1,7 @@
+import type { FsType } from '../core/fs-type.js';
 import { hasLostFound, removeLostFound } from './debugfs.js';
 import { run } from './exec.js';
 import { filesystemUuidIn, readFilesystemHead } from './fs-head.js';
-import type { FsType } from './mount.js';
 
 /** A filesystem's UUID, read from its superblock (no blkid process, no cache). */
 export const filesystemUuid = (target: string, fs: FsType): string | undefined =>

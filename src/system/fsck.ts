@@ -1,5 +1,5 @@
+import type { FsType } from '../core/fs-type.js';
 import { runTool, type ToolResult } from './exec.js';
-import type { FsType } from './mount.js';
 
 /** What a filesystem check found and did. */
 export interface CheckReport {

@@ -1,5 +1,5 @@
+import type { FsType } from '../core/fs-type.js';
 import { CommandError, run } from './exec.js';
-import type { FsType } from './mount.js';
 
 /** Grows a mounted filesystem to fill its (already enlarged) block device. */
 export async function growMounted(fsType: FsType, device: string, mountPoint: string): Promise<void> {

@@ -1,18 +1,10 @@
+import type { FsType } from '../core/fs-type.js';
 import { loadLibc } from './libc.js';
 import { attachLoopIoctl, detachLoopIoctl, hasLoopConfigure } from './loop-ioctl.js';
+import type { LoopAttachOptions } from './loop-options.js';
 import { attachLoop, detachLoop } from './losetup.js';
-import { bindReadOnly, type FsType, mountDevice, unmount } from './mount.js';
+import { bindReadOnly, mountDevice, unmount } from './mount.js';
 import { bindReadOnlySyscall, mountSyscall, unmountSyscall } from './mount-syscall.js';
-
-/** How a loop device serves its image. */
-export interface LoopAttachOptions {
-  /** Bypass the host page cache for the backing file (one cache, not two). */
-  directIo: boolean;
-  /** Logical block size in bytes (512 to 4096); 0 or absent: the kernel's default, 512. */
-  blockSize?: number;
-  /** Refuse writes at the device (a backup's copy: nothing may change what is read). */
-  readOnly?: boolean;
-}
 
 /** How loop devices are attached, best first; `LOOPVOL_LOOP_ATTACH` forces one. */
 export const LOOP_ATTACH_PATHS = ['configure', 'set-fd', 'tools'] as const;

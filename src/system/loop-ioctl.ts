@@ -1,9 +1,9 @@
 import { closeSync, constants, openSync } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { crashPoint } from '../faults.js';
-import type { LoopAttachOptions } from './kernel-ops.js';
+import { crashPoint } from '../core/faults.js';
 import type { Libc } from './libc.js';
 import { SyscallError } from './libc.js';
+import type { LoopAttachOptions } from './loop-options.js';
 import { retryFor } from './retry.js';
 
 // <linux/loop.h>

@@ -1,5 +1,5 @@
 import { CommandError, run } from './exec.js';
-import type { LoopAttachOptions } from './kernel-ops.js';
+import type { LoopAttachOptions } from './loop-options.js';
 
 /** Attaches an image file to the first free loop device with losetup; returns /dev/loopN. */
 export async function attachLoop(imagePath: string, options: LoopAttachOptions): Promise<string> {

@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
+import type { FsType } from '../core/fs-type.js';
 import { run } from './exec.js';
-import type { FsType } from './mount.js';
 
 /**
  * What is being formatted, which decides how mkfs treats the blocks underneath:

@@ -1,5 +1,6 @@
+import type { FsType } from '../core/fs-type.js';
 import type { Libc } from './libc.js';
-import { BIND_READ_ONLY_OPTIONS, type FsType } from './mount.js';
+import { BIND_READ_ONLY_OPTIONS } from './mount.js';
 
 /** <sys/mount.h>: the options mount(8) turns into flags; every other option goes to the filesystem. */
 const MOUNT_FLAGS: Record<string, number> = {

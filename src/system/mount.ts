@@ -1,6 +1,5 @@
+import type { FsType } from '../core/fs-type.js';
 import { run } from './exec.js';
-
-export type FsType = 'ext4' | 'xfs';
 
 /** Every volume is mounted with these: its content comes from untrusted containers. */
 export const UNTRUSTED_CONTENT_OPTIONS = ['nosuid', 'nodev'] as const;

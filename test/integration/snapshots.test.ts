@@ -4,7 +4,7 @@ import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
-import { SNAPSHOT_CRASH_STEPS } from '../../src/faults.js';
+import { SNAPSHOT_CRASH_STEPS } from '../../src/core/faults.js';
 import { filesystemUsage } from '../../src/system/fsstat.js';
 import { attachLoop } from '../../src/system/losetup.js';
 import { makeFilesystem } from '../../src/system/mkfs.js';

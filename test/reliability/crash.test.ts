@@ -8,7 +8,7 @@ import {
   CRASH_STEPS,
   type CrashStep,
   LOOP_ATTACH_CRASH_STEPS,
-} from '../../src/faults.js';
+} from '../../src/core/faults.js';
 import { ok, sha } from '../helpers/calls.js';
 import { kernelStateUnder } from '../helpers/kernel.js';
 import { pluginCases } from '../helpers/plugin.js';

@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { Cluster, effectiveTimeout } from '../../src/cluster/cluster.js';
+import { Cluster } from '../../src/cluster/cluster.js';
+import { effectiveTimeout } from '../../src/cluster/options.js';
 import { retryWithBackoff } from '../../src/cluster/retry.js';
 import { Layout } from '../../src/state/layout.js';
 
