@@ -166,6 +166,12 @@ describe.runIf(storageAvailable())('scripts/install: install, upgrade, uninstall
     expect(removed.all).toContain(`kept: volumes' data in ${paths.root}`);
     expect((await stat(join(paths.root, 'volumes/kept/disk.img'))).isFile()).toBe(true);
     expect((await readEnvFile(envFile)).LOOPVOL_DATA_ROOT).toBe(paths.root);
+
+    // With nothing mounted, --purge deletes the settings and the data root the env file names.
+    const purged = await install('--uninstall', '--purge');
+    expect(purged.exitCode, purged.all).toBe(0);
+    for (const gone of [paths.etc, paths.root])
+      await expect(lstat(gone)).rejects.toMatchObject({ code: 'ENOENT' });
   }, 300_000);
 
   it('refuses to run as another user than root, suggesting sudo', async () => {
