@@ -5,6 +5,7 @@ import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SETTING_KEYS, SETTINGS } from '../../src/config/settings.js';
 import { mountAt } from '../../src/system/mountinfo.js';
+import { runLoopvol } from '../helpers/int-process.js';
 import { cleanupTempDir, makeTempDir } from '../helpers/kernel.js';
 import { call } from '../helpers/plugin.js';
 import { makeRepository } from '../helpers/restic.js';
@@ -173,6 +174,14 @@ describe.runIf(storageAvailable())('scripts/install: install, upgrade, uninstall
     for (const gone of [paths.etc, paths.root])
       await expect(lstat(gone)).rejects.toMatchObject({ code: 'ENOENT' });
   }, 300_000);
+
+  it('wait-ready fails after its timeout when nothing answers, naming the socket', async () => {
+    const socket = join(dir, 'nobody.sock');
+    const run = await runLoopvol(['wait-ready', '--socket', socket, '--timeout', '300ms']);
+    expect(run.code).toBe(1);
+    expect(run.output).toContain(`the daemon did not answer on ${socket} within 300ms`);
+    expect((await runLoopvol(['wait-ready', '--timeout', 'soon'])).code).toBe(2);
+  });
 
   it('refuses to run as another user than root, suggesting sudo', async () => {
     const run = await execa(
