@@ -107,15 +107,20 @@ describe.runIf(storageAvailable())('scripts/install: install, upgrade, uninstall
     // Dev dependencies stay out of the install.
     await expect(lstat(join(paths.prefix, 'node_modules/vitest'))).rejects.toMatchObject({ code: 'ENOENT' });
 
-    // The operator configures the daemon, backups included, in the env file.
+    // The operator configures the daemon, backups included, in the env file, and some settings in
+    // the JSON file it names.
     const { repo, password } = await makeRepository(dir);
+    const configFile = join(paths.etc, 'config.json');
+    await writeFile(
+      configFile,
+      JSON.stringify({ 'default-size': '64M', spares: 0, 'data-root': '/not/this' }),
+    );
     await appendFile(
       envFile,
       [
         `LOOPVOL_SOCKET=${paths.socket}`,
         `LOOPVOL_DATA_ROOT=${paths.root}`,
-        'LOOPVOL_DEFAULT_SIZE=64M',
-        'LOOPVOL_SPARES=0',
+        `LOOPVOL_CONFIG=${configFile}`,
         `LOOPVOL_BACKUP_REPO=${repo}`,
         `LOOPVOL_BACKUP_PASSWORD_FILE=${password}`,
         '',
@@ -125,6 +130,11 @@ describe.runIf(storageAvailable())('scripts/install: install, upgrade, uninstall
     expect((await call(paths.socket, 'VolumeDriver.Create', { Name: 'kept', Opts: null })).status).toBe(200);
     const mounted = await call(paths.socket, 'VolumeDriver.Mount', { Name: 'kept', ID: A });
     const mountPoint = String(mounted.body.Mountpoint);
+    // The env file wins over the config file (data root); the config file over the defaults (size).
+    expect(mountPoint.startsWith(`${paths.root}/`)).toBe(true);
+    expect((await call(paths.socket, 'VolumeDriver.Get', { Name: 'kept' })).body).toMatchObject({
+      Volume: { Status: { size: 64 * 1024 * 1024 } },
+    });
     await writeFile(join(mountPoint, 'data'), 'survives the upgrade');
     await loopvol('backup', 'kept');
     expect((await loopvol('backups', 'kept', '--json')).stdout).toContain('kept');
