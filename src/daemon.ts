@@ -86,6 +86,7 @@ export async function serve(config: Config): Promise<void> {
       mountRoot: config.mountRoot,
       diskPool: config.diskPool,
       kernelOps: kernel.via,
+      ...(config.configFile ? { configFile: config.configFile } : {}),
     },
     'listening',
   );

@@ -104,6 +104,13 @@ const commands: Record<string, { summary: string; load: () => Promise<Command> }
       return { run: m.mesosResourcesCommand, usage: m.MESOS_RESOURCES_USAGE };
     },
   },
+  'wait-ready': {
+    summary: "wait until the daemon answers on its socket (the unit's ExecStartPost=)",
+    load: async () => {
+      const m = await import('./wait-ready.js');
+      return { run: m.waitReadyCommand, usage: m.WAIT_READY_USAGE };
+    },
+  },
 };
 
 async function usage(): Promise<string> {

@@ -8,6 +8,8 @@ import { SETTING_KEYS, SETTINGS, type SettingKey } from './settings.js';
 
 /** Daemon settings after flags, environment and defaults are merged and validated. */
 export interface Config {
+  /** The JSON file settings were also read from (--config); empty: none. */
+  configFile: string;
   socket: string;
   dataRoot: string;
   defaultSizeBytes: number;
@@ -52,17 +54,23 @@ const schema = z
   );
 
 /**
- * Merges flag values (undefined when not given), then the environment, then defaults, validates
- * them and shapes the Config the daemon uses. Every invalid value is reported at once.
+ * Merges flag values (undefined when not given), then the environment, then the config file's
+ * (readConfigFile), then defaults, validates them and shapes the Config the daemon uses. Every
+ * invalid value is reported at once.
  */
-export function resolveConfig(flags: Partial<Record<SettingKey, string>>, env: NodeJS.ProcessEnv): Config {
+export function resolveConfig(
+  flags: Partial<Record<SettingKey, string>>,
+  env: NodeJS.ProcessEnv,
+  file: Partial<Record<SettingKey, string>> = {},
+): Config {
   const raw = Object.fromEntries(
-    SETTING_KEYS.map((k) => [k, flags[k] ?? env[SETTINGS[k].env] ?? SETTINGS[k].default]),
+    SETTING_KEYS.map((k) => [k, flags[k] ?? env[SETTINGS[k].env] ?? file[k] ?? SETTINGS[k].default]),
   );
   const result = schema.safeParse(raw);
   if (!result.success) throw new Error(result.error.issues.map((i) => i.message).join('; '));
   const c = result.data;
   return {
+    configFile: c.config,
     socket: c.socket,
     dataRoot: c.dataRoot,
     defaultSizeBytes: c.defaultSize,

@@ -44,6 +44,18 @@ const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'
 
 /** The daemon's settings, in the order the usage text lists them. */
 export const SETTINGS = {
+  config: setting({
+    flag: 'config',
+    env: 'LOOPVOL_CONFIG',
+    default: '',
+    example: '/etc/loopvol/config.json',
+    defaultText: 'none',
+    placeholder: 'FILE',
+    help:
+      'a JSON object of settings keyed by flag name ({"data-root": "/srv/loopvol"}); ' +
+      'flags and environment variables win over it',
+    schema: (flag) => z.union([z.literal(''), absolutePath(flag)]),
+  }),
   socket: setting({
     flag: 'socket',
     env: 'LOOPVOL_SOCKET',

@@ -1,6 +1,11 @@
-import { describe, expect, it } from 'vitest';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { envTemplate } from '../../src/config/env-template.js';
+import { readConfigFile, settingsFromConfigFile } from '../../src/config/file.js';
 import { resolveConfig } from '../../src/config/resolve.js';
-import { DEFAULTS, ENV } from '../../src/config/settings.js';
+import { DEFAULTS, ENV, SETTING_KEYS, SETTINGS } from '../../src/config/settings.js';
 
 const GiB = 1024 ** 3;
 
@@ -169,5 +174,95 @@ describe('resolveConfig', () => {
     expect(() => resolveConfig({}, { [ENV.allowOptions]: 'Size' })).toThrow(
       /--allow-options names unknown option "Size"/,
     );
+  });
+});
+
+describe('the config file (--config)', () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'loopvol-config-file-'));
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  /** Writes `content` (JSON-encoded unless a string) to a new file in `dir` and returns its path. */
+  let count = 0;
+  async function file(content: unknown): Promise<string> {
+    const path = join(dir, `config-${count++}.json`);
+    await writeFile(path, typeof content === 'string' ? content : JSON.stringify(content));
+    return path;
+  }
+
+  it('reads settings keyed by flag name, numbers and switches written bare', async () => {
+    const path = await file({
+      'data-root': '/srv/file',
+      spares: 4,
+      'restore-missing': true,
+      'default-size': '2G',
+    });
+    expect(await readConfigFile(path)).toEqual({
+      dataRoot: '/srv/file',
+      spares: '4',
+      restoreMissing: 'true',
+      defaultSize: '2G',
+    });
+  });
+
+  it('ranks flags over the environment over the file over the defaults', async () => {
+    const path = await file({
+      socket: '/run/file.sock',
+      'data-root': '/srv/file',
+      'default-fs': 'xfs',
+      'log-level': 'warn',
+    });
+    const flags = { config: path, socket: '/run/flag.sock' };
+    const env = { [ENV.socket]: '/run/env.sock', [ENV.dataRoot]: '/srv/env' };
+    const config = resolveConfig(flags, env, await settingsFromConfigFile(flags, env));
+    expect(config).toMatchObject({
+      configFile: path,
+      socket: '/run/flag.sock',
+      dataRoot: '/srv/env',
+      defaultFs: 'xfs',
+      logLevel: 'warn',
+      spares: Number(DEFAULTS.spares),
+    });
+  });
+
+  it('is found through LOOPVOL_CONFIG when --config is absent, and is optional', async () => {
+    const path = await file({ 'default-fs': 'xfs' });
+    expect(await settingsFromConfigFile({}, { [ENV.config]: path })).toEqual({ defaultFs: 'xfs' });
+    expect(await settingsFromConfigFile({}, {})).toEqual({});
+  });
+
+  it.each([
+    [{ 'data-root': 'relative' }, /"data-root" in \S+ must be an absolute path/],
+    [{ spares: 99 }, /"spares" in \S+ takes a whole number from 0 to 16/],
+    [{ 'default-fs': ['xfs'] }, /"default-fs" in \S+ must be a string, number or boolean/],
+    [{ dataRoot: '/srv' }, /unknown setting "dataRoot" \(keys are the flags' names\)/],
+    [{ config: '/etc/other.json' }, /unknown setting "config"/],
+    [[1, 2], /must hold a JSON object/],
+  ])('refuses %j naming the key', async (content, message) => {
+    await expect(readConfigFile(await file(content))).rejects.toThrow(message);
+  });
+
+  it('says when the file is missing or not JSON', async () => {
+    await expect(readConfigFile(join(dir, 'absent.json'))).rejects.toThrow(
+      /cannot read config file .*absent.json/,
+    );
+    await expect(readConfigFile(await file('{"spares": 4,}'))).rejects.toThrow(/config file \S+ is not JSON/);
+  });
+});
+
+describe('the env file template', () => {
+  it('lists every setting, commented out at its default, with its flag', () => {
+    const template = envTemplate();
+    for (const k of SETTING_KEYS) {
+      const { env, flag } = SETTINGS[k];
+      expect(template).toContain(`\n#${env}=${SETTINGS[k].default}\n`);
+      expect(template).toContain(`# --${flag}: `);
+    }
+    // Nothing is set: systemd would read any uncommented line.
+    expect(template.split('\n').filter((l) => l !== '' && !l.startsWith('#'))).toEqual([]);
   });
 });
