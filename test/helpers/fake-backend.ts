@@ -2,6 +2,7 @@ import { mkdir, truncate, writeFile } from 'node:fs/promises';
 import type { BackedVolume, Backend, HeldDisk, KernelState, Provisioned } from '../../src/backend/backend.js';
 import type { ImageSource } from '../../src/core/clone.js';
 import type { VolumeSpec } from '../../src/core/options.js';
+import { saveDiskClaim } from '../../src/state/disk-claim.js';
 import type { VolumePaths } from '../../src/state/layout.js';
 
 /**
@@ -114,8 +115,13 @@ export class FakeBackend implements Backend {
     }
     if (this.kind === 'disk') {
       const n = this.nextDisk++;
-      const fsUuid = `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`;
-      return { sizeBytes: spec.sizeBytes, fs: spec.fs, disk: `/dev/disk/by-id/fake-disk-${n}`, fsUuid };
+      const claim = {
+        disk: `/dev/disk/by-id/fake-disk-${n}`,
+        fsUuid: `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`,
+      };
+      // As the disk backend does: the claim keeps the disk held should volume.json become unreadable.
+      await saveDiskClaim(paths, claim);
+      return { sizeBytes: spec.sizeBytes, fs: spec.fs, ...claim };
     }
     // A sparse file: the service measures the image (and Create's leftovers are real files).
     await writeFile(paths.image, '');
