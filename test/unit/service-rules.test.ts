@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
-import { readdir } from 'node:fs/promises';
-import { describe, expect, it } from 'vitest';
+import { mkdir, readdir, rm } from 'node:fs/promises';
+import { describe, expect, it, vi } from 'vitest';
 import { FilesystemDamaged } from '../../src/core/errors.js';
 import { errnoError } from '../helpers/fake-backend.js';
 import { fakeServices } from '../helpers/fake-service.js';
@@ -320,6 +320,79 @@ describe('VolumeService when the backend fails', () => {
     expect((await service.get('grow')).Status.size).toBe(64 * MiB);
     await service.resize('grow', '128M', silentLog);
     expect((await service.get('grow')).Status.size).toBe(128 * MiB);
+  });
+});
+
+describe('VolumeService when recording fails', () => {
+  it('undoes the activation of a Mount it cannot record, unless earlier holders use it', async () => {
+    const { service, backend, store, kernel } = await fresh();
+    await service.create('rec', {}, silentLog);
+    const { holders } = store.layout.volume('rec');
+    // A directory where holders.json goes: its atomic rename fails, as on a full or broken host.
+    await mkdir(holders);
+    await expect(service.mount('rec', A, silentLog)).rejects.toThrow(
+      /^cannot mount volume rec: recording the mount failed: /,
+    );
+    expect(backend.callsOf('deactivate')).toEqual(['rec']);
+    expect(kernel.mounted.size).toBe(0);
+
+    await rm(holders, { recursive: true });
+    await service.mount('rec', A, silentLog);
+    await rm(holders);
+    await mkdir(holders);
+    await expect(service.mount('rec', B, silentLog)).rejects.toThrow(/recording the mount failed/);
+    expect(backend.callsOf('deactivate')).toEqual(['rec']);
+    expect((await service.get('rec')).Status).toMatchObject({ mounted: true, holders: 1 });
+  });
+
+  it('releases on Unmount even when the release cannot be recorded', async () => {
+    const { service, backend, store } = await fresh();
+    await service.create('rel', {}, silentLog);
+    await service.mount('rel', A, silentLog);
+    const { holders } = store.layout.volume('rel');
+    await rm(holders);
+    await mkdir(holders);
+    const logs = captureLog();
+    await service.unmount('rel', A, logs.log);
+    expect(logs.lines()).toContainEqual(
+      expect.objectContaining({
+        level: 50,
+        msg: 'could not record the unmount (is the host filesystem full?); releasing anyway, a restart re-derives the holders from the kernel',
+      }),
+    );
+    expect(backend.callsOf('deactivate')).toEqual(['rel']);
+    expect((await service.get('rel')).Status).toMatchObject({ mounted: false, holders: 0 });
+  });
+});
+
+describe('VolumeService serialisation', () => {
+  it('runs an Unmount after the Mount of the same volume under way, never inside it', async () => {
+    const { service, backend } = await fresh();
+    await service.create('serial', {}, silentLog);
+    const open = backend.hold('activate');
+    const mounting = service.mount('serial', A, silentLog);
+    await vi.waitFor(() => expect(backend.callsOf('activate')).toHaveLength(1));
+    const unmounting = service.unmount('serial', A, silentLog);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(backend.callsOf('deactivate')).toEqual([]);
+    open();
+    await mounting;
+    await unmounting;
+    expect(backend.callsOf('deactivate')).toEqual(['serial']);
+    expect((await service.get('serial')).Status).toMatchObject({ mounted: false, holders: 0 });
+  });
+
+  it('serves other volumes while one is inside the backend', async () => {
+    const { service, backend } = await fresh();
+    await service.create('slow', {}, silentLog);
+    await service.create('quick', {}, silentLog);
+    const open = backend.hold('activate');
+    const mounting = service.mount('slow', A, silentLog);
+    await vi.waitFor(() => expect(backend.callsOf('activate')).toHaveLength(1));
+    expect((await service.get('quick')).Status.mounted).toBe(false);
+    await service.remove('quick', silentLog);
+    open();
+    await mounting;
   });
 });
 
