@@ -40,7 +40,10 @@ export interface FakeService {
 
 /**
  * The one place the service's unit tests build a VolumeService: real Store on a temp dir, fake
- * backends, no root, no loop devices, no mounts.
+ * backends, no root, no loop devices, no mounts. The service still reads the host itself in a few
+ * places (harmless without root): statfs of the data root (the space guard and Get: see
+ * service-space.test.ts for how to fake it) and /proc/self/mountinfo in List, whose Mountpoint is
+ * therefore '' for a volume only the fake kernel has mounted (Get and Path ask the backend).
  */
 export async function makeService(options: FakeServiceOptions = {}): Promise<FakeService> {
   const owned = options.dir === undefined;
