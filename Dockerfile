@@ -60,14 +60,15 @@ RUN node /opt/npm/bin/npm-cli.js install --no-audit --no-fund --registry "$REGIS
 
 FROM ${BASE}
 # Only what loopvol runs: losetup and mount (util-linux, mount), mkfs/e2fsck/resize2fs/debugfs
-# (e2fsprogs), mkfs.xfs/xfs_growfs/xfs_repair (xfsprogs).
+# (e2fsprogs), mkfs.xfs/xfs_growfs/xfs_repair (xfsprogs), and for backups restic with the CA
+# certificates it checks an https repository (s3:, rest:) against.
 RUN apt-get update -qq \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-      util-linux mount e2fsprogs xfsprogs >/dev/null \
+      util-linux mount e2fsprogs xfsprogs restic ca-certificates >/dev/null \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin \
  && mkdir -p /run/docker/plugins /mnt/loopvol /var/lib/loopvol
 COPY --from=build /opt/node/bin/node /usr/local/bin/node
 COPY --from=build /out/ /
-# Checked at build time: Node.js and every module loopvol loads start here.
-RUN node /opt/loopvol/bin/loopvol help >/dev/null
+# Checked at build time: Node.js and every module loopvol loads start here, and restic runs.
+RUN node /opt/loopvol/bin/loopvol help >/dev/null && restic version >/dev/null
 ENTRYPOINT ["/usr/local/bin/node", "/opt/loopvol/bin/loopvol", "serve"]

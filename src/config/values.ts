@@ -2,7 +2,7 @@ import { z } from 'zod';
 import type { ClusterOptions } from '../cluster/options.js';
 import { type DurationBounds, parseDuration } from '../core/duration.js';
 import { parseOptionList } from '../core/option-policy.js';
-import { ACCEPTED_OPTIONS } from '../core/options.js';
+import { ACCEPTED_OPTIONS, OPTION_ALIASES } from '../core/options.js';
 import { parseSize } from '../core/size.js';
 import type { ListenAddress } from '../metrics/server.js';
 
@@ -49,8 +49,9 @@ export const duration = (flag: string, bounds: DurationBounds) =>
     return 'error' in result ? result : result.ms;
   });
 
-/** Comma-separated Create option keys (--allow-options, --deny-options). */
-export const optionList = (flag: string) => parsed((s) => parseOptionList(flag, s, ACCEPTED_OPTIONS));
+/** Comma-separated Create option keys (--allow-options, --deny-options); an alias names its option. */
+export const optionList = (flag: string) =>
+  parsed((s) => parseOptionList(flag, s, ACCEPTED_OPTIONS, OPTION_ALIASES));
 
 /** A whole number from 0 to `max` (at most four digits). */
 export const wholeNumber = (message: string, max: number) =>

@@ -18,12 +18,15 @@ export const DEFAULT_OPTIONS_TOKEN = 'default';
 
 /**
  * Reads a comma-separated list of option keys (--allow-options, --deny-options). A key that is no
- * option is an error naming it, so a typo cannot leave open what the operator meant to close.
+ * option is an error naming it, so a typo cannot leave open what the operator meant to close. An
+ * alias (another plugin's name for an option, in any case) stands for its option: the two are one
+ * option, allowed or denied together.
  */
 export function parseOptionList(
   flag: string,
   text: string,
   known: readonly string[],
+  aliases: Readonly<Record<string, string>> = {},
 ): string[] | { error: string } {
   const keys = [
     ...new Set(
@@ -34,7 +37,9 @@ export function parseOptionList(
     ),
   ];
   const expanded = keys.flatMap((k) =>
-    k === DEFAULT_OPTIONS_TOKEN ? known.filter((o) => !PRIVILEGED_OPTIONS.includes(o)) : [k],
+    k === DEFAULT_OPTIONS_TOKEN
+      ? known.filter((o) => !PRIVILEGED_OPTIONS.includes(o))
+      : [aliases[k.toLowerCase()] ?? k],
   );
   const unknown = expanded.filter((k) => !known.includes(k));
   if (unknown.length === 0) return [...new Set(expanded)];
@@ -43,10 +48,18 @@ export function parseOptionList(
   };
 }
 
-/** Why `key` is refused from a client, naming the flag that refuses it; undefined: accepted. */
-export function optionRefusal(policy: OptionPolicy | undefined, key: string): string | undefined {
-  if (!policy) return optionRefusal({ denied: [] }, key);
-  const refused = (why: string) => `option ${key} is not allowed on this host (${why}): ask the operator`;
+/**
+ * Why `key` is refused from a client, naming the flag that refuses it; undefined: accepted.
+ * `asked`: the name the client used when it gave an alias of `key`, which is policed as `key`.
+ */
+export function optionRefusal(
+  policy: OptionPolicy | undefined,
+  key: string,
+  asked: string = key,
+): string | undefined {
+  if (!policy) return optionRefusal({ denied: [] }, key, asked);
+  const named = asked === key ? key : `${asked} (loopvol's ${key})`;
+  const refused = (why: string) => `option ${named} is not allowed on this host (${why}): ask the operator`;
   if (policy.denied.includes(key)) return refused(`--deny-options ${key}`);
   if (policy.allowed && !policy.allowed.includes(key)) {
     return refused(`--allow-options ${policy.allowed.join(',')}`);

@@ -66,6 +66,60 @@ export const ACCEPTED_OPTIONS = [
   'restore-other',
 ] as const;
 
+export type AcceptedOption = (typeof ACCEPTED_OPTIONS)[number];
+
+/**
+ * REX-Ray's names that mean what a loopvol option means. Marathon apps and dvdcli scripts moving
+ * from REX-Ray carry them (Marathon checks `dvdi/newfstype`, `iops`, `volumetype`, `overwritefs`
+ * and strips the `dvdi/` prefix), and REX-Ray reads them in any case (`newFsType`). An alias is
+ * read, and allowed or denied by the operator, as its option.
+ */
+export const OPTION_ALIASES: Readonly<Record<string, AcceptedOption>> = { newfstype: 'fs' };
+
+/**
+ * REX-Ray's names whose meaning loopvol does not have: refused, saying what to do instead, so an
+ * app cannot believe it got what it asked for. `overwritefs=false` asks for what loopvol always
+ * does (an existing filesystem is never formatted again), so it is accepted and changes nothing.
+ */
+const FOREIGN_OPTIONS: Readonly<Record<string, { harmless?: string; refusal: string }>> = {
+  volumetype: {
+    refusal: 'loopvol has no volume types: remove it (backend=disk gives a volume a whole disk of the pool)',
+  },
+  iops: { refusal: 'loopvol sets no IOPS limit: remove it' },
+  overwritefs: {
+    harmless: 'false',
+    refusal:
+      'loopvol never formats over an existing filesystem: remove it (a new volume always starts with an empty one)',
+  },
+};
+
+/**
+ * Renames aliases to their options and drops harmless foreign options; `givenAs` keeps the name
+ * the client used, for messages. Keys loopvol does not know are left for the schema to name.
+ */
+function readForeignNames(
+  opts: Record<string, unknown>,
+): { options: Record<string, unknown>; givenAs: Record<string, string> } | { error: string } {
+  const options: Record<string, unknown> = {};
+  const givenAs: Record<string, string> = {};
+  for (const [key, value] of Object.entries(opts)) {
+    const foreign = FOREIGN_OPTIONS[key.toLowerCase()];
+    if (foreign) {
+      if (foreign.harmless !== undefined && value === foreign.harmless) continue;
+      return { error: `option ${key} (REX-Ray's): ${foreign.refusal}` };
+    }
+    const target = OPTION_ALIASES[key.toLowerCase()] ?? key;
+    if (target in options && options[target] !== value) {
+      return {
+        error: `options ${givenAs[target] ?? target} and ${key} both set ${target}, differently: give one`,
+      };
+    }
+    options[target] = value;
+    if (target !== key) givenAs[target] = key;
+  }
+  return { options, givenAs };
+}
+
 /** Shortest interval between scheduled backups and checks: each freezes the volume or restores a backup. */
 export const MIN_BACKUP_INTERVAL_SECONDS = 60;
 const BACKUP_BOUNDS = { minMs: MIN_BACKUP_INTERVAL_SECONDS * 1000, maxMs: 366 * 86_400_000 };
@@ -182,15 +236,20 @@ export function parseVolumeSpec(opts: unknown, defaults: SpecDefaults): VolumeSp
   if (opts !== null && opts !== undefined && (typeof opts !== 'object' || Array.isArray(opts))) {
     return { error: 'Opts must be an object of string options' };
   }
+  const read = readForeignNames((opts ?? {}) as Record<string, unknown>);
+  if ('error' in read) return read;
+  const { options, givenAs } = read;
   // The operator's word comes first: a denied option is refused whatever its value.
-  for (const key of Object.keys(opts ?? {}).filter((k) => isOption(k))) {
-    const refusal = optionRefusal(defaults.policy, key);
+  for (const key of Object.keys(options).filter((k) => isOption(k))) {
+    const refusal = optionRefusal(defaults.policy, key, givenAs[key]);
     if (refusal) return { error: refusal };
   }
-  const parsed = optionsSchema.safeParse(opts ?? {});
+  const parsed = optionsSchema.safeParse(options);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
-    const where = issue && issue.path.length > 0 ? `option ${issue.path.join('.')}: ` : '';
+    const key = issue?.path.join('.') ?? '';
+    const named = givenAs[key] ? `${givenAs[key]} (loopvol's ${key})` : key;
+    const where = key !== '' ? `option ${named}: ` : '';
     const message = issue?.message ?? 'invalid options';
     return {
       error: issue?.code === 'invalid_type' ? `${where}value must be a string` : `${where}${message}`,

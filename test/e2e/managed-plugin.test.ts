@@ -63,7 +63,15 @@ describe
   /** `created`: build-plugin has just created it; otherwise create it from the plugin directory. */
   async function install(created = false): Promise<void> {
     if (!created) await cli('plugin', 'create', PLUGIN, join(tmp, 'plugin'));
-    await cli('plugin', 'set', PLUGIN, `data.source=${data}`, 'LOOPVOL_LOG_LEVEL=debug');
+    // LOOPVOL_MAX_FREEZE: a setting scripts/plugin-config.mjs derived from the settings table.
+    await cli(
+      'plugin',
+      'set',
+      PLUGIN,
+      `data.source=${data}`,
+      'LOOPVOL_LOG_LEVEL=debug',
+      'LOOPVOL_MAX_FREEZE=3s',
+    );
     await cli('plugin', 'enable', PLUGIN);
   }
 
@@ -128,6 +136,14 @@ describe
     onTestFailed(async () => {
       console.error(`--- dockerd log, plugin included (tail) ---\n${tail((await dockerd?.log()) ?? '')}`);
     });
+  });
+
+  it('brings restic, and takes every daemon setting from docker plugin set', async () => {
+    expect(existsSync(join(tmp, 'plugin', 'rootfs', 'usr', 'bin', 'restic'))).toBe(true);
+    const env = await cli('plugin', 'inspect', '--format', '{{json .Settings.Env}}', PLUGIN);
+    expect(JSON.parse(env.stdout)).toEqual(
+      expect.arrayContaining(['LOOPVOL_MAX_FREEZE=3s', 'LOOPVOL_BACKUP_REPO=', 'LOOPVOL_CLUSTER=']),
+    );
   });
 
   it('serves size-enforced volumes with their images in the host data directory', async () => {

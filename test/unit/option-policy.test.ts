@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { optionRefusal, PRIVILEGED_OPTIONS, parseOptionList } from '../../src/core/option-policy.js';
-import { ACCEPTED_OPTIONS } from '../../src/core/options.js';
+import { ACCEPTED_OPTIONS, OPTION_ALIASES } from '../../src/core/options.js';
 
 describe('parseOptionList', () => {
   it('reads comma-separated keys, trimmed and without repeats', () => {
@@ -15,6 +15,16 @@ describe('parseOptionList', () => {
     const keys = parseOptionList('--allow-options', 'default,restore-other', ACCEPTED_OPTIONS);
     expect(keys).toEqual([...ACCEPTED_OPTIONS.filter((k) => k !== 'restore-other'), 'restore-other']);
     expect(parseOptionList('--allow-options', 'default', ACCEPTED_OPTIONS)).not.toContain('restore-other');
+  });
+
+  it("reads an alias (REX-Ray's newfstype, in any case) as the option it stands for", () => {
+    expect(parseOptionList('--deny-options', 'newFsType,size', ACCEPTED_OPTIONS, OPTION_ALIASES)).toEqual([
+      'fs',
+      'size',
+    ]);
+    expect(parseOptionList('--allow-options', 'fs,newfstype', ACCEPTED_OPTIONS, OPTION_ALIASES)).toEqual([
+      'fs',
+    ]);
   });
 
   it('refuses keys that are no option, naming them and the flag', () => {

@@ -239,3 +239,50 @@ describe('the operator option policy', () => {
     expect(errorOf({ colour: 'blue' }, d)).toMatch(/^unknown option "colour"/);
   });
 });
+
+describe("REX-Ray's option names (Marathon apps and dvdcli scripts moving from REX-Ray)", () => {
+  it.each(['newfstype', 'newFsType', 'NEWFSTYPE'])('reads %s as fs, in any case', (key) => {
+    expect(parseVolumeSpec({ [key]: 'xfs', size: '1G' }, defaults)).toMatchObject({ fs: 'xfs' });
+  });
+
+  it('takes newfstype beside an fs that agrees, and refuses one that does not', () => {
+    expect(parseVolumeSpec({ fs: 'xfs', newfstype: 'xfs', size: '1G' }, defaults)).toMatchObject({
+      fs: 'xfs',
+    });
+    expect(errorOf({ fs: 'ext4', newfstype: 'xfs' })).toBe(
+      'options fs and newfstype both set fs, differently: give one',
+    );
+  });
+
+  it('names newfstype, and the option it stands for, when its value is wrong', () => {
+    expect(errorOf({ newfstype: 'ext3' })).toBe("option newfstype (loopvol's fs): fs must be ext4 or xfs");
+  });
+
+  it.each([
+    ['volumetype', 'io1', 'loopvol has no volume types: remove it'],
+    ['volumeType', 'gp2', 'loopvol has no volume types: remove it'],
+    ['iops', '150', 'loopvol sets no IOPS limit: remove it'],
+    ['IOPS', '0', 'loopvol sets no IOPS limit: remove it'],
+    ['overwritefs', 'true', 'loopvol never formats over an existing filesystem: remove it'],
+  ])('refuses %s=%s, whose meaning loopvol does not have, saying what to do', (key, value, message) => {
+    const error = errorOf({ size: '5', [key]: value });
+    expect(error).toMatch(new RegExp(`^option ${key} \\(REX-Ray's\\): `));
+    expect(error).toContain(message);
+  });
+
+  it('accepts overwritefs=false, which asks for what loopvol always does', () => {
+    expect(parseVolumeSpec({ size: '5', newfstype: 'ext4', overwritefs: 'false' }, defaults)).toMatchObject({
+      sizeBytes: 5 * GiB,
+      fs: 'ext4',
+    });
+  });
+
+  it('polices newfstype as fs: denied or allowed with it, and says so by both names', () => {
+    const denied = { ...defaults, policy: { denied: ['fs'] } };
+    expect(errorOf({ newfstype: 'xfs' }, denied)).toBe(
+      "option newfstype (loopvol's fs) is not allowed on this host (--deny-options fs): ask the operator",
+    );
+    const allowed = { ...defaults, policy: { allowed: ['size', 'fs'], denied: [] } };
+    expect(parseVolumeSpec({ size: '1G', newfstype: 'xfs' }, allowed)).toMatchObject({ fs: 'xfs' });
+  });
+});

@@ -78,3 +78,61 @@ describe('the Dockerfile checksum of Node.js and npm', () => {
     );
   });
 });
+
+/** scripts/plugin-config.mjs run as build-plugin runs it, on this checkout's compiled settings table. */
+describe('scripts/plugin-config.mjs', () => {
+  type Env = { name: string; value: string; settable?: string[]; description?: string };
+  type Config = { network: { type: string }; env: Env[] };
+
+  async function generate(...flags: string[]): Promise<Config> {
+    const run = await execa('node', [
+      root('scripts/plugin-config.mjs'),
+      root('plugin-config.json'),
+      root('.'),
+      ...flags,
+    ]);
+    return JSON.parse(run.stdout) as Config;
+  }
+
+  it("makes every daemon setting settable with docker plugin set, at its default, but the plugin's own paths", async () => {
+    const { SETTINGS } = await import('../../src/config/settings.js');
+    const config = await generate();
+    const fixed = ['LOOPVOL_SOCKET', 'LOOPVOL_DATA_ROOT', 'LOOPVOL_MOUNT_ROOT'];
+    for (const s of Object.values(SETTINGS)) {
+      const entry = config.env.find((e) => e.name === s.env);
+      expect(entry, s.env).toBeDefined();
+      if (fixed.includes(s.env)) {
+        expect(entry?.settable, s.env).toBeUndefined();
+      } else {
+        expect(entry, s.env).toMatchObject({ value: s.default, settable: ['value'] });
+        expect(entry?.description, s.env).toContain(`--${s.flag}`);
+      }
+    }
+    expect(new Set(config.env.map((e) => e.name)).size).toBe(config.env.length);
+  });
+
+  it('gives the plugin no network unless asked for the host network', async () => {
+    expect((await generate()).network).toEqual({ type: 'none' });
+    expect((await generate('--host-network')).network).toEqual({ type: 'host' });
+  });
+
+  it('refuses a flag it does not know', async () => {
+    await expect(
+      execa('node', [
+        root('scripts/plugin-config.mjs'),
+        root('plugin-config.json'),
+        root('.'),
+        '--network=host',
+      ]),
+    ).rejects.toThrow(/usage: node scripts\/plugin-config.mjs/);
+  });
+});
+
+describe('the Dockerfile', () => {
+  it('puts restic, and the CA certificates it checks repositories with, in the rootfs', async () => {
+    const dockerfile = await readFile(root('Dockerfile'), 'utf8');
+    const runtime = dockerfile.slice(dockerfile.lastIndexOf('FROM '));
+    expect(runtime).toMatch(/apt-get install[^\n]*\\\n[^\n]*\brestic\b[^\n]*\bca-certificates\b/);
+    expect(runtime).toContain('restic version');
+  });
+});
