@@ -37,6 +37,11 @@ export async function wireExtensions(
   config: Config,
   log: Logger,
 ): Promise<Extensions> {
+  // The ZooKeeper client is loaded only in a cluster: start-up (restart time) stays short without it.
+  const cluster = config.cluster
+    ? await (await import('./cluster/cluster.js')).Cluster.create(config.cluster, store.layout, log)
+    : undefined;
+  service.cluster = cluster;
   const collector = new Collector(store, service, kernel);
   const snapshots = new Snapshots(store, service, {
     maxFreezeMs: config.maxFreezeMs,
@@ -51,7 +56,7 @@ export async function wireExtensions(
   if (files) service.onStart(() => files.recover(log));
   const backups =
     config.backup && repo && files
-      ? new Backups(store, service, snapshots, { repo, keep: config.backup.keep }, files)
+      ? new Backups(store, service, snapshots, { repo, keep: config.backup.keep, cluster }, files)
       : undefined;
   const restores = () => {
     if (!backups) throw noBackups();
@@ -77,11 +82,6 @@ export async function wireExtensions(
       };
     };
   }
-  // The ZooKeeper client is loaded only in a cluster: start-up (restart time) stays short without it.
-  const cluster = config.cluster
-    ? await (await import('./cluster/cluster.js')).Cluster.create(config.cluster, store.layout, log)
-    : undefined;
-  service.cluster = cluster;
   const maintenance: Maintenance = {
     fsck: (name, repair, log) => fsckVolume(service, name, repair, log),
     gc: (dryRun, log) => collector.collect(dryRun, log),

@@ -4,6 +4,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Copied, ImageSource } from '../core/clone.js';
+import type { ClusterGuard } from '../core/cluster-guard.js';
 import { VolumeError } from '../core/errors.js';
 import { KeyedLock } from '../core/keyed-lock.js';
 import { LATEST_BACKUP } from '../core/options.js';
@@ -24,7 +25,7 @@ import {
   redactCredentials,
 } from '../system/restic.js';
 import { writeSparse } from '../system/sparse-write.js';
-import type { Maintained, VolumeService } from '../volume/service.js';
+import type { Maintained, VolumePort } from '../volume/port.js';
 import { type FileBackups, FreezeTooLong } from './file-backup.js';
 import { newestFirst, toForget } from './retention.js';
 
@@ -35,6 +36,8 @@ export interface BackupOptions {
   keep: number;
   /** The host name recorded with each backup; default the host's name. */
   host?: string;
+  /** With --cluster: only the owner of a volume backs it up. */
+  cluster?: ClusterGuard;
 }
 
 /** One backup as `loopvol backups` lists it. */
@@ -131,7 +134,7 @@ export class Backups {
 
   constructor(
     private readonly store: Store,
-    private readonly service: VolumeService,
+    private readonly service: VolumePort,
     private readonly snapshots: Snapshots,
     private readonly options: BackupOptions,
     private readonly files: FileBackups,
@@ -158,7 +161,7 @@ export class Backups {
       const started = Date.now();
       try {
         // Asked of the cluster just before the copy: only the owner backs up, tagged with its token.
-        const generation = (await this.service.cluster?.assertOwner(name, log)) ?? 0;
+        const generation = (await this.options.cluster?.assertOwner(name, log)) ?? 0;
         const backing = ({ record }: Maintained) => {
           const { fs, sizeBytes } = record.spec;
           const tags = [...tagsOf(name), `fs=${fs}`, `size=${sizeBytes}`, `gen=${generation}`, FILES_FORMAT];
