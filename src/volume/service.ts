@@ -13,6 +13,7 @@ import type { Store } from '../state/store.js';
 import { filesystemUsage } from '../system/fsstat.js';
 import { readMounts } from '../system/mountinfo.js';
 import { activateForMount, reportPreened, reportRefilled, undoActivation } from './activate.js';
+import { Afterwards } from './afterwards.js';
 import { explain } from './explain.js';
 import type { SpaceTotals } from './ledger.js';
 import type { Maintained, VolumePort } from './port.js';
@@ -59,7 +60,7 @@ export class VolumeService implements VolumePort {
   private readonly registry: Registry;
   private readonly space: Space;
   private readonly provisioner: Provisioner;
-  private readonly pending = new Set<Promise<void>>();
+  private readonly afterwards = new Afterwards();
   private readonly locks = new KeyedLock();
   private started: Promise<void> | undefined;
   private prepared: Promise<void> | undefined;
@@ -118,20 +119,8 @@ export class VolumeService implements VolumePort {
 
   /** Resolves once the work left running after answering (deleting removed volumes' files) is done. */
   async idle(): Promise<void> {
-    await this.settled();
+    await this.afterwards.settled();
     await Promise.all(Object.values(this.deps.backends).map((b) => b.idle()));
-  }
-
-  private async settled(): Promise<void> {
-    while (this.pending.size > 0) await Promise.all(this.pending);
-  }
-
-  /** Runs work that need not delay the answer; failures are logged, and Create waits for it (space). */
-  private afterwards(work: () => Promise<void>, log: Logger, failure: string): void {
-    const done: Promise<void> = work()
-      .catch((err) => log.error({ err: explain(err) }, failure))
-      .finally(() => this.pending.delete(done));
-    this.pending.add(done);
   }
 
   async create(name: string, opts: unknown, log: Logger): Promise<void> {
@@ -153,7 +142,7 @@ export class VolumeService implements VolumePort {
         return;
       }
       // A removed volume's files may still be on their way out: their space is about to be free.
-      await this.settled();
+      await this.afterwards.settled();
       await this.provisioner.create(name, spec, log);
     });
   }
@@ -184,7 +173,7 @@ export class VolumeService implements VolumePort {
       } catch (err) {
         throw new VolumeError(`cannot remove volume ${name}: ${explain(err)}`);
       }
-      this.afterwards(purge, log, "could not delete a removed volume's files; start-up deletes them");
+      this.afterwards.run(purge, log, "could not delete a removed volume's files; start-up deletes them");
       this.registry.delete(name);
       this.space.forget(name);
       this.store.layout.forget(name);
