@@ -5,9 +5,10 @@ import { DiskBackend } from './backend/disk.js';
 import { LoopBackend } from './backend/loop.js';
 import { SparePool } from './backend/spares.js';
 import type { Config } from './config/resolve.js';
+import { lateClones } from './core/clone.js';
 import { MIN_SIZE_BYTES } from './core/options.js';
 import { formatSize } from './core/size.js';
-import { wireExtensions } from './extensions.js';
+import { type Extensions, wireExtensions } from './extensions.js';
 import { createApp } from './protocol/routes.js';
 import { closeUnix, listenUnix } from './server/unix-socket.js';
 import { Layout } from './state/layout.js';
@@ -48,30 +49,37 @@ export async function serve(config: Config): Promise<void> {
   const disks = new DiskBackend(config.diskPool, kernel, log);
   // A pool disk without a stable name is refused before dockerd ever sees a socket.
   await disks.startup();
-  const service = new VolumeService(
+  // The ZooKeeper client is loaded only in a cluster: start-up (restart time) stays short without it.
+  const cluster = config.cluster
+    ? await (await import('./cluster/cluster.js')).Cluster.create(config.cluster, layout, log)
+    : undefined;
+  // The service and the rooms beside it need each other: a Create from= copies through the
+  // snapshot and backup rooms, and those rooms work on volumes under the service's locks. So the
+  // service is built with forwarders to `rooms`, which is set right after it; they are first
+  // called by start() (and requests, which wait for it), both later than that.
+  let rooms: Extensions | undefined;
+  const wired = (): Extensions => {
+    if (!rooms) throw new Error('the rooms beside the volume service are not wired yet');
+    return rooms;
+  };
+  const service = new VolumeService({
     store,
-    { loop: new LoopBackend(kernel, { spares }), disk: disks },
-    { sizeBytes: config.defaultSizeBytes, fs: config.defaultFs, policy: config.optionPolicy },
+    backends: { loop: new LoopBackend(kernel, { spares }), disk: disks },
+    defaults: { sizeBytes: config.defaultSizeBytes, fs: config.defaultFs, policy: config.optionPolicy },
     log,
-    config.overcommit,
-  );
+    overcommit: config.overcommit,
+    cluster,
+    clones: lateClones(() => wired().clones),
+    statusExtras: (name) => wired().statusExtras(name),
+    startUp: () => wired().startUp(),
+  });
   try {
     await service.prepare();
   } catch (err) {
     throw new Error(`cannot use data root ${config.dataRoot}: ${(err as Error).message}`);
   }
-  const { maintenance, collector, snapshots, backups, cluster } = await wireExtensions(
-    store,
-    service,
-    kernel,
-    config,
-    log,
-  );
-  // Before anything is served, and before a volume an interrupted snapshot left frozen is thawed:
-  // mounted copies whose ownership moved while this agent was away are shut down (waits up to the
-  // session timeout for ZooKeeper; else freezes them meanwhile, and they stay frozen).
-  if (cluster) service.onStart(() => cluster.startUp(() => service.names(), log));
-  service.onStart(() => snapshots.recover(log, (name) => cluster?.writable(name) ?? true));
+  rooms = wireExtensions(store, service, kernel, config, cluster, log);
+  const { maintenance, collector, backups } = rooms;
   // prom-client is loaded only when metrics are asked for: start-up stays short without them.
   const metrics = config.metricsListen
     ? (await import('./metrics/registry.js')).createMetrics(service, backups)

@@ -3,6 +3,7 @@ import { Backups } from './backup/backups.js';
 import { FileBackups } from './backup/file-backup.js';
 import type { Cluster } from './cluster/cluster.js';
 import type { Config } from './config/resolve.js';
+import type { CloneProvider } from './core/clone.js';
 import { VolumeError } from './core/errors.js';
 import { fsckVolume } from './maintenance/fsck.js';
 import { Collector } from './maintenance/gc.js';
@@ -10,7 +11,7 @@ import type { Maintenance } from './protocol/driver.js';
 import { Snapshots } from './snapshot/snapshots.js';
 import type { Store } from './state/store.js';
 import type { KernelOps } from './system/kernel-ops.js';
-import type { VolumeService } from './volume/service.js';
+import type { Maintained, VolumePort } from './volume/port.js';
 
 /** A block-by-block image copy's assumed speed, for the --max-freeze estimate (limits.md measures more). */
 const COPY_BYTES_PER_SECOND = 400 * 1024 * 1024;
@@ -21,7 +22,12 @@ export interface Extensions {
   collector: Collector;
   snapshots: Snapshots;
   backups: Backups | undefined;
-  cluster: Cluster | undefined;
+  /** Fills clones (`-o from=`): from volumes and snapshots, and restores from backups. */
+  clones: CloneProvider<Maintained>;
+  /** The backup fields of Get's Status (none without backups). */
+  statusExtras(name: string): Record<string, unknown> | undefined;
+  /** The rooms' start-up work, after reconcile and before any request is served. */
+  startUp(): Promise<void>;
 }
 
 const noBackups = () =>
@@ -30,13 +36,14 @@ const noBackups = () =>
     400,
   );
 
-export async function wireExtensions(
+export function wireExtensions(
   store: Store,
-  service: VolumeService,
+  service: VolumePort,
   kernel: KernelOps,
   config: Config,
+  cluster: Cluster | undefined,
   log: Logger,
-): Promise<Extensions> {
+): Extensions {
   const collector = new Collector(store, service, kernel);
   const snapshots = new Snapshots(store, service, {
     maxFreezeMs: config.maxFreezeMs,
@@ -47,17 +54,15 @@ export async function wireExtensions(
     passwordFile: config.backup.passwordFile,
   };
   const files = repo && new FileBackups(kernel, repo, store.layout.root);
-  // Before Snapshots.recover thaws what a backup left frozen: its bind goes first.
-  if (files) service.onStart(() => files.recover(log));
   const backups =
     config.backup && repo && files
-      ? new Backups(store, service, snapshots, { repo, keep: config.backup.keep }, files)
+      ? new Backups(store, service, snapshots, { repo, keep: config.backup.keep, cluster }, files)
       : undefined;
   const restores = () => {
     if (!backups) throw noBackups();
     return backups;
   };
-  service.clones = {
+  const clones: CloneProvider<Maintained> = {
     sourceOf: (name, from, volume, log: Logger, restoreOther) =>
       'backup' in from
         ? restores().sourceOf(name, from.backup, restoreOther)
@@ -67,21 +72,24 @@ export async function wireExtensions(
         ? restores().sizeOf(name, from.backup, restoreOther)
         : snapshots.sizeOf(name, from, volume),
   };
-  if (backups) {
-    service.statusExtras = (name) => {
-      const { lastSuccess, lastFailure, lastVerify } = backups.status(name);
-      return {
-        lastBackup: lastSuccess ?? null,
-        lastBackupFailure: lastFailure ?? null,
-        lastBackupVerify: lastVerify ?? null,
-      };
+  const statusExtras = (name: string) => {
+    if (!backups) return undefined;
+    const { lastSuccess, lastFailure, lastVerify } = backups.status(name);
+    return {
+      lastBackup: lastSuccess ?? null,
+      lastBackupFailure: lastFailure ?? null,
+      lastBackupVerify: lastVerify ?? null,
     };
-  }
-  // The ZooKeeper client is loaded only in a cluster: start-up (restart time) stays short without it.
-  const cluster = config.cluster
-    ? await (await import('./cluster/cluster.js')).Cluster.create(config.cluster, store.layout, log)
-    : undefined;
-  service.cluster = cluster;
+  };
+  const startUp = async () => {
+    // Before Snapshots.recover thaws what a backup left frozen: its bind goes first.
+    if (files) await files.recover(log);
+    // Before anything is served, and before a volume an interrupted snapshot left frozen is thawed:
+    // mounted copies whose ownership moved while this agent was away are shut down (waits up to the
+    // session timeout for ZooKeeper; else freezes them meanwhile, and they stay frozen).
+    if (cluster) await cluster.startUp(() => service.names(), log);
+    await snapshots.recover(log, (name) => cluster?.writable(name) ?? true);
+  };
   const maintenance: Maintenance = {
     fsck: (name, repair, log) => fsckVolume(service, name, repair, log),
     gc: (dryRun, log) => collector.collect(dryRun, log),
@@ -96,5 +104,5 @@ export async function wireExtensions(
         ? cluster.volumes()
         : Promise.reject(new VolumeError('this daemon is not in a cluster: start it with --cluster', 400)),
   };
-  return { maintenance, collector, snapshots, backups, cluster };
+  return { maintenance, collector, snapshots, backups, clones, statusExtras, startUp };
 }

@@ -12,7 +12,7 @@ import {
   type ResticSnapshot,
   redactCredentials,
 } from '../system/restic.js';
-import type { Maintained } from '../volume/service.js';
+import type { Maintained } from '../volume/port.js';
 import { FreezeTooLong } from './file-backup.js';
 import {
   type BackupInfo,
@@ -84,7 +84,7 @@ export class Backups extends BackupRepository {
       const started = Date.now();
       try {
         // Asked of the cluster just before the copy: only the owner backs up, tagged with its token.
-        const generation = (await this.service.cluster?.assertOwner(name, log)) ?? 0;
+        const generation = (await this.options.cluster?.assertOwner(name, log)) ?? 0;
         /** What restic is given, as it will list it (time: when restic starts, by this clock). */
         let made: Omit<ResticSnapshot, 'id' | 'short_id'> | undefined;
         const backing = ({ record }: Maintained) => {

@@ -3,6 +3,7 @@ import { rm } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Copied, ImageSource } from '../core/clone.js';
+import type { ClusterGuard } from '../core/cluster-guard.js';
 import { VolumeError } from '../core/errors.js';
 import type { FsType } from '../core/fs-type.js';
 import { LATEST_BACKUP } from '../core/options.js';
@@ -18,7 +19,7 @@ import {
   redactCredentials,
 } from '../system/restic.js';
 import { writeSparse } from '../system/sparse-write.js';
-import type { VolumeService } from '../volume/service.js';
+import type { VolumePort } from '../volume/port.js';
 import type { FileBackups } from './file-backup.js';
 import { newestFirst } from './retention.js';
 
@@ -29,6 +30,8 @@ export interface BackupOptions {
   keep: number;
   /** The host name recorded with each backup; default the host's name. */
   host?: string;
+  /** With --cluster: only the owner of a volume backs it up. */
+  cluster?: ClusterGuard;
 }
 
 /** One backup as `loopvol backups` lists it. */
@@ -103,7 +106,7 @@ export abstract class BackupRepository {
 
   constructor(
     protected readonly store: Store,
-    protected readonly service: VolumeService,
+    protected readonly service: VolumePort,
     protected readonly snapshots: Snapshots,
     protected readonly options: BackupOptions,
     protected readonly files: FileBackups,

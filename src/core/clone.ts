@@ -34,3 +34,14 @@ export interface CloneProvider<Volume> {
   /** The size of what a clone copies, so that the space guard can admit it before the copy. */
   sizeOf(name: string, from: CloneSource, volume: Volume | undefined, restoreOther: boolean): Promise<number>;
 }
+
+/**
+ * A provider that asks `get` for the real one at each call: for a volume service built before
+ * the rooms that implement it, which need the service themselves (see daemon.ts).
+ */
+export function lateClones<Volume>(get: () => CloneProvider<Volume>): CloneProvider<Volume> {
+  return {
+    sourceOf: (...args) => get().sourceOf(...args),
+    sizeOf: (...args) => get().sizeOf(...args),
+  };
+}

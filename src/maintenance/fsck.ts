@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import { VolumeError } from '../core/errors.js';
 import { describeHolders, holderCount } from '../core/holders.js';
 import { type CheckReport, checkFilesystem } from '../system/fsck.js';
-import type { VolumeService } from '../volume/service.js';
+import type { VolumePort } from '../volume/port.js';
 
 /**
  * `loopvol fsck NAME [--repair]`: a full check of a volume's filesystem, which must be unused.
@@ -10,7 +10,7 @@ import type { VolumeService } from '../volume/service.js';
  * replays it) when repairing; a read-only check reports it instead.
  */
 export async function fsckVolume(
-  service: VolumeService,
+  service: VolumePort,
   name: string,
   repair: boolean,
   log: Logger,

@@ -6,7 +6,7 @@ import type { Store } from '../state/store.js';
 import type { KernelOps } from '../system/kernel-ops.js';
 import { type LoopDevice, listLoops, readLoop } from '../system/loop-sysfs.js';
 import { type MountEntry, readMounts } from '../system/mountinfo.js';
-import type { VolumeService } from '../volume/service.js';
+import type { VolumePort } from '../volume/port.js';
 
 /** One thing gc looked at, what it did (or, with --dry-run, would do) and why. */
 export interface GcFinding {
@@ -26,7 +26,7 @@ export interface GcFinding {
 export class Collector {
   constructor(
     private readonly store: Store,
-    private readonly service: VolumeService,
+    private readonly service: VolumePort,
     private readonly kernel: KernelOps,
   ) {}
 

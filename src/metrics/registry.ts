@@ -3,7 +3,7 @@ import type { Backups } from '../backup/backups.js';
 import type { BackupStatus } from '../backup/repository.js';
 import type { RequestObserver } from '../protocol/driver.js';
 import { filesystemUsage } from '../system/fsstat.js';
-import type { VolumeService } from '../volume/service.js';
+import type { VolumePort } from '../volume/port.js';
 
 /** Buckets from 0.5 ms (Get, Path) to 30 s (a large preallocated Create, a resize). */
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
@@ -14,7 +14,7 @@ const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0
  * read of mountinfo), so nothing runs between scrapes.
  */
 export function createMetrics(
-  service: VolumeService,
+  service: VolumePort,
   backups?: Backups,
 ): { registry: Registry; observe: RequestObserver } {
   const registry = new Registry();

@@ -14,7 +14,7 @@ import { type CopyMethod, copyImage } from '../system/copy-image.js';
 import { freezeFilesystem, NotTheVolume, thawFilesystem } from '../system/freeze.js';
 import { fileSpace, filesystemUsage } from '../system/fsstat.js';
 import { isMountPoint } from '../system/mountpoint.js';
-import type { Maintained, VolumeService } from '../volume/service.js';
+import type { Maintained, VolumePort } from '../volume/port.js';
 import type { SpaceRequest } from '../volume/space-guard.js';
 
 /** How snapshots of mounted volumes are taken; every field has a default in the daemon's config. */
@@ -48,7 +48,7 @@ export class Snapshots implements CloneProvider<Maintained> {
 
   constructor(
     private readonly store: Store,
-    private readonly service: VolumeService,
+    private readonly service: VolumePort,
     private readonly options: SnapshotOptions,
   ) {}
 

@@ -6,7 +6,7 @@ import { afterEach } from 'vitest';
 import type { SpecDefaults } from '../../src/core/options.js';
 import { Layout } from '../../src/state/layout.js';
 import { Store } from '../../src/state/store.js';
-import { VolumeService } from '../../src/volume/service.js';
+import { VolumeService, type VolumeServiceDeps } from '../../src/volume/service.js';
 import { FakeBackend, FakeKernel } from './fake-backend.js';
 import { silentLog } from './int-log.js';
 
@@ -23,6 +23,8 @@ export interface FakeServiceOptions {
   log?: Logger;
   defaults?: SpecDefaults;
   overcommit?: number;
+  /** What `-o from=` copies from (the snapshot and backup rooms in the daemon). */
+  clones?: VolumeServiceDeps['clones'];
 }
 
 export interface FakeService {
@@ -51,13 +53,14 @@ export async function makeService(options: FakeServiceOptions = {}): Promise<Fak
   const kernel = options.kernel ?? new FakeKernel();
   const backends = { loop: new FakeBackend(kernel, 'loop'), disk: new FakeBackend(kernel, 'disk') };
   const store = new Store(new Layout(join(dir, 'root')));
-  const service = new VolumeService(
+  const service = new VolumeService({
     store,
     backends,
-    options.defaults ?? FAKE_DEFAULTS,
-    options.log ?? silentLog,
-    options.overcommit,
-  );
+    defaults: options.defaults ?? FAKE_DEFAULTS,
+    log: options.log ?? silentLog,
+    overcommit: options.overcommit,
+    clones: options.clones,
+  });
   return {
     service,
     backend: backends.loop,

@@ -9,7 +9,7 @@ import { Layout } from '../../src/state/layout.js';
 import { Store } from '../../src/state/store.js';
 import { selectKernelOps } from '../../src/system/kernel-ops.js';
 import { loadLibc } from '../../src/system/libc.js';
-import { VolumeService } from '../../src/volume/service.js';
+import { VolumeService, type VolumeServiceDeps } from '../../src/volume/service.js';
 import { silentLog } from './int-log.js';
 import { cleanupTempDir, kernelStateUnder, makeTempDir } from './kernel.js';
 
@@ -25,6 +25,9 @@ export const testLibc = await loadLibc().then((l) => (l instanceof Error ? undef
 /** Small enough to format in milliseconds, large enough for ext4. */
 export const TEST_DEFAULTS: SpecDefaults = { sizeBytes: 64 * MiB, fs: 'ext4' };
 
+/** What a test may wire into a service beyond its store and backends. */
+export type ServiceExtras = Pick<VolumeServiceDeps, 'cluster' | 'clones'>;
+
 /**
  * A VolumeService over `root` as the daemon builds it, with `diskPool` for disk volumes and
  * `mountRoot` as --mount-root. A second call over the same root is a plugin restart.
@@ -35,13 +38,15 @@ export function openService(
   defaults = TEST_DEFAULTS,
   diskPool: string[] = [],
   mountRoot = '',
+  extras: ServiceExtras = {},
 ): VolumeService {
-  return new VolumeService(
-    new Store(new Layout(root, mountRoot)),
-    { loop: new LoopBackend(testKernelOps), disk: new DiskBackend(diskPool, testKernelOps, log) },
+  return new VolumeService({
+    store: new Store(new Layout(root, mountRoot)),
+    backends: { loop: new LoopBackend(testKernelOps), disk: new DiskBackend(diskPool, testKernelOps, log) },
     defaults,
     log,
-  );
+    ...extras,
+  });
 }
 
 /** One test's own data root inside the file's temp dir, so a failed test cannot leak into the next. */
@@ -72,7 +77,9 @@ export async function endCase(c: Case | undefined): Promise<void> {
  * Registers the hooks of a describe block whose tests each get a fresh case: a temp dir for the
  * file, a case per test checked and cleaned in afterEach. Returns the function that opens a case.
  */
-export function serviceCases(label: string): () => Promise<Case & { service: VolumeService }> {
+export function serviceCases(
+  label: string,
+): (extras?: ServiceExtras) => Promise<Case & { service: VolumeService }> {
   let dir: string | undefined;
   let current: Case | undefined;
   beforeAll(async () => {
@@ -86,9 +93,9 @@ export function serviceCases(label: string): () => Promise<Case & { service: Vol
   afterAll(async () => {
     if (dir) await cleanupTempDir(dir);
   });
-  return async () => {
+  return async (extras = {}) => {
     if (!dir) throw new Error('serviceCases: temp dir not made yet');
     current = await newCase(dir);
-    return { ...current, service: openService(current.root) };
+    return { ...current, service: openService(current.root, silentLog, TEST_DEFAULTS, [], '', extras) };
   };
 }

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { lateClones } from '../../src/core/clone.js';
 import type { ClusterGuard } from '../../src/core/cluster-guard.js';
 import { Snapshots } from '../../src/snapshot/snapshots.js';
 import { Layout } from '../../src/state/layout.js';
@@ -89,10 +90,12 @@ describe.runIf(storageAvailable())('crossed clones in one service, with and with
   const open = serviceCases('clone-crossed-service');
 
   /** A service whose clones are made by the snapshot room, as the daemon wires it. */
-  async function cloning() {
-    const opened = await open();
+  async function cloning(cluster?: ClusterGuard) {
+    // The service and its snapshot room need each other: the service asks for it at each clone.
+    let snapshots: Snapshots | undefined;
+    const opened = await open({ cluster, clones: lateClones(() => snapshots as Snapshots) });
     const { service, root } = opened;
-    service.clones = new Snapshots(new Store(new Layout(root)), service, {
+    snapshots = new Snapshots(new Store(new Layout(root)), service, {
       maxFreezeMs: 2_000,
       copyBytesPerSecond: 400 * MiB,
     });
@@ -126,7 +129,6 @@ describe.runIf(storageAvailable())('crossed clones in one service, with and with
   });
 
   it('gives both claims back when crossed clones fail, and claims nothing for a clone of itself', async () => {
-    const { service } = await cloning();
     const claims: string[] = [];
     const undone: string[] = [];
     const guard: Pick<ClusterGuard, 'claimForCreate'> = {
@@ -135,7 +137,7 @@ describe.runIf(storageAvailable())('crossed clones in one service, with and with
         return { plan: 'empty', claim: { undo: async () => void undone.push(name) } };
       },
     };
-    service.cluster = guard as ClusterGuard;
+    const { service } = await cloning(guard as ClusterGuard);
 
     expect(await settles(service.create('self', { from: 'self@snap' }, silentLog))).toMatchObject({
       status: 'rejected',

@@ -12,10 +12,11 @@ describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'mount']))(
     const fresh = serviceCases('int-mount-fenced');
 
     it('is undone and refused when the agent was fenced while the volume was being activated', async () => {
-      const { service, layout } = await fresh();
-      await service.create('pg', { size: '64M' }, silentLog);
       let fencedMeanwhile = false;
-      const guard: Pick<ClusterGuard, 'checkMount' | 'confirmMounted' | 'released'> = {
+      const guard: Pick<ClusterGuard, 'claimForCreate' | 'checkMount' | 'confirmMounted' | 'released'> = {
+        async claimForCreate() {
+          return { plan: 'empty', claim: { undo: async () => {} } };
+        },
         async checkMount() {
           fencedMeanwhile = true; // the fence froze or shut down the mounts it saw: not this one yet
         },
@@ -25,7 +26,8 @@ describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'mount']))(
         },
         async released() {},
       };
-      service.cluster = guard as ClusterGuard;
+      const { service, layout } = await fresh({ cluster: guard as ClusterGuard });
+      await service.create('pg', { size: '64M' }, silentLog);
       await expect(service.mount('pg', 'c1', silentLog)).rejects.toThrow(/fenced while it was being mounted/);
       expect(await mountAt(layout.volume('pg').mountPoint)).toBeUndefined();
       await service.remove('pg', silentLog);

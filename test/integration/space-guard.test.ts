@@ -4,9 +4,11 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DiskBackend } from '../../src/backend/disk.js';
 import { LoopBackend } from '../../src/backend/loop.js';
+import { type CloneProvider, lateClones } from '../../src/core/clone.js';
 import { Snapshots } from '../../src/snapshot/snapshots.js';
 import { Layout } from '../../src/state/layout.js';
 import { Store } from '../../src/state/store.js';
+import type { Maintained } from '../../src/volume/port.js';
 import { VolumeService } from '../../src/volume/service.js';
 import { captureLog, silentLog } from '../helpers/int-log.js';
 import { MiB, TEST_DEFAULTS, testKernelOps } from '../helpers/int-service.js';
@@ -27,17 +29,19 @@ describe.runIf(storageAvailable())('space guard on a small data root', () => {
   });
 
   /** A service over `root`, and its snapshot room, which also makes its clones (as the daemon wires it). */
-  function open(root: string, overcommit: number, log = silentLog) {
+  function open(root: string, overcommit: number, log = silentLog, clones?: CloneProvider<Maintained>) {
     const store = new Store(new Layout(root));
-    const service = new VolumeService(
+    // The service and its snapshot room need each other: the service asks for it at each clone.
+    let snapshots: Snapshots | undefined;
+    const service = new VolumeService({
       store,
-      { loop: new LoopBackend(testKernelOps), disk: new DiskBackend([], testKernelOps) },
-      TEST_DEFAULTS,
+      backends: { loop: new LoopBackend(testKernelOps), disk: new DiskBackend([], testKernelOps) },
+      defaults: TEST_DEFAULTS,
       log,
       overcommit,
-    );
-    const snapshots = new Snapshots(store, service, { maxFreezeMs: 60_000, copyBytesPerSecond: 400 * MiB });
-    service.clones = snapshots;
+      clones: clones ?? lateClones(() => snapshots as Snapshots),
+    });
+    snapshots = new Snapshots(store, service, { maxFreezeMs: 60_000, copyBytesPerSecond: 400 * MiB });
     return { service, snapshots };
   }
 
@@ -52,13 +56,12 @@ describe.runIf(storageAvailable())('space guard on a small data root', () => {
 
   it("admits a clone at its source's size, before copying anything", async () => {
     const root = join(host, 'clone');
-    const { service } = open(root, 1);
-    service.clones = {
+    const { service } = open(root, 1, silentLog, {
       sourceOf: () => {
         throw new Error('the copy must not start');
       },
       sizeOf: async () => 200 * 1024 * 1024,
-    };
+    });
     await service.create('big', { size: '100M' }, silentLog);
     await expect(service.create('copy', { from: 'big' }, silentLog)).rejects.toMatchObject({
       status: 409,

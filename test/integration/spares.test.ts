@@ -22,12 +22,15 @@ describe.runIf(storageAvailable())('spare images on the real kernel', () => {
   function withSpares(root: string, depth: number, defaults = TEST_DEFAULTS) {
     const layout = new Layout(root);
     const spares = new SparePool(layout.spares, depth, defaults, silentLog, testLibc);
-    const service = new VolumeService(
-      new Store(layout),
-      { loop: new LoopBackend(testKernelOps, { spares }), disk: new DiskBackend([], testKernelOps) },
+    const service = new VolumeService({
+      store: new Store(layout),
+      backends: {
+        loop: new LoopBackend(testKernelOps, { spares }),
+        disk: new DiskBackend([], testKernelOps),
+      },
       defaults,
-      silentLog,
-    );
+      log: silentLog,
+    });
     return { layout, service };
   }
 

@@ -8,7 +8,7 @@ import { parseVolumeSpec } from '../../src/core/options.js';
 import type { Snapshots } from '../../src/snapshot/snapshots.js';
 import { parseRecord, serializeRecord } from '../../src/state/record.js';
 import type { Store } from '../../src/state/store.js';
-import type { VolumeService } from '../../src/volume/service.js';
+import type { VolumePort } from '../../src/volume/port.js';
 import { silentLog } from '../helpers/int-log.js';
 
 const at = (minute: number) => `2026-01-01T00:${String(minute).padStart(2, '0')}:00.123456789Z`;
@@ -59,13 +59,13 @@ describe('backups follow ownership', () => {
         throw new VolumeError("volume pg now lives on agent agent-b: this agent's copy is stale", 409);
       }),
     } as unknown as ClusterGuard;
-    const service = { cluster: guard, has: () => false, specOf: () => undefined } as unknown as VolumeService;
+    const service = { has: () => false, specOf: () => undefined } as unknown as VolumePort;
     const withCopy = vi.fn();
     const backups = new Backups(
       {} as Store,
       service,
       { withCopy } as unknown as Snapshots,
-      { repo: { repository: '/nowhere', passwordFile: '/nowhere' }, keep: 0 },
+      { repo: { repository: '/nowhere', passwordFile: '/nowhere' }, keep: 0, cluster: guard },
       {} as FileBackups,
     );
     const refused = backups.backup('pg', silentLog);

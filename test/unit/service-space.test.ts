@@ -112,13 +112,15 @@ describe('VolumeService space guard on a data root of a chosen size', () => {
   });
 
   it("admits a clone at its source's size, before copying anything", async () => {
-    const { service, store } = await fresh({ overcommit: 1 });
-    service.clones = {
-      sourceOf: () => {
-        throw new Error('the copy must not start');
+    const { service, store } = await fresh({
+      overcommit: 1,
+      clones: {
+        sourceOf: () => {
+          throw new Error('the copy must not start');
+        },
+        sizeOf: async () => 200 * MiB,
       },
-      sizeOf: async () => 200 * MiB,
-    };
+    });
     await service.create('big', { size: '100M' }, silentLog);
     await expect(service.create('copy', { from: 'big' }, silentLog)).rejects.toMatchObject(
       refusal(/^cannot create volume copy: 200M more would bring the volumes/),

@@ -1,0 +1,62 @@
+import type { Logger } from 'pino';
+import type { Backend, KernelState } from '../backend/backend.js';
+import { FilesystemDamaged, VolumeError } from '../core/errors.js';
+import { holderCount } from '../core/holders.js';
+import type { VolumePaths } from '../state/layout.js';
+import type { VolumeRecord } from '../state/record.js';
+import { explain } from './explain.js';
+
+/**
+ * A Mount's attach-and-mount (see Backend.activate); a damaged filesystem is refused with what to
+ * do about it.
+ */
+export async function activateForMount(
+  backend: Backend,
+  paths: VolumePaths,
+  record: VolumeRecord,
+  log: Logger,
+): Promise<KernelState> {
+  const { name } = record;
+  try {
+    return await backend.activate(paths, record, !record.initialized);
+  } catch (err) {
+    if (err instanceof FilesystemDamaged) {
+      log.error({ problem: err.detail, output: err.output }, 'filesystem damaged: refusing to mount it');
+      throw new VolumeError(
+        `cannot mount volume ${name}: its filesystem is damaged (${err.detail}): run "loopvol fsck ${name} --repair" while no container uses it, then mount again`,
+      );
+    }
+    throw new VolumeError(`cannot mount volume ${name}: ${explain(err)}`);
+  }
+}
+
+/** Says what the check before mounting found, if it ran. */
+export function reportPreened(state: KernelState, log: Logger): void {
+  if (!state.preened) return;
+  const { reason, report } = state.preened;
+  log.warn(
+    { reason, command: report.command, exitCode: report.exitCode, output: report.output },
+    report.repaired
+      ? 'filesystem was not left cleanly: the check before mounting repaired it'
+      : 'filesystem was not left cleanly: the check before mounting found it consistent',
+  );
+}
+
+/** Says that attaching a preallocated image allocated again what a host fstrim had punched. */
+export function reportRefilled(state: KernelState, log: Logger): void {
+  if (!state.refilledBytes) return;
+  log.warn(
+    { refilledBytes: state.refilledBytes },
+    'preallocated image had lost part of its allocation (a host fstrim punches the free space of mounted volumes): allocated again',
+  );
+}
+
+/** Undoes a Mount's activation that will not be recorded, unless earlier holders still use it. */
+export async function undoActivation(
+  backend: Backend,
+  record: VolumeRecord,
+  paths: VolumePaths,
+): Promise<void> {
+  if (holderCount(record.holders) > 0) return;
+  await backend.deactivate(paths, record).catch(() => undefined);
+}

@@ -1,0 +1,20 @@
+import type { Logger } from 'pino';
+import { explain } from './explain.js';
+
+/** Work left running after answering (deleting removed volumes' files), and waiting for it. */
+export class Afterwards {
+  private readonly pending = new Set<Promise<void>>();
+
+  /** Runs work that need not delay the answer; failures are logged, and Create waits for it (space). */
+  run(work: () => Promise<void>, log: Logger, failure: string): void {
+    const done: Promise<void> = work()
+      .catch((err) => log.error({ err: explain(err) }, failure))
+      .finally(() => this.pending.delete(done));
+    this.pending.add(done);
+  }
+
+  /** Resolves once nothing is left running, including work started meanwhile. */
+  async settled(): Promise<void> {
+    while (this.pending.size > 0) await Promise.all(this.pending);
+  }
+}
