@@ -396,7 +396,7 @@ export class Backups {
     if (chosen && chosen.volume !== name && !restoreOther) {
       throw new VolumeError(
         `backup ${chosen.id.slice(0, 8)} is of volume ${chosen.volume}, not ${name}: add -o restore-other=true to restore another volume's backup under this name`,
-        400,
+        'invalid',
       );
     }
     if (chosen) return chosen;
@@ -404,7 +404,7 @@ export class Backups {
       latest
         ? `there is no backup of a volume named ${name} in the repository: see "loopvol backups"`
         : `there is no backup ${backup} in the repository: see "loopvol backups"`,
-      404,
+      'not-found',
     );
   }
 

@@ -251,13 +251,13 @@ export class Cluster implements ClusterGuard {
       if (current.owner !== me && (await this.alive(current.owner))) {
         throw new VolumeError(
           `volume ${name} lives on agent ${current.owner}, which is alive: use it there (or remove it there first)`,
-          409,
+          'conflict',
         );
       }
       if (current.owner !== me && !fresh && !this.options.restoreMissing) {
         throw new VolumeError(
           `volume ${name} belonged to agent ${current.owner}, which is gone: start loopvol with --restore-missing to restore its latest backup here, or create it empty with -o fresh=true`,
-          409,
+          'conflict',
         );
       }
       if (current.owner !== me && waitedAt !== node.version) {
@@ -280,7 +280,7 @@ export class Cluster implements ClusterGuard {
         const winner = await this.guarded(() => this.session.read(path));
         throw new VolumeError(
           `volume ${name} was just taken over by agent ${winner ? parseOwnership(path, winner.data).owner : 'another agent'}`,
-          409,
+          'conflict',
         );
       }
       if (current.owner !== me) {
@@ -325,7 +325,7 @@ export class Cluster implements ClusterGuard {
     if (!this.writable(name)) {
       throw new VolumeError(
         `volume ${name} was fenced while it was being mounted: it is not served; see "loopvol inspect ${name}"`,
-        409,
+        'conflict',
       );
     }
   }
@@ -362,7 +362,7 @@ export class Cluster implements ClusterGuard {
       // revived for, and recreating the node would serve an old copy as the volume.
       throw new VolumeError(
         `volume ${name} was fenced (${copy.fenced.reason}) and the cluster no longer knows it (removed by its owner?): this copy is not served again; remove it (loopvol rm ${name}) or keep it under another name (-o from=${name})`,
-        409,
+        'conflict',
       );
     }
     while (!node) {
@@ -385,19 +385,19 @@ export class Cluster implements ClusterGuard {
       if (copy.fenced.kind !== 'lost') {
         throw new VolumeError(
           `volume ${name} was fenced (${copy.fenced.reason}): this copy is never served again; remove it (loopvol rm ${name}) or keep it under another name (-o from=${name})`,
-          409,
+          'conflict',
         );
       }
       if (!revive) {
         throw new VolumeError(
           `volume ${name} was fenced (${copy.fenced.reason}): it is not backed up or served until it is mounted again`,
-          409,
+          'conflict',
         );
       }
       if ((await this.mountedVolumes()).has(name)) {
         throw new VolumeError(
           `volume ${name} was fenced (${copy.fenced.reason}) and its shut-down mount is still in use: stop the containers that use it so that it unmounts, then mount it again`,
-          409,
+          'conflict',
         );
       }
       log.warn(
@@ -434,7 +434,7 @@ export class Cluster implements ClusterGuard {
       moved
         ? `volume ${name} now lives on agent ${current.owner}: this agent's copy is stale and is not mounted (kept untouched: remove it with "loopvol rm ${name}" or copy it with -o from=${name})`
         : `volume ${name}: this agent's copy is stale (${reason}) and is not mounted (kept untouched: remove it with "loopvol rm ${name}" or copy it with -o from=${name})`,
-      409,
+      'conflict',
     );
   }
 
@@ -487,7 +487,7 @@ export class Cluster implements ClusterGuard {
     if (this.fence.servable()) return;
     throw new VolumeError(
       `ZooKeeper has not answered for ${Math.round(this.fence.silenceMs() / 1000)} s: this agent's cluster volumes are frozen or fenced until it does (another agent may be taking them over); try again once it is back`,
-      409,
+      'conflict',
     );
   }
 
@@ -560,9 +560,12 @@ export class Cluster implements ClusterGuard {
   }
 
   private unavailable(err: unknown): Error {
-    if (err instanceof ZooKeeperDenied) return new VolumeError(err.message, 409);
+    if (err instanceof ZooKeeperDenied) return new VolumeError(err.message, 'conflict');
     if (err instanceof ZooKeeperUnavailable) {
-      return new VolumeError(`${err.message}: volumes already mounted keep working while it is brief`, 500);
+      return new VolumeError(
+        `${err.message}: volumes already mounted keep working while it is brief`,
+        'internal',
+      );
     }
     return err as Error;
   }

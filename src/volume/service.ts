@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type { Backend, HeldDisk, KernelState } from '../backend/backend.js';
 import type { CloneProvider } from '../core/clone.js';
 import type { ClusterGuard } from '../core/cluster-guard.js';
-import { FilesystemDamaged, notFound, VolumeError } from '../core/errors.js';
+import { describeError, FilesystemDamaged, notFound, VolumeError, wrap } from '../core/errors.js';
 import { addHolder, describeHolders, holderCount, removeHolder } from '../core/holders.js';
 import { KeyedLock } from '../core/keyed-lock.js';
 import { LATEST_BACKUP, parseVolumeSpec, type SpecDefaults, type VolumeSpec } from '../core/options.js';
@@ -117,7 +117,7 @@ export class VolumeService {
       host = filesystemUsage(this.store.layout.root);
     }
     const reason = refusal();
-    if (reason) throw new VolumeError(`${refused}: ${reason}`, 409);
+    if (reason) throw new VolumeError(`${refused}: ${reason}`, 'conflict');
     this.ledger.reserve(request.bytes);
     if (this.fullness.crossed(host)) {
       this.log.warn(
@@ -133,7 +133,7 @@ export class VolumeService {
   }
 
   private requireClones(): CloneProvider<Maintained> {
-    if (!this.clones) throw new VolumeError('clones (from=) are not available in this daemon', 400);
+    if (!this.clones) throw new VolumeError('clones (from=) are not available in this daemon', 'invalid');
     return this.clones;
   }
 
@@ -150,7 +150,7 @@ export class VolumeService {
   /** Runs work that need not delay the answer; failures are logged, and Create waits for it (space). */
   private afterwards(work: () => Promise<void>, log: Logger, failure: string): void {
     const done: Promise<void> = work()
-      .catch((err) => log.error({ err: explain(err) }, failure))
+      .catch((err) => log.error({ err: describeError(err) }, failure))
       .finally(() => this.pending.delete(done));
     this.pending.add(done);
   }
@@ -163,12 +163,12 @@ export class VolumeService {
 
   async create(name: string, opts: unknown, log: Logger): Promise<void> {
     const spec = parseVolumeSpec(opts, this.defaults);
-    if ('error' in spec) throw new VolumeError(`cannot create volume ${name}: ${spec.error}`, 400);
+    if ('error' in spec) throw new VolumeError(`cannot create volume ${name}: ${spec.error}`, 'invalid');
     const source = spec.from && 'volume' in spec.from ? spec.from.volume : undefined;
     if (source === name) {
       throw new VolumeError(
         `cannot create volume ${name} from itself: from= names another volume or a snapshot of another volume`,
-        400,
+        'invalid',
       );
     }
     await this.start();
@@ -185,7 +185,7 @@ export class VolumeService {
       // from its latest backup if its owner is gone (--restore-missing).
       const claimed = this.cluster
         ? await this.cluster.claimForCreate(name, spec.fresh === true, log).catch((err: unknown) => {
-            throw new VolumeError(`cannot create volume ${name}: ${explain(err)}`, statusOf(err));
+            throw wrap(err, `cannot create volume ${name}`);
           })
         : undefined;
       try {
@@ -213,7 +213,7 @@ export class VolumeService {
     } catch (err) {
       // Not found, or no repository: nothing to restore. Anything else (restic failing) fails
       // the Create rather than make it empty.
-      if (err instanceof VolumeError && (err.status === 404 || err.status === 400)) return false;
+      if (err instanceof VolumeError && (err.kind === 'not-found' || err.kind === 'invalid')) return false;
       throw err;
     }
   }
@@ -227,7 +227,7 @@ export class VolumeService {
         const sourceBytes = await this.requireClones().sizeOf(name, spec.from, source, spec.restoreOther);
         spec.sizeBytes = Math.max(spec.sizeBytes, sourceBytes);
       } catch (err) {
-        throw new VolumeError(`cannot create volume ${name}: ${explain(err)}`, statusOf(err));
+        throw wrap(err, `cannot create volume ${name}`);
       }
     }
     const build = async () => {
@@ -262,7 +262,7 @@ export class VolumeService {
             .discardStaged(staged)
             .catch((cleanup) => log.error({ err: cleanup }, 'staging cleanup failed'));
         }
-        throw new VolumeError(`cannot create volume ${name}: ${explain(err)}`, statusOf(err));
+        throw wrap(err, `cannot create volume ${name}`);
       }
     };
     if (spec.backend === 'disk') return this.poolLock.run('pool', build);
@@ -282,14 +282,14 @@ export class VolumeService {
       if (holderCount(record.holders) > 0) {
         throw new VolumeError(
           `volume ${name} is in use by ${describeHolders(record.holders)}: stop the containers or tasks using it, then remove it`,
-          409,
+          'conflict',
         );
       }
       const snapshots = this.store.snapshots.list(name).map((s) => s.name);
       if (snapshots.length > 0) {
         throw new VolumeError(
           `volume ${name} has snapshots (${snapshots.join(', ')}): remove them first with "loopvol snapshot rm ${name} SNAP", or keep the volume`,
-          409,
+          'conflict',
         );
       }
       let purge: () => Promise<void>;
@@ -300,7 +300,7 @@ export class VolumeService {
         crashPoint('remove:released');
         purge = await this.store.discard(name);
       } catch (err) {
-        throw new VolumeError(`cannot remove volume ${name}: ${explain(err)}`);
+        throw wrap(err, `cannot remove volume ${name}`);
       }
       this.afterwards(purge, log, "could not delete a removed volume's files; start-up deletes them");
       this.records.delete(name);
@@ -328,7 +328,7 @@ export class VolumeService {
             `cannot mount volume ${name}: its filesystem is damaged (${err.detail}): run "loopvol fsck ${name} --repair" while no container uses it, then mount again`,
           );
         }
-        throw new VolumeError(`cannot mount volume ${name}: ${explain(err)}`);
+        throw wrap(err, `cannot mount volume ${name}`);
       }
       try {
         this.cluster?.confirmMounted(name);
@@ -353,7 +353,7 @@ export class VolumeService {
       } catch (err) {
         // Unrecorded, this mount would have no holder to ever release it.
         await this.undoActivation(record, paths);
-        throw new VolumeError(`cannot mount volume ${name}: recording the mount failed: ${explain(err)}`);
+        throw wrap(err, `cannot mount volume ${name}: recording the mount failed`);
       }
       crashPoint('mount:recorded');
       if (state.refilledBytes) {
@@ -388,9 +388,10 @@ export class VolumeService {
       try {
         await this.backendOf(record).deactivate(paths, record);
       } catch (err) {
-        throw new VolumeError(
-          `volume ${name} has no holders left but could not be unmounted: ${explain(err)}; ` +
-            `find what still uses it with "fuser -vm ${paths.mountPoint}"; loopvol retries on the next Unmount or Remove`,
+        throw wrap(
+          err,
+          `volume ${name} has no holders left but could not be unmounted`,
+          `find what still uses it with "fuser -vm ${paths.mountPoint}"; loopvol retries on the next Unmount or Remove`,
         );
       }
       log.info('volume unmounted');
@@ -400,13 +401,13 @@ export class VolumeService {
   /** Grows a volume (never shrinks: that could lose data). Repeating a resize completes an interrupted one. */
   async resize(name: string, size: string, log: Logger): Promise<void> {
     const parsed = parseSize(size);
-    if ('error' in parsed) throw new VolumeError(`cannot resize volume ${name}: ${parsed.error}`, 400);
+    if ('error' in parsed) throw new VolumeError(`cannot resize volume ${name}: ${parsed.error}`, 'invalid');
     await this.whenReady(name, async () => {
       const record = this.require(name);
       if (parsed.bytes < record.spec.sizeBytes) {
         throw new VolumeError(
           `cannot resize volume ${name} to ${formatSize(parsed.bytes)}: it is ${formatSize(record.spec.sizeBytes)} and shrinking could lose data; copy the data to a smaller volume instead`,
-          400,
+          'invalid',
         );
       }
       const resizing = async () => {
@@ -414,10 +415,7 @@ export class VolumeService {
           await this.backendOf(record).grow(this.store.layout.volume(name), record, parsed.bytes);
           await this.update({ ...record, spec: { ...record.spec, sizeBytes: parsed.bytes } });
         } catch (err) {
-          throw new VolumeError(
-            `cannot resize volume ${name}: ${explain(err)}; running the same resize again completes it`,
-            statusOf(err),
-          );
+          throw wrap(err, `cannot resize volume ${name}`, 'running the same resize again completes it');
         }
         crashPoint('resize:recorded');
         this.measure(this.require(name));
@@ -588,7 +586,7 @@ export class VolumeService {
     } catch (err) {
       this.records.set(record.name, record);
       log.error(
-        { err: explain(err) },
+        { err: describeError(err) },
         'could not record the unmount (is the host filesystem full?); releasing anyway, a restart re-derives the holders from the kernel',
       );
     }
@@ -672,7 +670,10 @@ export class VolumeService {
     try {
       upgraded = await this.backendOf(record).upgrade?.(this.store.layout.volume(volume), record);
     } catch (err) {
-      this.log.warn({ volume, disk: record.disk, reason: explain(err) }, 'disk volume record not upgraded');
+      this.log.warn(
+        { volume, disk: record.disk, reason: describeError(err) },
+        'disk volume record not upgraded',
+      );
       return record;
     }
     if (!upgraded) return record;
@@ -745,17 +746,4 @@ function overcommitWarning(growth: number, hostFree: number | null) {
   return {
     warning: `host filesystem has ${formatSize(hostFree)} free but the sparse volumes on it may still grow by ${formatSize(growth)}: free space on the host or writes will fail with I/O errors`,
   };
-}
-
-function statusOf(err: unknown): 400 | 404 | 409 | 500 {
-  return err instanceof VolumeError ? err.status : 500;
-}
-
-/** The operator-facing part of an underlying failure. */
-function explain(err: unknown): string {
-  if (err instanceof VolumeError) return err.message;
-  const e = err as NodeJS.ErrnoException;
-  if (e?.code === 'ENOSPC')
-    return 'no space left on the host filesystem holding the data root: free space there and try again';
-  return e instanceof Error ? e.message : String(err);
 }
