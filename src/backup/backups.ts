@@ -4,7 +4,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Copied, ImageSource } from '../core/clone.js';
-import { VolumeError } from '../core/errors.js';
+import { VolumeError, wrap } from '../core/errors.js';
 import { KeyedLock } from '../core/keyed-lock.js';
 import { LATEST_BACKUP } from '../core/options.js';
 import type { Snapshots } from '../snapshot/snapshots.js';
@@ -194,7 +194,7 @@ export class Backups {
           );
         }
         log.error({ err: error }, 'backup failed');
-        throw err instanceof VolumeError ? err : new VolumeError(`cannot back volume ${name} up: ${error}`);
+        throw err instanceof VolumeError ? err : wrap(err, `cannot back volume ${name} up`);
       }
     });
   }
@@ -430,10 +430,9 @@ export class Backups {
     const code = await exited;
     if (code !== 0 || failure) {
       await rm(dest, { force: true });
-      const why = failure
-        ? (failure as Error).message
-        : redactCredentials(stderr.trim().split('\n').at(-1) ?? '');
-      throw new VolumeError(`cannot restore backup ${backup.id}: ${why}`);
+      const context = `cannot restore backup ${backup.id}`;
+      if (failure) throw wrap(failure, context);
+      throw new VolumeError(`${context}: ${redactCredentials(stderr.trim().split('\n').at(-1) ?? '')}`);
     }
   }
 

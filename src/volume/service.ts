@@ -104,8 +104,8 @@ export class VolumeService {
   /**
    * Runs `work` once `request` is admitted by the space rule (spaceRefusal, over the ledger),
    * holding its bytes in the ledger until `work` is done (by then what it made is measured), so
-   * that concurrent requests cannot both squeeze in. A refusal is a 409: `refused`, then why with
-   * the figures.
+   * that concurrent requests cannot both squeeze in. A refusal (no-space) says `refused`, then why
+   * with the figures.
    * Every Create, resize, snapshot and copy of a loop volume comes through here.
    */
   async withSpace<T>(request: SpaceRequest, refused: string, work: () => Promise<T>): Promise<T> {
@@ -117,7 +117,7 @@ export class VolumeService {
       host = filesystemUsage(this.store.layout.root);
     }
     const reason = refusal();
-    if (reason) throw new VolumeError(`${refused}: ${reason}`, 'conflict');
+    if (reason) throw new VolumeError(`${refused}: ${reason}`, 'no-space');
     this.ledger.reserve(request.bytes);
     if (this.fullness.crossed(host)) {
       this.log.warn(

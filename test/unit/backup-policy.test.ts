@@ -70,7 +70,7 @@ describe('backups follow ownership', () => {
     );
     const refused = backups.backup('pg', silentLog);
     await expect(refused).rejects.toThrow(/now lives on agent agent-b/);
-    await expect(refused).rejects.toMatchObject({ status: 409 });
+    await expect(refused).rejects.toMatchObject({ kind: 'conflict' });
     expect(guard.assertOwner).toHaveBeenCalledWith('pg', silentLog);
     expect(withCopy).not.toHaveBeenCalled();
   });
