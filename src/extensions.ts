@@ -33,7 +33,7 @@ export interface Extensions {
 const noBackups = () =>
   new VolumeError(
     'backups need a restic repository: start the daemon with --backup-repo and --backup-password-file',
-    400,
+    'invalid',
   );
 
 export function wireExtensions(
@@ -102,7 +102,9 @@ export function wireExtensions(
     clusterVolumes: () =>
       cluster
         ? cluster.volumes()
-        : Promise.reject(new VolumeError('this daemon is not in a cluster: start it with --cluster', 400)),
+        : Promise.reject(
+            new VolumeError('this daemon is not in a cluster: start it with --cluster', 'invalid'),
+          ),
   };
   return { maintenance, collector, snapshots, backups, clones, statusExtras, startUp };
 }

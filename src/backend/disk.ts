@@ -72,7 +72,7 @@ export class DiskBackend implements Backend {
     if (pool.length === 0) {
       throw new VolumeError(
         `no disk pool is configured: start loopvol with --disk-pool ${BY_ID_DIR}/NAME[,${BY_ID_DIR}/NAME...]`,
-        400,
+        'invalid',
       );
     }
     const { disk, device } = await this.pickDisk(pool, spec);
@@ -140,7 +140,7 @@ export class DiskBackend implements Backend {
     const why = reasons.length > 0 ? ` (${reasons.join('; ')})` : '';
     throw new VolumeError(
       `no free pool disk${spec.sizeBytes > 0 ? ` of at least ${formatSize(spec.sizeBytes)}` : ''}${why}: add disks to --disk-pool or remove unused disk volumes`,
-      409,
+      'conflict',
     );
   }
 
@@ -190,7 +190,7 @@ export class DiskBackend implements Backend {
     const moved = where ? `; ${whose} filesystem is on ${where}` : '';
     throw new VolumeError(
       `${whose} disk ${volume.disk} (now ${device}) holds ${holds}${own}${moved}: ${refusing}; check where the links under ${BY_ID_DIR} lead (ls -l ${BY_ID_DIR})`,
-      409,
+      'conflict',
     );
   }
 
@@ -212,7 +212,7 @@ export class DiskBackend implements Backend {
   }
 
   async grow(): Promise<void> {
-    throw new VolumeError('a disk volume is a whole disk and cannot be resized', 400);
+    throw new VolumeError('a disk volume is a whole disk and cannot be resized', 'invalid');
   }
 
   /**

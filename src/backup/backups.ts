@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { VolumeError } from '../core/errors.js';
+import { VolumeError, wrap } from '../core/errors.js';
 import type { FsType } from '../core/fs-type.js';
 import { KeyedLock } from '../core/keyed-lock.js';
 import { LATEST_BACKUP } from '../core/options.js';
@@ -128,7 +128,7 @@ export class Backups extends BackupRepository {
           );
         }
         log.error({ err: error }, 'backup failed');
-        throw err instanceof VolumeError ? err : new VolumeError(`cannot back volume ${name} up: ${error}`);
+        throw err instanceof VolumeError ? err : wrap(err, `cannot back volume ${name} up`);
       }
     });
   }

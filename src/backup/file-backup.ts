@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, rm, rmdir } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { Logger } from 'pino';
-import { VolumeError } from '../core/errors.js';
+import { VolumeError, wrap } from '../core/errors.js';
 import { crashPoint } from '../core/faults.js';
 import type { FsType } from '../core/fs-type.js';
 import { volumeName } from '../core/name.js';
@@ -185,7 +185,7 @@ export class FileBackups {
       });
     } catch (err) {
       await rm(dest, { force: true });
-      throw new VolumeError(`cannot restore backup ${backup.id}: ${(err as Error).message}`);
+      throw wrap(err, `cannot restore backup ${backup.id}`);
     } finally {
       await rmdir(dir).catch(() => undefined);
     }

@@ -4,7 +4,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Copied, ImageSource } from '../core/clone.js';
 import type { ClusterGuard } from '../core/cluster-guard.js';
-import { VolumeError } from '../core/errors.js';
+import { VolumeError, wrap } from '../core/errors.js';
 import type { FsType } from '../core/fs-type.js';
 import { LATEST_BACKUP } from '../core/options.js';
 import type { Snapshots } from '../snapshot/snapshots.js';
@@ -159,7 +159,7 @@ export abstract class BackupRepository {
     if (chosen && chosen.volume !== name && !restoreOther) {
       throw new VolumeError(
         `backup ${chosen.id.slice(0, 8)} is of volume ${chosen.volume}, not ${name}: add -o restore-other=true to restore another volume's backup under this name`,
-        400,
+        'invalid',
       );
     }
     if (chosen) return chosen;
@@ -167,7 +167,7 @@ export abstract class BackupRepository {
       latest
         ? `there is no backup of a volume named ${name} in the repository: see "loopvol backups"`
         : `there is no backup ${backup} in the repository: see "loopvol backups"`,
-      404,
+      'not-found',
     );
   }
 
@@ -193,10 +193,9 @@ export abstract class BackupRepository {
     const code = await exited;
     if (code !== 0 || failure) {
       await rm(dest, { force: true });
-      const why = failure
-        ? (failure as Error).message
-        : redactCredentials(stderr.trim().split('\n').at(-1) ?? '');
-      throw new VolumeError(`cannot restore backup ${backup.id}: ${why}`);
+      const context = `cannot restore backup ${backup.id}`;
+      if (failure) throw wrap(failure, context);
+      throw new VolumeError(`${context}: ${redactCredentials(stderr.trim().split('\n').at(-1) ?? '')}`);
     }
   }
 

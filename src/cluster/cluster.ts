@@ -188,13 +188,13 @@ export class Cluster extends ClusterCopies implements ClusterGuard {
       if (current.owner !== me && (await this.alive(current.owner))) {
         throw new VolumeError(
           `volume ${name} lives on agent ${current.owner}, which is alive: use it there (or remove it there first)`,
-          409,
+          'conflict',
         );
       }
       if (current.owner !== me && !fresh && !this.options.restoreMissing) {
         throw new VolumeError(
           `volume ${name} belonged to agent ${current.owner}, which is gone: start loopvol with --restore-missing to restore its latest backup here, or create it empty with -o fresh=true`,
-          409,
+          'conflict',
         );
       }
       if (current.owner !== me && waitedAt !== node.version) {
@@ -217,7 +217,7 @@ export class Cluster extends ClusterCopies implements ClusterGuard {
         const winner = await this.guarded(() => this.session.read(path));
         throw new VolumeError(
           `volume ${name} was just taken over by agent ${winner ? parseOwnership(path, winner.data).owner : 'another agent'}`,
-          409,
+          'conflict',
         );
       }
       if (current.owner !== me) {
@@ -262,7 +262,7 @@ export class Cluster extends ClusterCopies implements ClusterGuard {
     if (!this.writable(name)) {
       throw new VolumeError(
         `volume ${name} was fenced while it was being mounted: it is not served; see "loopvol inspect ${name}"`,
-        409,
+        'conflict',
       );
     }
   }

@@ -81,7 +81,7 @@ export abstract class ClusterCopies {
       // revived for, and recreating the node would serve an old copy as the volume.
       throw new VolumeError(
         `volume ${name} was fenced (${copy.fenced.reason}) and the cluster no longer knows it (removed by its owner?): this copy is not served again; remove it (loopvol rm ${name}) or keep it under another name (-o from=${name})`,
-        409,
+        'conflict',
       );
     }
     while (!node) {
@@ -104,19 +104,19 @@ export abstract class ClusterCopies {
       if (copy.fenced.kind !== 'lost') {
         throw new VolumeError(
           `volume ${name} was fenced (${copy.fenced.reason}): this copy is never served again; remove it (loopvol rm ${name}) or keep it under another name (-o from=${name})`,
-          409,
+          'conflict',
         );
       }
       if (!revive) {
         throw new VolumeError(
           `volume ${name} was fenced (${copy.fenced.reason}): it is not backed up or served until it is mounted again`,
-          409,
+          'conflict',
         );
       }
       if ((await this.mountedVolumes()).has(name)) {
         throw new VolumeError(
           `volume ${name} was fenced (${copy.fenced.reason}) and its shut-down mount is still in use: stop the containers that use it so that it unmounts, then mount it again`,
-          409,
+          'conflict',
         );
       }
       log.warn(
@@ -153,7 +153,7 @@ export abstract class ClusterCopies {
       moved
         ? `volume ${name} now lives on agent ${current.owner}: this agent's copy is stale and is not mounted (kept untouched: remove it with "loopvol rm ${name}" or copy it with -o from=${name})`
         : `volume ${name}: this agent's copy is stale (${reason}) and is not mounted (kept untouched: remove it with "loopvol rm ${name}" or copy it with -o from=${name})`,
-      409,
+      'conflict',
     );
   }
 
@@ -162,7 +162,7 @@ export abstract class ClusterCopies {
     if (this.fence.servable()) return;
     throw new VolumeError(
       `ZooKeeper has not answered for ${Math.round(this.fence.silenceMs() / 1000)} s: this agent's cluster volumes are frozen or fenced until it does (another agent may be taking them over); try again once it is back`,
-      409,
+      'conflict',
     );
   }
 
@@ -235,9 +235,12 @@ export abstract class ClusterCopies {
   }
 
   protected unavailable(err: unknown): Error {
-    if (err instanceof ZooKeeperDenied) return new VolumeError(err.message, 409);
+    if (err instanceof ZooKeeperDenied) return new VolumeError(err.message, 'conflict');
     if (err instanceof ZooKeeperUnavailable) {
-      return new VolumeError(`${err.message}: volumes already mounted keep working while it is brief`, 500);
+      return new VolumeError(
+        `${err.message}: volumes already mounted keep working while it is brief`,
+        'internal',
+      );
     }
     return err as Error;
   }

@@ -22,7 +22,7 @@ export function parseOwnership(path: string, data: string): Ownership {
   if (!parsed.success) {
     throw new VolumeError(
       `ZooKeeper node ${path} does not hold a volume's ownership ({"owner","since","generation"}): someone wrote it by hand or it is damaged; restore it or remove it with zkCli.sh (see docs/mesos.md), then try again`,
-      409,
+      'conflict',
     );
   }
   return parsed.data;

@@ -19,7 +19,7 @@ export async function fsckVolume(
     if (holderCount(record.holders) > 0) {
       throw new VolumeError(
         `volume ${name} is in use by ${describeHolders(record.holders)}: a check needs it unmounted; stop them first`,
-        409,
+        'conflict',
       );
     }
     // Nothing holds it, so a mount or device left here is a leftover of an interrupted Unmount.
@@ -28,7 +28,7 @@ export async function fsckVolume(
     if ((await backend.inspect(paths, record)).device) {
       throw new VolumeError(
         `volume ${name} is still attached while the kernel finishes detaching it (something else has it open): try again in a moment`,
-        409,
+        'conflict',
       );
     }
     const target = await backend.checkTarget(paths, record);

@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { z } from 'zod';
 import { VolumeError } from '../core/errors.js';
 import type { Driver, Maintenance, RequestObserver } from './driver.js';
+import { httpStatus } from './errors.js';
 import { describeIssue, parseBody } from './schemas.js';
 import { endpoints, type Method, type ParsedRequestOf, type ReplyOf } from './wire.js';
 
@@ -207,7 +208,7 @@ export function createApp(driver: Driver, log: Logger, options: AppOptions = {})
 
 function toErrorReply(err: unknown, log: Logger): { status: number; payload: { Err: string } } {
   if (err instanceof ProtocolError) return { status: err.status, payload: { Err: err.message } };
-  if (err instanceof VolumeError) return { status: err.status, payload: { Err: err.message } };
+  if (err instanceof VolumeError) return { status: httpStatus(err.kind), payload: { Err: err.message } };
   log.error({ err }, 'unexpected failure');
   return { status: 500, payload: { Err: 'internal error in loopvol: see the plugin log for details' } };
 }

@@ -2,7 +2,7 @@ import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { CloneProvider, ImageSource } from '../core/clone.js';
-import { VolumeError } from '../core/errors.js';
+import { VolumeError, wrap } from '../core/errors.js';
 import { crashPoint } from '../core/faults.js';
 import { volumeName } from '../core/name.js';
 import type { CloneSource } from '../core/options.js';
@@ -26,7 +26,10 @@ export interface SnapshotOptions {
 }
 
 const noSnapshot = (volume: string, snapshot: string) =>
-  new VolumeError(`volume ${volume} has no snapshot ${snapshot}: see "loopvol snapshot ls ${volume}"`, 404);
+  new VolumeError(
+    `volume ${volume} has no snapshot ${snapshot}: see "loopvol snapshot ls ${volume}"`,
+    'not-found',
+  );
 
 /** A snapshot's default name: when it was taken, to the second (UTC). */
 const timestampName = () =>
@@ -58,11 +61,14 @@ export class Snapshots implements CloneProvider<Maintained> {
     if (!valid.success)
       throw new VolumeError(
         `snapshot name ${JSON.stringify(snapName)}: ${valid.error.issues[0]?.message}`,
-        400,
+        'invalid',
       );
     return this.service.maintain(name, async (volume) => {
       if (this.store.snapshots.get(name, snapName)) {
-        throw new VolumeError(`volume ${name} already has a snapshot ${snapName}: pick another name`, 409);
+        throw new VolumeError(
+          `volume ${name} already has a snapshot ${snapName}: pick another name`,
+          'conflict',
+        );
       }
       const request = await this.copyRequest(volume);
       return this.service.withSpace(request, `cannot snapshot volume ${name}`, async () => {
@@ -245,10 +251,10 @@ export class Snapshots implements CloneProvider<Maintained> {
       if (err instanceof NotTheVolume) {
         throw new VolumeError(
           `cannot ${what} volume ${name}: ${err.message}; restart loopvol (it reconciles what it serves with the kernel), then retry`,
-          409,
+          'conflict',
         );
       }
-      throw new VolumeError(`cannot ${what} volume ${name}: ${(err as Error).message}`);
+      throw wrap(err, `cannot ${what} volume ${name}`);
     }
   }
 
@@ -261,7 +267,7 @@ export class Snapshots implements CloneProvider<Maintained> {
       if (!this.store.snapshots.get(name, snap)) {
         throw new VolumeError(
           `volume ${name} has no snapshot ${snap}: see "loopvol snapshot ls ${name}"`,
-          404,
+          'not-found',
         );
       }
       await this.store.snapshots.remove(name, snap);
@@ -314,7 +320,7 @@ export class Snapshots implements CloneProvider<Maintained> {
     throw new VolumeError(
       `a snapshot of volume ${name} copies ${formatSize(bytes)} while it is frozen, about ${(ms / 1000).toFixed(1)} s, over --max-freeze ${(this.options.maxFreezeMs / 1000).toFixed(1)} s: ` +
         'stop what uses it, put the data root on xfs (reflink snapshots are instant), or force it (--force)',
-      409,
+      'conflict',
     );
   }
 
@@ -344,7 +350,7 @@ function assertLoop(record: VolumeRecord): void {
   if (record.spec.backend === 'loop') return;
   throw new VolumeError(
     `volume ${record.name} is a whole disk: only loop volumes are snapshotted or cloned`,
-    400,
+    'invalid',
   );
 }
 
@@ -353,7 +359,8 @@ function cloneSource(
   from: CloneSource,
   volume: Maintained | undefined,
 ): { source: Maintained; snapshot: string | undefined } {
-  if ('backup' in from) throw new VolumeError('restores from backups need --backup-repo on the daemon', 400);
+  if ('backup' in from)
+    throw new VolumeError('restores from backups need --backup-repo on the daemon', 'invalid');
   if (!volume) throw new Error(`a clone's Create passes its source volume ${from.volume}`);
   return { source: volume, snapshot: from.snapshot };
 }

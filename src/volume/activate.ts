@@ -1,10 +1,9 @@
 import type { Logger } from 'pino';
 import type { Backend, KernelState } from '../backend/backend.js';
-import { FilesystemDamaged, VolumeError } from '../core/errors.js';
+import { FilesystemDamaged, VolumeError, wrap } from '../core/errors.js';
 import { holderCount } from '../core/holders.js';
 import type { VolumePaths } from '../state/layout.js';
 import type { VolumeRecord } from '../state/record.js';
-import { explain } from './explain.js';
 
 /**
  * A Mount's attach-and-mount (see Backend.activate); a damaged filesystem is refused with what to
@@ -26,7 +25,7 @@ export async function activateForMount(
         `cannot mount volume ${name}: its filesystem is damaged (${err.detail}): run "loopvol fsck ${name} --repair" while no container uses it, then mount again`,
       );
     }
-    throw new VolumeError(`cannot mount volume ${name}: ${explain(err)}`);
+    throw wrap(err, `cannot mount volume ${name}`);
   }
 }
 

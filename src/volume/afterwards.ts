@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { explain } from './explain.js';
+import { describeError } from '../core/errors.js';
 
 /** Work left running after answering (deleting removed volumes' files), and waiting for it. */
 export class Afterwards {
@@ -8,7 +8,7 @@ export class Afterwards {
   /** Runs work that need not delay the answer; failures are logged, and Create waits for it (space). */
   run(work: () => Promise<void>, log: Logger, failure: string): void {
     const done: Promise<void> = work()
-      .catch((err) => log.error({ err: explain(err) }, failure))
+      .catch((err) => log.error({ err: describeError(err) }, failure))
       .finally(() => this.pending.delete(done));
     this.pending.add(done);
   }

@@ -2,14 +2,13 @@ import type { Logger } from 'pino';
 import type { Backend } from '../backend/backend.js';
 import type { CloneProvider } from '../core/clone.js';
 import type { ClusterGuard } from '../core/cluster-guard.js';
-import { VolumeError } from '../core/errors.js';
+import { VolumeError, wrap } from '../core/errors.js';
 import { KeyedLock } from '../core/keyed-lock.js';
 import { LATEST_BACKUP, type VolumeSpec } from '../core/options.js';
 import { formatSize } from '../core/size.js';
 import type { VolumePaths } from '../state/layout.js';
 import type { VolumeRecord } from '../state/record.js';
 import type { Store } from '../state/store.js';
-import { explain, statusOf } from './explain.js';
 import type { Maintained } from './port.js';
 import type { Registry } from './registry.js';
 import type { Space } from './space.js';
@@ -41,7 +40,7 @@ export class Provisioner {
     // from its latest backup if its owner is gone (--restore-missing).
     const claimed = cluster
       ? await cluster.claimForCreate(name, spec.fresh === true, log).catch((err: unknown) => {
-          throw new VolumeError(`cannot create volume ${name}: ${explain(err)}`, statusOf(err));
+          throw wrap(err, `cannot create volume ${name}`);
         })
       : undefined;
     try {
@@ -60,7 +59,8 @@ export class Provisioner {
   }
 
   private requireClones(): CloneProvider<Maintained> {
-    if (!this.deps.clones) throw new VolumeError('clones (from=) are not available in this daemon', 400);
+    if (!this.deps.clones)
+      throw new VolumeError('clones (from=) are not available in this daemon', 'invalid');
     return this.deps.clones;
   }
 
@@ -72,7 +72,7 @@ export class Provisioner {
     } catch (err) {
       // Not found, or no repository: nothing to restore. Anything else (restic failing) fails
       // the Create rather than make it empty.
-      if (err instanceof VolumeError && (err.status === 404 || err.status === 400)) return false;
+      if (err instanceof VolumeError && (err.kind === 'not-found' || err.kind === 'invalid')) return false;
       throw err;
     }
   }
@@ -87,7 +87,7 @@ export class Provisioner {
         const sourceBytes = await this.requireClones().sizeOf(name, spec.from, source, spec.restoreOther);
         spec.sizeBytes = Math.max(spec.sizeBytes, sourceBytes);
       } catch (err) {
-        throw new VolumeError(`cannot create volume ${name}: ${explain(err)}`, statusOf(err));
+        throw wrap(err, `cannot create volume ${name}`);
       }
     }
     const build = async () => {
@@ -121,7 +121,7 @@ export class Provisioner {
             .discardStaged(staged)
             .catch((cleanup) => log.error({ err: cleanup }, 'staging cleanup failed'));
         }
-        throw new VolumeError(`cannot create volume ${name}: ${explain(err)}`, statusOf(err));
+        throw wrap(err, `cannot create volume ${name}`);
       }
     };
     if (spec.backend === 'disk') return this.poolLock.run('pool', build);

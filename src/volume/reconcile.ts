@@ -1,13 +1,13 @@
 import pMap from 'p-map';
 import type { Logger } from 'pino';
 import type { Backend } from '../backend/backend.js';
+import { describeError } from '../core/errors.js';
 import { holderCount } from '../core/holders.js';
 import type { VolumeSpec } from '../core/options.js';
 import type { VolumeRecord } from '../state/record.js';
 import type { Store } from '../state/store.js';
 import type { FileSpace } from '../system/fsstat.js';
 import { readMounts } from '../system/mountinfo.js';
-import { explain } from './explain.js';
 import type { Registry } from './registry.js';
 import type { Space } from './space.js';
 
@@ -81,7 +81,10 @@ export class Reconciler {
     try {
       upgraded = await this.backends[record.spec.backend].upgrade?.(this.store.layout.volume(volume), record);
     } catch (err) {
-      this.log.warn({ volume, disk: record.disk, reason: explain(err) }, 'disk volume record not upgraded');
+      this.log.warn(
+        { volume, disk: record.disk, reason: describeError(err) },
+        'disk volume record not upgraded',
+      );
       return record;
     }
     if (!upgraded) return record;

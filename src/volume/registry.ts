@@ -1,10 +1,9 @@
 import type { Logger } from 'pino';
 import type { HeldDisk } from '../backend/backend.js';
-import { notFound } from '../core/errors.js';
+import { describeError, notFound } from '../core/errors.js';
 import type { VolumeSpec } from '../core/options.js';
 import type { VolumeRecord } from '../state/record.js';
 import type { Store } from '../state/store.js';
-import { explain } from './explain.js';
 
 /**
  * The records of the volumes served, in memory, and the writes that keep them durable (metadata,
@@ -98,7 +97,7 @@ export class Registry {
     } catch (err) {
       this.records.set(record.name, record);
       log.error(
-        { err: explain(err) },
+        { err: describeError(err) },
         'could not record the unmount (is the host filesystem full?); releasing anyway, a restart re-derives the holders from the kernel',
       );
     }

@@ -1,11 +1,10 @@
 import type { Logger } from 'pino';
 import type { Backend } from '../backend/backend.js';
-import { VolumeError } from '../core/errors.js';
+import { VolumeError, wrap } from '../core/errors.js';
 import { crashPoint } from '../core/faults.js';
 import { formatSize } from '../core/size.js';
 import type { VolumeRecord } from '../state/record.js';
 import type { Store } from '../state/store.js';
-import { explain, statusOf } from './explain.js';
 import type { Registry } from './registry.js';
 import type { Space } from './space.js';
 
@@ -24,7 +23,7 @@ export async function growVolume(
   if (bytes < record.spec.sizeBytes) {
     throw new VolumeError(
       `cannot resize volume ${name} to ${formatSize(bytes)}: it is ${formatSize(record.spec.sizeBytes)} and shrinking could lose data; copy the data to a smaller volume instead`,
-      400,
+      'invalid',
     );
   }
   const resizing = async () => {
@@ -32,10 +31,7 @@ export async function growVolume(
       await backend.grow(store.layout.volume(name), record, bytes);
       await registry.update({ ...record, spec: { ...record.spec, sizeBytes: bytes } });
     } catch (err) {
-      throw new VolumeError(
-        `cannot resize volume ${name}: ${explain(err)}; running the same resize again completes it`,
-        statusOf(err),
-      );
+      throw wrap(err, `cannot resize volume ${name}`, 'running the same resize again completes it');
     }
     crashPoint('resize:recorded');
     space.measure(registry.require(name));

@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { Backend, KernelState } from '../backend/backend.js';
 import type { CloneProvider } from '../core/clone.js';
 import type { ClusterGuard } from '../core/cluster-guard.js';
-import { VolumeError } from '../core/errors.js';
+import { VolumeError, wrap } from '../core/errors.js';
 import { crashPoint } from '../core/faults.js';
 import { addHolder, describeHolders, holderCount, removeHolder } from '../core/holders.js';
 import { KeyedLock } from '../core/keyed-lock.js';
@@ -14,7 +14,6 @@ import { filesystemUsage } from '../system/fsstat.js';
 import { readMounts } from '../system/mountinfo.js';
 import { activateForMount, reportPreened, reportRefilled, undoActivation } from './activate.js';
 import { Afterwards } from './afterwards.js';
-import { explain } from './explain.js';
 import type { SpaceTotals } from './ledger.js';
 import type { Maintained, VolumePort } from './port.js';
 import { Provisioner } from './provision.js';
@@ -125,12 +124,12 @@ export class VolumeService implements VolumePort {
 
   async create(name: string, opts: unknown, log: Logger): Promise<void> {
     const spec = parseVolumeSpec(opts, this.deps.defaults);
-    if ('error' in spec) throw new VolumeError(`cannot create volume ${name}: ${spec.error}`, 400);
+    if ('error' in spec) throw new VolumeError(`cannot create volume ${name}: ${spec.error}`, 'invalid');
     const source = spec.from && 'volume' in spec.from ? spec.from.volume : undefined;
     if (source === name) {
       throw new VolumeError(
         `cannot create volume ${name} from itself: from= names another volume or a snapshot of another volume`,
-        400,
+        'invalid',
       );
     }
     await this.start();
@@ -153,14 +152,14 @@ export class VolumeService implements VolumePort {
       if (holderCount(record.holders) > 0) {
         throw new VolumeError(
           `volume ${name} is in use by ${describeHolders(record.holders)}: stop the containers or tasks using it, then remove it`,
-          409,
+          'conflict',
         );
       }
       const snapshots = this.store.snapshots.list(name).map((s) => s.name);
       if (snapshots.length > 0) {
         throw new VolumeError(
           `volume ${name} has snapshots (${snapshots.join(', ')}): remove them first with "loopvol snapshot rm ${name} SNAP", or keep the volume`,
-          409,
+          'conflict',
         );
       }
       let purge: () => Promise<void>;
@@ -171,7 +170,7 @@ export class VolumeService implements VolumePort {
         crashPoint('remove:released');
         purge = await this.store.discard(name);
       } catch (err) {
-        throw new VolumeError(`cannot remove volume ${name}: ${explain(err)}`);
+        throw wrap(err, `cannot remove volume ${name}`);
       }
       this.afterwards.run(purge, log, "could not delete a removed volume's files; start-up deletes them");
       this.registry.delete(name);
@@ -205,7 +204,7 @@ export class VolumeService implements VolumePort {
       } catch (err) {
         // Unrecorded, this mount would have no holder to ever release it.
         await undoActivation(backend, record, paths);
-        throw new VolumeError(`cannot mount volume ${name}: recording the mount failed: ${explain(err)}`);
+        throw wrap(err, `cannot mount volume ${name}: recording the mount failed`);
       }
       crashPoint('mount:recorded');
       reportRefilled(state, log);
@@ -230,9 +229,10 @@ export class VolumeService implements VolumePort {
       try {
         await this.backendOf(record).deactivate(paths, record);
       } catch (err) {
-        throw new VolumeError(
-          `volume ${name} has no holders left but could not be unmounted: ${explain(err)}; ` +
-            `find what still uses it with "fuser -vm ${paths.mountPoint}"; loopvol retries on the next Unmount or Remove`,
+        throw wrap(
+          err,
+          `volume ${name} has no holders left but could not be unmounted`,
+          `find what still uses it with "fuser -vm ${paths.mountPoint}"; loopvol retries on the next Unmount or Remove`,
         );
       }
       log.info('volume unmounted');
@@ -242,7 +242,7 @@ export class VolumeService implements VolumePort {
   /** Grows a volume (never shrinks: that could lose data). Repeating a resize completes an interrupted one. */
   async resize(name: string, size: string, log: Logger): Promise<void> {
     const parsed = parseSize(size);
-    if ('error' in parsed) throw new VolumeError(`cannot resize volume ${name}: ${parsed.error}`, 400);
+    if ('error' in parsed) throw new VolumeError(`cannot resize volume ${name}: ${parsed.error}`, 'invalid');
     await this.whenReady(name, async () => {
       const record = this.registry.require(name);
       const { store, registry, space } = this;

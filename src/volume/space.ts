@@ -26,7 +26,7 @@ export class Space {
   /**
    * Runs `work` once `request` is admitted by the space rule (spaceRefusal, over the ledger),
    * holding its bytes in the ledger until `work` is done (by then what it made is measured), so
-   * that concurrent requests cannot both squeeze in. A refusal is a 409: `refused`, then why with
+   * that concurrent requests cannot both squeeze in. A refusal (no-space) says `refused`, then why with
    * the figures.
    * Every Create, resize, snapshot and copy of a loop volume comes through here.
    */
@@ -39,7 +39,7 @@ export class Space {
       host = filesystemUsage(this.store.layout.root);
     }
     const reason = refusal();
-    if (reason) throw new VolumeError(`${refused}: ${reason}`, 409);
+    if (reason) throw new VolumeError(`${refused}: ${reason}`, 'no-space');
     this.ledger.reserve(request.bytes);
     if (this.fullness.crossed(host)) {
       this.log.warn(

@@ -112,9 +112,12 @@ describe.runIf(storageAvailable())('crossed clones in one service, with and with
   it('finishes both, failing clearly or cloning, and every name answers after', async () => {
     const { service } = await cloning();
     const [ab, ba] = await crossed(service, 'aa', 'bb');
-    expect(ab).toMatchObject({ status: 'rejected', reason: { status: 404 } });
-    expect(ba).toMatchObject({ status: 'rejected', reason: { status: 404 } });
-    expect(await settles(service.get('aa'))).toMatchObject({ status: 'rejected', reason: { status: 404 } });
+    expect(ab).toMatchObject({ status: 'rejected', reason: { kind: 'not-found' } });
+    expect(ba).toMatchObject({ status: 'rejected', reason: { kind: 'not-found' } });
+    expect(await settles(service.get('aa'))).toMatchObject({
+      status: 'rejected',
+      reason: { kind: 'not-found' },
+    });
 
     await service.create('src', { size: '64M' }, silentLog);
     expect((await crossed(service, 'dst', 'src')).map((r) => r.status)).toEqual(['fulfilled', 'fulfilled']);
@@ -141,14 +144,17 @@ describe.runIf(storageAvailable())('crossed clones in one service, with and with
 
     expect(await settles(service.create('self', { from: 'self@snap' }, silentLog))).toMatchObject({
       status: 'rejected',
-      reason: { status: 400 },
+      reason: { kind: 'invalid' },
     });
     const [ab, ba] = await crossed(service, 'aa', 'bb');
     expect([ab.status, ba.status]).toEqual(['rejected', 'rejected']);
     expect(claims.sort()).toEqual(['aa', 'bb']);
     expect(undone.sort()).toEqual(['aa', 'bb']);
     for (const name of ['aa', 'bb', 'self']) {
-      expect(await settles(service.get(name))).toMatchObject({ status: 'rejected', reason: { status: 404 } });
+      expect(await settles(service.get(name))).toMatchObject({
+        status: 'rejected',
+        reason: { kind: 'not-found' },
+      });
     }
   });
 });

@@ -26,7 +26,7 @@ describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'mkfs.xfs', 'mount', 'e
       await service.create('xfsvol', { size: '300M', fs: 'xfs' }, silentLog);
       await service.mount('ext', A, silentLog);
       await expect(fsckVolume(service, 'ext', false, silentLog)).rejects.toMatchObject({
-        status: 409,
+        kind: 'conflict',
         message: expect.stringMatching(/volume ext is in use by .*: a check needs it unmounted/),
       });
       await service.unmount('ext', A, silentLog);
@@ -41,7 +41,9 @@ describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'mkfs.xfs', 'mount', 'e
         repaired: false,
         command: expect.stringMatching(/^xfs_repair -n -f /),
       });
-      await expect(fsckVolume(service, 'nothere', false, silentLog)).rejects.toMatchObject({ status: 404 });
+      await expect(fsckVolume(service, 'nothere', false, silentLog)).rejects.toMatchObject({
+        kind: 'not-found',
+      });
       await service.remove('ext', silentLog);
       await service.remove('xfsvol', silentLog);
     });

@@ -22,7 +22,7 @@ describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'mount']))(
         },
         confirmMounted(name) {
           if (fencedMeanwhile)
-            throw new VolumeError(`volume ${name} was fenced while it was being mounted`, 409);
+            throw new VolumeError(`volume ${name} was fenced while it was being mounted`, 'conflict');
         },
         async released() {},
       };

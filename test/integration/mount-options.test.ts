@@ -58,7 +58,7 @@ describe.runIf(storageAvailable())('mount options on the real kernel', () => {
   it('refuses an option outside the allowlist, creating nothing', async () => {
     const { service } = await fresh();
     await expect(service.create('bad', { mountopts: 'exec,suid' }, silentLog)).rejects.toMatchObject({
-      status: 400,
+      kind: 'invalid',
       message: expect.stringContaining('"exec", "suid" is not allowed'),
     });
     expect(await service.list()).toEqual([]);

@@ -201,7 +201,7 @@ describe.runIf(storageAvailable())('VolumeService on the real kernel', () => {
     await service.mount('busy', A, silentLog);
     await service.mount('busy', undefined, silentLog);
     const refused = service.remove('busy', silentLog);
-    await expect(refused).rejects.toMatchObject({ status: 409 });
+    await expect(refused).rejects.toMatchObject({ kind: 'conflict' });
     await expect(refused).rejects.toThrow(`mount ID ${A.slice(0, 12)} (x2)`);
     await expect(refused).rejects.toThrow(/without mount ID/);
     expect((await service.get('busy')).Status.mounted).toBe(true);
@@ -212,7 +212,7 @@ describe.runIf(storageAvailable())('VolumeService on the real kernel', () => {
     await service.remove('busy', silentLog);
     await expect(stat(layout.volume('busy').dir)).rejects.toMatchObject({ code: 'ENOENT' });
     expect(await service.list()).toEqual([]);
-    await expect(service.get('busy')).rejects.toMatchObject({ status: 404 });
+    await expect(service.get('busy')).rejects.toMatchObject({ kind: 'not-found' });
     await service.idle();
     expect(await readdir(layout.trash)).toEqual([]);
   });

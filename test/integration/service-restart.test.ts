@@ -113,8 +113,8 @@ describe.runIf(storageAvailable())('VolumeService restart and reconcile', () => 
     const logs = captureLog();
     const restarted = openService(root, logs.log);
     expect(await restarted.list()).toEqual([{ Name: 'good', Mountpoint: '' }]);
-    await expect(restarted.get('bad')).rejects.toMatchObject({ status: 404 });
-    await expect(restarted.mount('bad', A, silentLog)).rejects.toMatchObject({ status: 404 });
+    await expect(restarted.get('bad')).rejects.toMatchObject({ kind: 'not-found' });
+    await expect(restarted.mount('bad', A, silentLog)).rejects.toMatchObject({ kind: 'not-found' });
     const reported = logs.lines().filter((l) => l.level === 50 && /unreadable/.test(String(l.msg)));
     expect(reported.map((l) => l.volume).sort()).toEqual(['bad', 'renamed']);
     expect(reported.every((l) => String(l.path).startsWith(layout.volumes))).toBe(true);

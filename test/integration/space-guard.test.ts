@@ -52,7 +52,7 @@ describe.runIf(storageAvailable())('space guard on a small data root', () => {
     await service.unmount(name, 'filler', silentLog);
   }
 
-  const refusal = (message: RegExp) => ({ status: 409, message: expect.stringMatching(message) });
+  const refusal = (message: RegExp) => ({ kind: 'no-space', message: expect.stringMatching(message) });
 
   it("admits a clone at its source's size, before copying anything", async () => {
     const root = join(host, 'clone');
@@ -64,7 +64,7 @@ describe.runIf(storageAvailable())('space guard on a small data root', () => {
     });
     await service.create('big', { size: '100M' }, silentLog);
     await expect(service.create('copy', { from: 'big' }, silentLog)).rejects.toMatchObject({
-      status: 409,
+      kind: 'no-space',
       message: expect.stringMatching(/^cannot create volume copy: 200M more would bring the volumes/),
     });
     expect(await readdir(join(root, 'staging'))).toEqual([]);
@@ -78,7 +78,7 @@ describe.runIf(storageAvailable())('space guard on a small data root', () => {
     await service.create('a', { size: '100M' }, silentLog);
     await service.create('b', { size: '100M' }, silentLog);
     await expect(service.create('c', { size: '100M' }, silentLog)).rejects.toMatchObject({
-      status: 409,
+      kind: 'no-space',
       message: expect.stringMatching(
         /^cannot create volume c: 100M more would bring the volumes on the data root's filesystem to 300M, over the .* allowed \(--overcommit 1 × .*\): remove volumes/,
       ),
@@ -102,7 +102,7 @@ describe.runIf(storageAvailable())('space guard on a small data root', () => {
     // Room in the ratio for the small volumes: what fills the filesystem here is the preallocated one.
     const { service } = open(root, 1.2, captured.log);
     await expect(service.create('huge', { size: '300M', sparse: 'false' }, silentLog)).rejects.toMatchObject({
-      status: 409,
+      kind: 'no-space',
       message: expect.stringMatching(/^cannot create volume huge: a preallocated 300M does not fit in the /),
     });
     await service.create('thick', { size: '210M', sparse: 'false' }, silentLog);

@@ -56,7 +56,7 @@ describe('backups follow ownership', () => {
   it('refuses a backup on an agent that is not the owner, before copying anything', async () => {
     const guard = {
       assertOwner: vi.fn(async () => {
-        throw new VolumeError("volume pg now lives on agent agent-b: this agent's copy is stale", 409);
+        throw new VolumeError("volume pg now lives on agent agent-b: this agent's copy is stale", 'conflict');
       }),
     } as unknown as ClusterGuard;
     const service = { has: () => false, specOf: () => undefined } as unknown as VolumePort;
@@ -70,7 +70,7 @@ describe('backups follow ownership', () => {
     );
     const refused = backups.backup('pg', silentLog);
     await expect(refused).rejects.toThrow(/now lives on agent agent-b/);
-    await expect(refused).rejects.toMatchObject({ status: 409 });
+    await expect(refused).rejects.toMatchObject({ kind: 'conflict' });
     expect(guard.assertOwner).toHaveBeenCalledWith('pg', silentLog);
     expect(withCopy).not.toHaveBeenCalled();
   });

@@ -264,12 +264,14 @@ describe('protocol routes', () => {
   });
 
   it.each([
-    [404, 'volume ab does not exist'],
-    [409, 'volume ab is in use'],
-    [400, 'cannot create volume ab: bad option'],
-    [500, 'cannot mount volume ab: mount failed'],
-  ] as const)('passes a VolumeError with status %i and its message', async (status, message) => {
-    fake.state.fail = new VolumeError(message, status);
+    [404, 'not-found', 'volume ab does not exist'],
+    [409, 'conflict', 'volume ab is in use'],
+    [400, 'invalid', 'cannot create volume ab: bad option'],
+    [409, 'busy', 'volume ab has no holders left but could not be unmounted: busy'],
+    [409, 'no-space', 'cannot create volume ab: no space left'],
+    [500, 'internal', 'cannot mount volume ab: mount failed'],
+  ] as const)('passes a VolumeError with status %i (%s) and its message', async (status, kind, message) => {
+    fake.state.fail = new VolumeError(message, kind);
     const reply = await call(socket, 'VolumeDriver.Get', { Name: 'ab' });
     expect(reply.status).toBe(status);
     expect(reply.body).toEqual({ Err: message });
@@ -277,7 +279,7 @@ describe('protocol routes', () => {
 
   it('logs one request line with method, volume, duration and outcome', async () => {
     await call(socket, 'VolumeDriver.Path', { Name: 'ab' });
-    fake.state.fail = new VolumeError('volume cd does not exist', 404);
+    fake.state.fail = new VolumeError('volume cd does not exist', 'not-found');
     await call(socket, 'VolumeDriver.Get', { Name: 'cd' });
     const requests = logs.lines().filter((l) => l.msg === 'request');
     expect(requests.at(-2)).toMatchObject({ method: 'VolumeDriver.Path', volume: 'ab', outcome: 'ok' });

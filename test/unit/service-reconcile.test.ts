@@ -162,8 +162,8 @@ describe('VolumeService start-up reconcile', () => {
     const logs = captureLog();
     const { service, backend } = await fresh({ dir: first.dir, kernel: first.kernel, log: logs.log });
     expect(await service.list()).toEqual([{ Name: 'good', Mountpoint: '' }]);
-    await expect(service.get('bad')).rejects.toMatchObject({ status: 404 });
-    await expect(service.mount('bad', A, silentLog)).rejects.toMatchObject({ status: 404 });
+    await expect(service.get('bad')).rejects.toMatchObject({ kind: 'not-found' });
+    await expect(service.mount('bad', A, silentLog)).rejects.toMatchObject({ kind: 'not-found' });
     expect([...service.unreadable.keys()].sort()).toEqual(['bad', 'renamed']);
     const reported = logs.lines().filter((l) => l.level === 50 && /unreadable/.test(String(l.msg)));
     expect(reported.map((l) => l.volume).sort()).toEqual(['bad', 'renamed']);

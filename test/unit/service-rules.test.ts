@@ -85,7 +85,7 @@ describe('VolumeService holders', () => {
     await service.mount('busy', A, silentLog);
     await service.mount('busy', undefined, silentLog);
     const refused = service.remove('busy', silentLog);
-    await expect(refused).rejects.toMatchObject({ status: 409 });
+    await expect(refused).rejects.toMatchObject({ kind: 'conflict' });
     await expect(refused).rejects.toThrow(
       `volume busy is in use by mount ID ${A.slice(0, 12)} (x2), a client without mount ID (dvdcli/Mesos): stop the containers or tasks using it, then remove it`,
     );
@@ -100,7 +100,7 @@ describe('VolumeService holders', () => {
     expect(backend.callsOf('release')).toEqual(['busy']);
     expect(existsSync(store.layout.volume('busy').dir)).toBe(false);
     expect(await service.list()).toEqual([]);
-    await expect(service.get('busy')).rejects.toMatchObject({ status: 404 });
+    await expect(service.get('busy')).rejects.toMatchObject({ kind: 'not-found' });
     await service.idle();
     expect(await readdir(store.layout.trash)).toEqual([]);
   });
@@ -171,10 +171,10 @@ describe('VolumeService refusals', () => {
   ])('refuses bad options %j with a 400 and provisions nothing', async (opts, message) => {
     const { service, backend, store } = await fresh();
     const refused = service.create('bad', opts, silentLog);
-    await expect(refused).rejects.toMatchObject({ status: 400 });
+    await expect(refused).rejects.toMatchObject({ kind: 'invalid' });
     await expect(refused).rejects.toThrow(message);
     expect(backend.callsOf('provision')).toEqual([]);
-    await expect(service.get('bad')).rejects.toMatchObject({ status: 404 });
+    await expect(service.get('bad')).rejects.toMatchObject({ kind: 'not-found' });
     expect(await readdir(store.layout.staging)).toEqual([]);
   });
 
@@ -182,7 +182,7 @@ describe('VolumeService refusals', () => {
     const { service, backend } = await fresh();
     await service.create('src', {}, silentLog);
     const refused = service.create('copy', { from: 'src' }, silentLog);
-    await expect(refused).rejects.toMatchObject({ status: 400 });
+    await expect(refused).rejects.toMatchObject({ kind: 'invalid' });
     await expect(refused).rejects.toThrow(
       'cannot create volume copy: clones (from=) are not available in this daemon',
     );
@@ -192,7 +192,7 @@ describe('VolumeService refusals', () => {
   it('answers 404 with what to do for every request on an unknown volume', async () => {
     const { service, backend } = await fresh();
     const notFound = {
-      status: 404,
+      kind: 'not-found',
       message: 'volume ghost does not exist: create it first (docker volume create -d loopvol ghost)',
     };
     await expect(service.get('ghost')).rejects.toMatchObject(notFound);
@@ -208,12 +208,12 @@ describe('VolumeService refusals', () => {
     const { service, backend } = await fresh();
     await service.create('big', { size: '128M' }, silentLog);
     await expect(service.resize('big', '64M', silentLog)).rejects.toMatchObject({
-      status: 400,
+      kind: 'invalid',
       message:
         'cannot resize volume big to 64M: it is 128M and shrinking could lose data; copy the data to a smaller volume instead',
     });
     await expect(service.resize('big', 'lots', silentLog)).rejects.toMatchObject({
-      status: 400,
+      kind: 'invalid',
       message: expect.stringMatching(/^cannot resize volume big: /),
     });
     expect(backend.callsOf('grow')).toEqual([]);
@@ -228,7 +228,7 @@ describe('VolumeService when the backend fails', () => {
     const { service, backend, store } = await fresh();
     backend.fail('provision', 'ENOSPC');
     const failed = service.create('full', {}, silentLog);
-    await expect(failed).rejects.toMatchObject({ status: 500 });
+    await expect(failed).rejects.toMatchObject({ kind: 'no-space' });
     await expect(failed).rejects.toThrow(
       'cannot create volume full: no space left on the host filesystem holding the data root: free space there and try again',
     );
@@ -255,7 +255,7 @@ describe('VolumeService when the backend fails', () => {
     await service.create('flaky', {}, silentLog);
     backend.fail('activate', 'EIO');
     await expect(service.mount('flaky', A, silentLog)).rejects.toMatchObject({
-      status: 500,
+      kind: 'internal',
       message: 'cannot mount volume flaky: EIO: fake activate failed',
     });
     expect((await service.get('flaky')).Status).toMatchObject({ holders: 0 });

@@ -23,7 +23,7 @@ const hostOf = (totalMiB: number, freeMiB = totalMiB): HostSpace => ({
   freeBytes: freeMiB * MiB,
 });
 
-const refusal = (message: RegExp) => ({ status: 409, message: expect.stringMatching(message) });
+const refusal = (message: RegExp) => ({ kind: 'no-space', message: expect.stringMatching(message) });
 
 const fresh = fakeServices();
 
