@@ -1,11 +1,19 @@
-import { parseArgs } from 'node:util';
-import { resolveConfig } from '../config/resolve.js';
+import { ConfigError, resolveConfig } from '../config/resolve.js';
 import { serve } from '../daemon.js';
+import { noMore, parseCommandLine, UsageError } from './args.js';
 import { SERVE_OPTIONS, settingsFromFlags } from './serve-options.js';
 
-export { SERVE_USAGE } from './serve-options.js';
+export { SERVE_OPTIONS, SERVE_USAGE } from './serve-options.js';
 
 export async function serveCommand(argv: string[]): Promise<void> {
-  const { values } = parseArgs({ args: argv, options: SERVE_OPTIONS, strict: true, allowPositionals: false });
-  await serve(resolveConfig(settingsFromFlags(values), process.env));
+  const { values, positionals } = parseCommandLine(argv, SERVE_OPTIONS);
+  noMore(positionals, 0);
+  let config: ReturnType<typeof resolveConfig>;
+  try {
+    config = resolveConfig(settingsFromFlags(values), process.env);
+  } catch (err) {
+    // Settings that cannot work are a wrong command line (or environment): exit 2, before any work.
+    throw err instanceof ConfigError ? new UsageError(err.message) : err;
+  }
+  await serve(config);
 }
