@@ -1,6 +1,5 @@
 import { createServer } from 'node:http';
 import { release } from 'node:os';
-import { pino } from 'pino';
 import { DiskBackend } from './backend/disk.js';
 import { LoopBackend } from './backend/loop.js';
 import { SparePool } from './backend/spares.js';
@@ -10,6 +9,7 @@ import { MIN_SIZE_BYTES } from './core/options.js';
 import { formatSize } from './core/size.js';
 import { type Extensions, wireExtensions } from './extensions.js';
 import { createApp } from './protocol/routes.js';
+import { createLogger } from './server/logger.js';
 import { closeUnix, listenUnix } from './server/unix-socket.js';
 import { Layout } from './state/layout.js';
 import { Store } from './state/store.js';
@@ -22,7 +22,7 @@ import { VolumeService } from './volume/service.js';
  * managed plugin within seconds), reconcile after; requests that arrive meanwhile wait for it.
  */
 export async function serve(config: Config): Promise<void> {
-  const log = pino({ level: config.logLevel, base: { pid: process.pid } });
+  const log = createLogger(config.logLevel, config.logFormat);
   if (config.defaultSizeBytes < MIN_SIZE_BYTES[config.defaultFs]) {
     throw new Error(
       `--default-size ${formatSize(config.defaultSizeBytes)} is below the ${config.defaultFs} minimum of ${formatSize(MIN_SIZE_BYTES[config.defaultFs])}`,

@@ -1,41 +1,37 @@
 import { basename } from 'node:path';
-import { parseArgs } from 'node:util';
 import { resolveConfig } from '../config/resolve.js';
 import { DEFAULTS, ENV } from '../config/settings.js';
 import { diagnose } from '../doctor/checks.js';
 import { dockerHost } from '../dvdcli/managed.js';
-import { printJson, UsageError } from './args.js';
+import { formatHelp, noMore, parseCommandLine, printJson } from './args.js';
 
-export const DOCTOR_USAGE = `usage: loopvol doctor [--data-root DIR] [--socket PATH] [--driver NAME] [--json]
+export const DOCTOR_HELP = formatHelp({
+  usage: ['doctor [--data-root DIR] [--socket PATH] [--driver NAME] [--json]'],
+  about:
+    "Checks what loopvol needs: root, /dev/loop-control and a free loop device, the kernel release and how loop devices are attached there (LOOP_CONFIGURE, LOOP_SET_FD or losetup), the tools (mkfs.ext4, e2fsck, resize2fs, mkfs.xfs, xfs_growfs, xfs_repair, ...), ext4 and xfs in the kernel, the data root's filesystem and free space (binary units), the daemon's socket, and whether dockerd (DOCKER_HOST, default /var/run/docker.sock; skipped when it is not running) sees the plugin. One line per finding, with the fix.",
+  options: [
+    ['--data-root DIR', `as for serve (env ${ENV.dataRoot}, default ${DEFAULTS.dataRoot})`],
+    ['--socket PATH', `the daemon's socket, as for serve (env ${ENV.socket}, default ${DEFAULTS.socket})`],
+    ['--driver NAME', "the name dockerd knows the plugin by; default the socket's file name without .sock"],
+    ['--json', 'print the findings as JSON'],
+  ],
+  notes: [
+    `With ${ENV.backupRepo} and ${ENV.backupPasswordFile} set (as for the daemon), it also opens the backup repository. With ${ENV.cluster} (and ${ENV.clusterAuthFile}) set, it checks the auth file's mode, that ZooKeeper lets loopvol read its root, and that the root is not open to everyone.`,
+    'Exit codes: 0 nothing broken (warnings allowed); 1 something is; 2 the command line is wrong.',
+  ],
+  example: 'loopvol doctor --data-root /srv/loopvol',
+});
 
-  Checks what loopvol needs: root, /dev/loop-control and a free loop device, the kernel release
-  and how loop devices are attached there (LOOP_CONFIGURE, LOOP_SET_FD or losetup), the tools
-  (mkfs.ext4, e2fsck, resize2fs, mkfs.xfs, xfs_growfs, xfs_repair, ...), ext4 and xfs in the kernel,
-  the data root's filesystem and free space, the daemon's socket, and whether dockerd (DOCKER_HOST,
-  default /var/run/docker.sock; skipped when it is not running) sees the plugin.
-  One line per finding, with the fix. Exit 0: nothing broken (warnings allowed); 1: something is.
-  --data-root and --socket default as for serve (env LOOPVOL_DATA_ROOT, LOOPVOL_SOCKET); --driver is
-  the name dockerd knows the plugin by (default: the socket's file name without .sock).
-  With LOOPVOL_BACKUP_REPO and LOOPVOL_BACKUP_PASSWORD_FILE set (as for the daemon), it also opens the
-  backup repository. With LOOPVOL_CLUSTER (and LOOPVOL_CLUSTER_AUTH_FILE) set, it checks the auth
-  file's mode, that ZooKeeper lets loopvol read its root, and that the root is not open to everyone.`;
+export const DOCTOR_OPTIONS = {
+  'data-root': { type: 'string' },
+  socket: { type: 'string' },
+  driver: { type: 'string' },
+  json: { type: 'boolean' },
+} as const;
 
 export async function doctorCommand(argv: string[]): Promise<void> {
-  let values: { 'data-root'?: string; socket?: string; driver?: string; json?: boolean };
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      strict: true,
-      options: {
-        'data-root': { type: 'string' },
-        socket: { type: 'string' },
-        driver: { type: 'string' },
-        json: { type: 'boolean' },
-      },
-    }));
-  } catch (err) {
-    throw new UsageError(`${(err as Error).message}\n\n${DOCTOR_USAGE}`);
-  }
+  const { values, positionals } = parseCommandLine(argv, DOCTOR_OPTIONS);
+  noMore(positionals, 0);
   const socket = values.socket ?? process.env[ENV.socket] ?? DEFAULTS.socket;
   const repository = process.env[ENV.backupRepo];
   const passwordFile = process.env[ENV.backupPasswordFile];

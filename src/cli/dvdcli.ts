@@ -1,10 +1,11 @@
 import { destination, pino } from 'pino';
-import { DVDCLI_USAGE, parseDvdcliArgs } from '../dvdcli/args.js';
+import { BOOLEAN_FLAGS, DVDCLI_USAGE, parseDvdcliArgs, VALUE_FLAGS } from '../dvdcli/args.js';
 import { discoveryRoots } from '../dvdcli/discovery.js';
 import { locatePlugin } from '../dvdcli/locate.js';
 import { dockerHost } from '../dvdcli/managed.js';
 import { runDvdcli, timeoutsFrom } from '../dvdcli/run.js';
 import { versionText } from '../dvdcli/version.js';
+import type { Options } from './args.js';
 
 /**
  * `dvdcli` / `loopvol dvdcli`: the Mesos docker/volume isolator reads the mountpoint from stdout, so
@@ -33,5 +34,8 @@ export async function dvdcliCommand(argv: string[]): Promise<void> {
   }
 }
 
-export const DVDCLI_COMMAND_USAGE =
-  '  dvdcli          a dvdcli-compatible client for the Mesos docker/volume isolator';
+/** dvdcli's flags in parseArgs' terms (dvdcli parses them itself, as its Go original does). */
+export const DVDCLI_OPTIONS = Object.fromEntries([
+  ...[...VALUE_FLAGS].map((f) => [f, { type: 'string' }]),
+  ...[...BOOLEAN_FLAGS].map((f) => [f, { type: 'boolean' }]),
+]) as Options;

@@ -29,11 +29,22 @@ const WIDTH = 110;
 
 const label = (s: Setting) => `--${s.flag}${s.placeholder ? ` ${s.placeholder}` : ''}`;
 
-/** Where the value comes from when the flag is absent, what it is when nothing gives one, an example. */
+/**
+ * Where the value comes from when the flag is absent, what it is when nothing gives one, an example,
+ * what a bare number means, and the settings it needs.
+ */
 function origin(s: Setting): string[] {
-  if (!s.placeholder) return [`env ${s.env}=${s.example}`];
+  const required = (s.requires ?? []).map((k) => `--${SETTINGS[k as SettingKey].flag}`);
+  const needs = required.length > 0 ? [`needs ${required.join(' and ')}`] : [];
+  if (!s.placeholder) return [`env ${s.env}=${s.example}`, ...needs];
   const shown = s.defaultText ?? s.default;
-  return [`env ${s.env}`, ...(shown === '' ? [] : [`default ${shown}`]), `e.g. ${s.example}`];
+  return [
+    `env ${s.env}`,
+    ...(shown === '' ? [] : [`default ${shown}`]),
+    `e.g. ${s.example}`,
+    ...(s.unit ? [`a bare number is ${s.unit}`] : []),
+    ...needs,
+  ];
 }
 
 /** Joins `parts` with `separator` into lines of at most `width` characters, breaking between parts. */
@@ -65,11 +76,15 @@ function usage(): string {
   return [
     'usage: loopvol serve [OPTION]...',
     '',
-    '  Each option may instead be set by its environment variable (env); a flag wins over it.',
+    '  Runs the Docker volume plugin daemon until SIGTERM. Each option may instead be set by its',
+    '  environment variable (env); a flag wins over it.',
     '',
     ...options,
     '',
     ...notes,
+    '',
+    'example:',
+    '  loopvol serve --data-root /srv/loopvol --default-size 10G --log-format pretty',
   ].join('\n');
 }
 

@@ -1,31 +1,40 @@
 import { formatSize } from '../core/size.js';
-import { parseCommandLine, printJson, UsageError } from './args.js';
-import { askDaemon, SOCKET_HELP } from './daemon-client.js';
+import { formatHelp, parseCommandLine, printJson, UsageError } from './args.js';
+import { askDaemon, SOCKET_OPTION } from './daemon-client.js';
 import { withProgress } from './progress.js';
 import { plainTable } from './table.js';
 
-export const SNAPSHOT_USAGE = `usage: loopvol snapshot create NAME [SNAP] [--force] [--json] [--socket PATH]
-       loopvol snapshot ls NAME [--json] [--socket PATH]
-       loopvol snapshot rm NAME SNAP [--socket PATH]
+export const SNAPSHOT_HELP = formatHelp({
+  usage: [
+    'snapshot create NAME [SNAP] [--force] [--json] [--socket PATH]',
+    'snapshot ls NAME [--json] [--socket PATH]',
+    'snapshot rm NAME SNAP [--socket PATH]',
+  ],
+  about:
+    "create: a crash-consistent copy of volume NAME, in use or not (a mounted volume is frozen for the copy); SNAP defaults to the time (20261125T101500Z). A reflink where the data root's filesystem shares blocks (xfs, btrfs) is instant; else a sparse copy, refused for a mounted volume when it would freeze it longer than the daemon's --max-freeze (seconds), unless --force. ls: the volume's snapshots: name, when, how (reflink or copy), size, allocated. rm: deletes a snapshot (a volume with snapshots cannot be removed).",
+  options: [
+    ['--force', 'create: copy even when the volume stays frozen longer than --max-freeze'],
+    ['--json', 'print the snapshot (or the list) as JSON'],
+    SOCKET_OPTION,
+  ],
+  example: 'loopvol snapshot create pg before-upgrade',
+});
 
-  create  a crash-consistent copy of volume NAME, in use or not (a mounted volume is frozen for the
-          copy). SNAP defaults to the time (20261125T101500Z). A reflink where the data root's
-          filesystem shares blocks (xfs, btrfs): instant; else a sparse copy, refused for a mounted
-          volume when it would freeze it longer than the daemon's --max-freeze, unless --force.
-  ls      the volume's snapshots: name, when, how (reflink or copy), size, allocated
-  rm      deletes a snapshot (a volume with snapshots cannot be removed)
-  ${SOCKET_HELP}`;
-
-const OPTIONS = {
+export const SNAPSHOT_OPTIONS = {
   socket: { type: 'string' },
   json: { type: 'boolean' },
   force: { type: 'boolean' },
 } as const;
 
 export async function snapshotCommand(argv: string[]): Promise<void> {
-  const { values, positionals } = parseCommandLine(argv, OPTIONS, SNAPSHOT_USAGE);
+  const { values, positionals } = parseCommandLine(argv, SNAPSHOT_OPTIONS);
   const [action, name, snap, ...extra] = positionals;
-  if (!name || extra.length > 0) throw new UsageError(SNAPSHOT_USAGE);
+  if (!['create', 'ls', 'rm'].includes(action ?? ''))
+    throw new UsageError(
+      action ? `unknown snapshot action "${action}"` : 'missing the action: create, ls or rm',
+    );
+  if (!name) throw new UsageError('missing the volume NAME');
+  if (extra.length > 0) throw new UsageError(`unexpected argument "${extra[0]}"`);
   if (action === 'create') {
     const { Snapshot: made } = await withProgress(`snapshotting ${name}`, () =>
       askDaemon(
@@ -49,6 +58,6 @@ export async function snapshotCommand(argv: string[]): Promise<void> {
     await askDaemon(values.socket, 'Loopvol.SnapshotRemove', { Name: name, Snapshot: snap });
     process.stdout.write(`${name}@${snap}\n`);
   } else {
-    throw new UsageError(SNAPSHOT_USAGE);
+    throw new UsageError(action === 'ls' ? `unexpected argument "${snap}"` : 'missing the snapshot SNAP');
   }
 }

@@ -1,42 +1,72 @@
 import pMap from 'p-map';
+import { optionHelp } from '../core/option-help.js';
 import { formatSize } from '../core/size.js';
 import type { Volume } from '../protocol/wire.js';
-import { parseCommandLine, printJson, UsageError } from './args.js';
-import { askDaemon, SOCKET_HELP } from './daemon-client.js';
+import { formatHelp, JSON_FLAG, noMore, parseCommandLine, printJson, UsageError } from './args.js';
+import { askDaemon, SOCKET_FLAG, SOCKET_OPTION } from './daemon-client.js';
 import { withProgress } from './progress.js';
 import { plainTable } from './table.js';
 
-export const VOLUMES_USAGE = `usage: loopvol ls [--json] [--cluster] [--socket PATH]
-       loopvol inspect NAME [--json] [--socket PATH]
-       loopvol create NAME [-o key=value]... [--socket PATH]
-       loopvol rm NAME [--socket PATH]
+const EXIT_CODES =
+  'Exit codes: 0 done; 1 the daemon refused or could not be reached (its message on stderr); 2 the command line is wrong.';
 
-  ls       one line per volume: size, used, allocated, fs, mounted, holders, mountpoint, and the
-           data root's provisioned, allocated and free bytes; --json: each volume as Get answers it;
-           --cluster: every volume in the cluster, its owner and its last backup (daemon run with --cluster)
-  inspect  one volume's Get answer, a field a line (--json: as JSON)
-  create   a volume with the same -o options as docker volume create (an existing one is left as it is)
-  rm       removes a volume (refused while it is mounted)
-  ${SOCKET_HELP}
-  Exit codes: 0 done; 1 the daemon refused or could not be reached (its message on stderr);
-  2 the command line is wrong.`;
+const JSON_OPTION = ['--json', 'print JSON instead of a table'] as const;
+
+export const LS_HELP = formatHelp({
+  usage: ['ls [--json] [--cluster] [--socket PATH]'],
+  about:
+    "One line per volume: size, used, allocated, fs, mounted, holders, mountpoint, then the data root's provisioned, allocated and free bytes (binary units: 1G is 1 GiB).",
+  options: [
+    ['--json', "each volume as the daemon's Get answers it"],
+    ['--cluster', 'every volume in the cluster, its owner and its last backup (a daemon run with --cluster)'],
+    SOCKET_OPTION,
+  ],
+  notes: [EXIT_CODES],
+  example: 'loopvol ls --json',
+});
+
+export const INSPECT_HELP = formatHelp({
+  usage: ['inspect NAME [--json] [--socket PATH]'],
+  about: "Volume NAME's details as the daemon's Get answers them, a field a line (sizes in bytes).",
+  options: [JSON_OPTION, SOCKET_OPTION],
+  notes: [EXIT_CODES],
+  example: 'loopvol inspect pg',
+});
+
+export const CREATE_HELP = formatHelp({
+  usage: ['create NAME [-o KEY=VALUE]... [--socket PATH]'],
+  about:
+    'Creates volume NAME with the same options as docker volume create -d loopvol -o KEY=VALUE; an existing volume is left as it is.',
+  options: [['-o KEY=VALUE', 'a Create option (below); repeat for each'], SOCKET_OPTION],
+  tables: [
+    { title: "-o keys (the daemon's --allow-options / --deny-options may narrow them)", rows: optionHelp() },
+  ],
+  notes: [EXIT_CODES],
+  example: 'loopvol create pg -o size=10G -o fs=xfs',
+});
+
+export const RM_HELP = formatHelp({
+  usage: ['rm NAME [--socket PATH]'],
+  about: 'Removes volume NAME and its data; refused while it is mounted or has snapshots.',
+  options: [SOCKET_OPTION],
+  notes: [EXIT_CODES],
+  example: 'loopvol rm pg',
+});
 
 /** Volumes fetched at once by ls: enough to hide latency, few enough not to crowd the daemon. */
 const GET_CONCURRENCY = 16;
 
-/** The flags of these commands; -o is create's. */
-const OPTIONS = {
-  socket: { type: 'string' },
-  json: { type: 'boolean' },
-  cluster: { type: 'boolean' },
-  opt: { type: 'string', short: 'o', multiple: true },
-} as const;
-
-const parse = (argv: string[]) => parseCommandLine(argv, OPTIONS, VOLUMES_USAGE);
+export const LS_OPTIONS = { ...SOCKET_FLAG, ...JSON_FLAG, cluster: { type: 'boolean' } } as const;
+export const INSPECT_OPTIONS = { ...SOCKET_FLAG, ...JSON_FLAG } as const;
+/** -o, as docker volume create spells it; also restore's. */
+export const OPT_FLAG = { opt: { type: 'string', short: 'o', multiple: true } } as const;
+export const CREATE_OPTIONS = { ...SOCKET_FLAG, ...OPT_FLAG } as const;
+export const RM_OPTIONS = SOCKET_FLAG;
 
 function oneName(positionals: string[]): string {
   const [name] = positionals;
-  if (name === undefined || positionals.length !== 1) throw new UsageError(VOLUMES_USAGE);
+  if (name === undefined) throw new UsageError('missing the volume NAME');
+  noMore(positionals, 1);
   return name;
 }
 
@@ -47,7 +77,8 @@ async function getVolume(socket: string | undefined, name: string): Promise<Volu
 }
 
 export async function lsCommand(argv: string[]): Promise<void> {
-  const { values } = parse(argv);
+  const { values, positionals } = parseCommandLine(argv, LS_OPTIONS);
+  noMore(positionals, 0);
   const socket = values.socket;
   if (values.cluster) return lsCluster(socket, values.json === true);
   const listed = (await askDaemon(socket, 'VolumeDriver.List', {})).Volumes;
@@ -102,7 +133,7 @@ async function lsCluster(socket: string | undefined, json: boolean): Promise<voi
 }
 
 export async function inspectCommand(argv: string[]): Promise<void> {
-  const { values, positionals } = parse(argv);
+  const { values, positionals } = parseCommandLine(argv, INSPECT_OPTIONS);
   const volume = await getVolume(values.socket, oneName(positionals));
   if (values.json) {
     printJson(volume);
@@ -116,7 +147,7 @@ export async function inspectCommand(argv: string[]): Promise<void> {
 }
 
 export async function createCommand(argv: string[]): Promise<void> {
-  const { values, positionals } = parse(argv);
+  const { values, positionals } = parseCommandLine(argv, CREATE_OPTIONS);
   const name = oneName(positionals);
   const opts = parseOpts(values.opt ?? []);
   // A large preallocated image or a pool disk can take minutes to make.
@@ -131,14 +162,14 @@ export function parseOpts(pairs: readonly string[]): Record<string, string> {
   const opts: Record<string, string> = {};
   for (const pair of pairs) {
     const eq = pair.indexOf('=');
-    if (eq <= 0) throw new UsageError(`-o "${pair}" is not key=value\n\n${VOLUMES_USAGE}`);
+    if (eq <= 0) throw new UsageError(`-o "${pair}" is not KEY=VALUE`);
     opts[pair.slice(0, eq)] = pair.slice(eq + 1);
   }
   return opts;
 }
 
 export async function rmCommand(argv: string[]): Promise<void> {
-  const { values, positionals } = parse(argv);
+  const { values, positionals } = parseCommandLine(argv, RM_OPTIONS);
   const name = oneName(positionals);
   await askDaemon(values.socket, 'VolumeDriver.Remove', { Name: name });
   process.stdout.write(`${name}\n`);

@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
+import { ConfigError } from './resolve.js';
 import { ENV, SETTING_KEYS, SETTINGS, type SettingKey } from './settings.js';
 
 /** The settings a config file may hold: all but the one that names the file. */
@@ -45,16 +46,16 @@ export async function readConfigFile(path: string): Promise<Partial<Record<Setti
   try {
     text = await readFile(path, 'utf8');
   } catch (err) {
-    throw new Error(`cannot read config file ${path}: ${(err as Error).message}`);
+    throw new ConfigError(`cannot read config file ${path}: ${(err as Error).message}`);
   }
   let json: unknown;
   try {
     json = JSON.parse(text);
   } catch (err) {
-    throw new Error(`config file ${path} is not JSON: ${(err as Error).message}`);
+    throw new ConfigError(`config file ${path} is not JSON: ${(err as Error).message}`);
   }
   const result = fileSchema(path).safeParse(json);
-  if (!result.success) throw new Error(result.error.issues.map((i) => i.message).join('; '));
+  if (!result.success) throw new ConfigError(result.error.issues.map((i) => i.message).join('; '));
   const byFlag = result.data as Record<string, string | undefined>;
   return Object.fromEntries(
     FILE_KEYS.flatMap((k) => {

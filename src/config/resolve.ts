@@ -4,6 +4,7 @@ import type { ClusterOptions } from '../cluster/options.js';
 import type { OptionPolicy } from '../core/option-policy.js';
 import { isWithin } from '../core/paths.js';
 import type { ListenAddress } from '../metrics/server.js';
+import type { LogFormat } from '../server/logger.js';
 import { SETTING_KEYS, SETTINGS, type SettingKey } from './settings.js';
 
 /** Daemon settings after flags, environment and defaults are merged and validated. */
@@ -15,6 +16,8 @@ export interface Config {
   defaultSizeBytes: number;
   defaultFs: 'ext4' | 'xfs';
   logLevel: string;
+  /** How log lines are written; absent: pretty on a terminal, else json. */
+  logFormat?: LogFormat;
   /** Whole disks `-o backend=disk` volumes may own; empty: disk volumes are refused. */
   diskPool: string[];
   /** Where volumes are mounted, as <mountRoot>/<name>; empty: inside each volume's directory. */
@@ -37,6 +40,9 @@ export interface Config {
 
 type Settings = typeof SETTINGS;
 
+/** Settings that cannot be used as given; `loopvol serve` exits 2 for it, as for a wrong command line. */
+export class ConfigError extends Error {}
+
 /** Every setting's schema, keyed as in SETTINGS, its messages naming its flag. */
 const fields = Object.fromEntries(
   SETTING_KEYS.map((k) => [k, SETTINGS[k].schema(`--${SETTINGS[k].flag}`, SETTINGS[k].env)]),
@@ -45,13 +51,24 @@ const fields = Object.fromEntries(
 /** The rules between settings; each field's own rules are in its SETTINGS entry. */
 const schema = z
   .object(fields)
-  .refine((c) => (c.backupRepo === '') === (c.backupPasswordFile === ''), {
-    message: '--backup-repo and --backup-password-file go together',
-  })
   .refine(
     (c) => c.mountRoot === '' || !(isWithin(c.mountRoot, c.dataRoot) || isWithin(c.dataRoot, c.mountRoot)),
     { message: '--mount-root and --data-root must not contain one another' },
   );
+
+const named = (k: SettingKey) => `--${SETTINGS[k].flag} (env ${SETTINGS[k].env})`;
+
+/**
+ * Settings given, other than as their default, without one they need (SETTINGS' `requires`): these
+ * would be ignored, so they are refused, naming both.
+ */
+function missingRequirements(raw: Record<SettingKey, string>): string[] {
+  const set = (k: SettingKey) => raw[k] !== SETTINGS[k].default;
+  return SETTING_KEYS.flatMap((k) => {
+    const missing = ((SETTINGS[k].requires ?? []) as readonly SettingKey[]).filter((r) => !set(r));
+    return set(k) && missing.length > 0 ? [`${named(k)} needs ${missing.map(named).join(' and ')}`] : [];
+  });
+}
 
 /**
  * Merges flag values (undefined when not given), then the environment, then the config file's
@@ -65,9 +82,10 @@ export function resolveConfig(
 ): Config {
   const raw = Object.fromEntries(
     SETTING_KEYS.map((k) => [k, flags[k] ?? env[SETTINGS[k].env] ?? file[k] ?? SETTINGS[k].default]),
-  );
+  ) as Record<SettingKey, string>;
   const result = schema.safeParse(raw);
-  if (!result.success) throw new Error(result.error.issues.map((i) => i.message).join('; '));
+  const problems = [...missingRequirements(raw), ...(result.error?.issues.map((i) => i.message) ?? [])];
+  if (!result.success || problems.length > 0) throw new ConfigError(problems.join('; '));
   const c = result.data;
   return {
     configFile: c.config,
@@ -76,6 +94,7 @@ export function resolveConfig(
     defaultSizeBytes: c.defaultSize,
     defaultFs: c.defaultFs,
     logLevel: c.logLevel,
+    ...(c.logFormat ? { logFormat: c.logFormat } : {}),
     diskPool: c.diskPool,
     mountRoot: c.mountRoot,
     spares: c.spares,

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { LOG_FORMATS } from '../server/logger.js';
 import {
   absolutePath,
   directory,
@@ -31,6 +32,13 @@ export interface Setting<S extends z.ZodType<unknown, string> = z.ZodType<unknow
   placeholder?: string;
   /** The usage text's description. */
   help: string;
+  /** What a bare number means (the usage text shows it): `--default-size 512` is 512 GiB. */
+  unit?: string;
+  /**
+   * The keys of settings this one means nothing without: giving it (other than as its default)
+   * without them is refused. (Plain strings: SettingKey derives from this table.)
+   */
+  requires?: readonly string[];
   /** Parses the raw string; its messages name the flag (given as "--flag"). */
   schema: (flag: string, env: string) => S;
 }
@@ -91,6 +99,7 @@ export const SETTINGS = {
     example: '10G',
     placeholder: 'SIZE',
     help: 'size when Create names none',
+    unit: 'GiB',
     schema: size,
   }),
   defaultFs: setting({
@@ -110,6 +119,16 @@ export const SETTINGS = {
     placeholder: 'LEVEL',
     help: LOG_LEVELS.join('|'),
     schema: (flag) => z.enum(LOG_LEVELS, { error: `${flag} must be one of ${LOG_LEVELS.join(', ')}` }),
+  }),
+  logFormat: setting({
+    flag: 'log-format',
+    env: 'LOOPVOL_LOG_FORMAT',
+    default: '',
+    defaultText: 'pretty on a terminal, else json',
+    example: 'pretty',
+    placeholder: 'FORMAT',
+    help: 'json: one JSON object a line (for journald and log shippers); pretty: one short line for a human',
+    schema: (flag) => z.enum(['', ...LOG_FORMATS], { error: `${flag} must be ${LOG_FORMATS.join(' or ')}` }),
   }),
   diskPool: setting({
     flag: 'disk-pool',
@@ -187,6 +206,7 @@ export const SETTINGS = {
     help:
       'a snapshot of a mounted volume on a data root without reflinks may keep it frozen this long ' +
       'for its copy, else it is refused unless forced',
+    unit: 'seconds',
     schema: (flag) => duration(flag, { minMs: 0, maxMs: HOUR_MS }),
   }),
   backupRepo: setting({
@@ -199,6 +219,7 @@ export const SETTINGS = {
     help:
       "a restic repository (a path, sftp:, s3:, rest:, ...) for loopvol backup and restores; restic's " +
       'own environment passes through for credentials; the operator creates it with restic init',
+    requires: ['backupPasswordFile'],
     schema: (flag) => z.string().max(1024, `${flag} is too long`),
   }),
   backupPasswordFile: setting({
@@ -207,7 +228,8 @@ export const SETTINGS = {
     default: '',
     example: '/etc/loopvol/restic-password',
     placeholder: 'FILE',
-    help: "the repository's password; goes with --backup-repo",
+    help: "the repository's password",
+    requires: ['backupRepo'],
     schema: (flag) => z.union([z.literal(''), absolutePath(flag)]),
   }),
   backupKeep: setting({
@@ -218,6 +240,7 @@ export const SETTINGS = {
     defaultText: '0: all',
     placeholder: 'N',
     help: 'backups kept per volume, older ones pruned',
+    requires: ['backupRepo'],
     schema: (flag) => wholeNumber(`${flag} takes a whole number (0 keeps every backup)`, 9999),
   }),
   cluster: setting({
@@ -237,6 +260,8 @@ export const SETTINGS = {
     example: '30s',
     placeholder: 'TIME',
     help: 'ZooKeeper session timeout: how long a gone agent keeps its volumes',
+    unit: 'seconds',
+    requires: ['cluster'],
     schema: (flag) => duration(flag, { minMs: 1000, maxMs: HOUR_MS }),
   }),
   nodeId: setting({
@@ -247,6 +272,7 @@ export const SETTINGS = {
     defaultText: 'the host name',
     placeholder: 'ID',
     help: "this agent's name in the cluster",
+    requires: ['cluster'],
     schema: (flag) =>
       z
         .string()
@@ -258,6 +284,7 @@ export const SETTINGS = {
     default: 'false',
     example: 'true',
     help: 'a Create of a name whose owner is gone restores its latest backup',
+    requires: ['cluster', 'backupRepo'],
     schema: (flag, env) => onOff(`${flag} (env ${env}) is true or false`),
   }),
   clusterAuthFile: setting({
@@ -268,6 +295,7 @@ export const SETTINGS = {
     example: '/etc/loopvol/zk-auth',
     placeholder: 'FILE',
     help: "USER:PASSWORD (mode 0600) for ZooKeeper's digest scheme: loopvol's nodes are that user's only (see docs/mesos.md)",
+    requires: ['cluster'],
     schema: (flag) => z.union([z.literal(''), absolutePath(flag)]),
   }),
   allowOptions: setting({

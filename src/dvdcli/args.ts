@@ -34,9 +34,9 @@ what rexray's dvdcli 0.2 prints: mount and path the mountpoint, get the volume's
 line (--json: the plugin's answer as JSON), create, remove and unmount nothing. Logs go to stderr; exit 1
 on any error. Environment: DVDCLI_TIMEOUT (seconds per call; default 120 for mount/create, 60 otherwise).`;
 
-const VALUE_FLAGS = new Set(['volumedriver', 'volumename', 'volumeopts']);
+export const VALUE_FLAGS = new Set(['volumedriver', 'volumename', 'volumeopts']);
 /** Flags without a value; `=true|false` may follow. */
-const BOOLEAN_FLAGS = new Set(['explicitcreate', 'json']);
+export const BOOLEAN_FLAGS = new Set(['explicitcreate', 'json']);
 
 const schema = z.object({
   command: z.enum(SUBCOMMANDS, { error: `the command must be one of ${SUBCOMMANDS.join(', ')}` }),

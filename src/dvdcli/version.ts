@@ -8,7 +8,7 @@ const GO_ARCH: Record<string, string> = { x64: 'x86_64', arm64: 'aarch64', ia32:
 declare const LOOPVOL_BUILD: { version: string; built: string } | undefined;
 
 /** loopvol's version and when this build was made. */
-function buildInfo(): { version: string; built: Date } {
+export function buildInfo(): { version: string; built: Date } {
   if (typeof LOOPVOL_BUILD !== 'undefined')
     return { version: LOOPVOL_BUILD.version, built: new Date(LOOPVOL_BUILD.built) };
   const packageJson = new URL('../../package.json', import.meta.url);

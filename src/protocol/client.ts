@@ -59,7 +59,8 @@ function exchange(
     );
     req.on('timeout', () => req.destroy(new Error(`${label}: no answer within ${timeoutMs / 1000} s`)));
     req.on('error', (err) =>
-      reject(err.message.startsWith(label) ? err : new Error(`${label}: ${err.message}`)),
+      // The cause keeps the errno code (ENOENT, ECONNREFUSED) for callers that explain it.
+      reject(err.message.startsWith(label) ? err : new Error(`${label}: ${err.message}`, { cause: err })),
     );
     req.end(payload);
   });

@@ -162,6 +162,24 @@ describe.runIf(storageAvailable())('loopvol serve as a process', () => {
     expect(messages.indexOf('request:VolumeDriver.Get')).toBeGreaterThan(reconciled);
   });
 
+  it('logs one short line for a human with --log-format pretty', async () => {
+    const plugin = await start({ args: ['--log-format', 'pretty'] });
+    await plugin.call('VolumeDriver.Create', { Name: 'pretty', Opts: { size: '64M' } });
+    await plugin.call('VolumeDriver.Remove', { Name: 'pretty' });
+    expect(await plugin.stop()).toBe(0);
+    await drained(plugin);
+    const lines = plugin
+      .logs()
+      .split('\n')
+      .filter((line) => line.trim() !== '');
+    expect(lines.filter((line) => line.startsWith('{'))).toEqual([]);
+    expect(lines).toContainEqual(
+      expect.stringMatching(
+        /^\d\d:\d\d:\d\d INFO {2}request volume=pretty req=\w{8} method=VolumeDriver\.Create /,
+      ),
+    );
+  });
+
   it('logs only JSON, with method, volume, duration and outcome on every request line', async () => {
     const plugin = await start();
     await plugin.call('VolumeDriver.Create', { Name: 'logged', Opts: { size: '64M' } });

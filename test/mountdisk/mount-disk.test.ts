@@ -198,7 +198,7 @@ describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'mount', 'fallocate']))
       [['mesos-resources', '--role', 'bad role'], 'is not a Mesos role'],
     ] as const) {
       const result = await loopvol([...args]);
-      expect(result.exitCode, args.join(' ')).toBe(1);
+      expect(result.exitCode, args.join(' ')).toBe(2);
       expect(result.stderr).toContain(message);
     }
   });

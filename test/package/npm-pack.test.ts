@@ -51,7 +51,7 @@ describe.runIf(storageAvailable())('npm pack', () => {
     const installed = (name: string) => join(prefix, 'bin', name);
 
     const help = await execa(installed('loopvol'), ['help']);
-    expect(help.stdout).toContain('usage: loopvol serve');
+    expect(help.stdout).toContain('usage: loopvol <command>');
     const version = await execa(installed('dvdcli'), ['version']);
     expect(version.stdout).toMatch(/^SemVer: \d+\.\d+\.\d+$/m);
 

@@ -24,7 +24,7 @@ describe.runIf(storageAvailable())('single executable', () => {
   it('runs by itself, as loopvol and, through a link named dvdcli, as dvdcli', async () => {
     // An empty environment: nothing tells it where Node.js or loopvol's files are.
     const help = await execa(binary(), ['help'], { env: {}, extendEnv: false });
-    expect(help.stdout).toContain('usage: loopvol serve');
+    expect(help.stdout).toContain('usage: loopvol <command>');
     expect(help.stderr).toBe('');
     const version = await execa(join(dir, 'dvdcli'), ['version'], { env: {}, extendEnv: false });
     expect(version.stdout).toMatch(/^SemVer: \d+\.\d+\.\d+$/m);

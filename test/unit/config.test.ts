@@ -266,3 +266,41 @@ describe('the env file template', () => {
     expect(template.split('\n').filter((l) => l !== '' && !l.startsWith('#'))).toEqual([]);
   });
 });
+
+describe('settings that need another', () => {
+  it.each([
+    [
+      { restoreMissing: 'true' },
+      '--restore-missing (env LOOPVOL_RESTORE_MISSING) needs --cluster (env LOOPVOL_CLUSTER) and --backup-repo (env LOOPVOL_BACKUP_REPO)',
+    ],
+    [{ backupKeep: '7' }, '--backup-keep (env LOOPVOL_BACKUP_KEEP) needs --backup-repo'],
+    [
+      { backupPasswordFile: '/etc/pw' },
+      '--backup-password-file (env LOOPVOL_BACKUP_PASSWORD_FILE) needs --backup-repo',
+    ],
+    [{ backupRepo: '/srv/repo' }, '--backup-repo (env LOOPVOL_BACKUP_REPO) needs --backup-password-file'],
+    [{ clusterTimeout: '30s' }, '--cluster-timeout (env LOOPVOL_CLUSTER_TIMEOUT) needs --cluster'],
+    [{ nodeId: 'a' }, '--node-id (env LOOPVOL_NODE_ID) needs --cluster'],
+    [{ clusterAuthFile: '/etc/zk' }, '--cluster-auth-file (env LOOPVOL_CLUSTER_AUTH_FILE) needs --cluster'],
+  ])('refuses %j alone, naming both', (flags, message) => {
+    expect(() => resolveConfig(flags, {})).toThrow(message);
+  });
+
+  it('refuses them from the environment too, and accepts them as their default or with what they need', () => {
+    expect(() => resolveConfig({}, { [ENV.backupKeep]: '3' })).toThrow(
+      '--backup-keep (env LOOPVOL_BACKUP_KEEP) needs',
+    );
+    expect(() => resolveConfig({ backupKeep: '0', restoreMissing: 'false' }, {})).not.toThrow();
+    const both = {
+      cluster: 'zk://127.0.0.1:2181/loopvol',
+      backupRepo: '/srv/r',
+      backupPasswordFile: '/etc/pw',
+    };
+    expect(resolveConfig({ ...both, restoreMissing: 'true' }, {}).cluster?.restoreMissing).toBe(true);
+  });
+
+  it('names every requirement after a setting', () => {
+    for (const k of SETTING_KEYS)
+      for (const r of SETTINGS[k].requires ?? []) expect(SETTING_KEYS).toContain(r);
+  });
+});
