@@ -237,7 +237,7 @@ describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'mount', 'restic', 'jav
           .toBe(200);
       } catch (err) {
         throw new Error(
-          `${(err as Error).message}; last reply ${JSON.stringify(last)}; agent log:\n${b.logs()}\nZooKeeper's log:\n${zk.logTail()}`,
+          `${(err as Error).message}; last reply ${JSON.stringify(last)}; agent log:\n${b.logs()}\nZooKeeper's log:\n${zk.logTail(300)}`,
         );
       }
       // Nobody took it over: once its shut-down mount is gone, the copy mounts again.

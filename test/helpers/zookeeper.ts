@@ -109,7 +109,13 @@ export async function startZooKeeper(dir: string, settings: Record<string, strin
       }
     },
     logTail: (lines = 80) =>
-      existsSync(log) ? readFileSync(log, 'utf8').split('\n').slice(-lines).join('\n') : '',
+      existsSync(log)
+        ? readFileSync(log, 'utf8')
+            .split('\n')
+            .filter((l) => !/^\s+at /.test(l)) // Java stack frames: the message lines say enough
+            .slice(-lines)
+            .join('\n')
+        : '',
     async stop() {
       const running = child;
       child = undefined;
