@@ -38,6 +38,7 @@ const LONGEST = [
   'test/integration/file-backup.test.ts',
   'test/integration/backups.test.ts',
   'test/reliability/crash.test.ts',
+  'test/reliability/crash-release.test.ts',
   'test/integration/daemon.test.ts',
   'test/integration/snapshots.test.ts',
   'test/mountdisk/mount-disk.test.ts',
