@@ -6,12 +6,16 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAndMount, ok, sha } from '../helpers/calls.js';
-import { startClusterBackdrop } from '../helpers/cluster.js';
+import {
+  agentGone,
+  type ClusterBackdrop,
+  startAgent,
+  startClusterBackdrop,
+  stopClusterBackdrop,
+} from '../helpers/cluster.js';
 import { removeAllContainers, runAll, runContainer, startDockerEnv } from '../helpers/dockerd.js';
-import { cleanupTempDir } from '../helpers/kernel.js';
 import { BIN, type PluginProcess, pluginCases } from '../helpers/plugin.js';
 import { storageAvailable } from '../helpers/tools.js';
-import type { ZooKeeper } from '../helpers/zookeeper.js';
 
 const DVDCLI = new URL('../../bin/dvdcli', import.meta.url).pathname;
 
@@ -22,55 +26,20 @@ const TIMEOUT_S = 2;
 /** Create then Mount: the mountpoint. */
 const mount = (p: PluginProcess, name: string, opts: object = {}) => createAndMount(p, name, opts, ID);
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
 describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'mount', 'restic', 'java', 'dockerd']))(
   'volumes that follow their task: ownership in a real ZooKeeper',
   () => {
-    let shared = '';
-    let zk: ZooKeeper;
-    let repo = '';
-    let password = '';
+    let backdrop: ClusterBackdrop;
     const cases = pluginCases();
 
     beforeAll(async () => {
-      ({ dir: shared, zk, repo, password } = await startClusterBackdrop('cluster'));
+      backdrop = await startClusterBackdrop('cluster');
     }, 60_000);
-    afterAll(async () => {
-      await zk?.stop();
-      if (shared) await cleanupTempDir(shared);
-    });
+    afterAll(() => stopClusterBackdrop(backdrop));
 
     /** Each agent: its own data root and socket in the test's dir, one ZooKeeper path per test. */
-    async function agent(
-      dir: string,
-      id: string,
-      path: string,
-      env: Record<string, string> = {},
-    ): Promise<PluginProcess> {
-      const p = await cases.start({
-        env,
-        socket: join(dir, `${id}.sock`),
-        dataRoot: join(dir, id),
-        args: [
-          '--spares',
-          '0',
-          '--cluster',
-          zk.url(path),
-          '--cluster-timeout',
-          String(TIMEOUT_S),
-          '--node-id',
-          id,
-          '--restore-missing',
-          '--backup-repo',
-          repo,
-          '--backup-password-file',
-          password,
-        ],
-      });
-      await p.waitForLog(/"msg":"joined the cluster"/, 20_000);
-      return p;
-    }
+    const agent = (dir: string, id: string, path: string, env: Record<string, string> = {}) =>
+      startAgent(cases.start, backdrop, { dir, id, path, timeoutS: TIMEOUT_S, env });
 
     it('fails over from a dead agent to a live one from the backup; the old copy comes back stale', async () => {
       const dir = await cases.begin('cluster-failover');
@@ -87,7 +56,7 @@ describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'mount', 'restic', 'jav
       expect(refused.body.Err).toMatch(/volume pg lives on agent agent-a, which is alive/);
 
       await a.kill();
-      await sleep((TIMEOUT_S + 2) * 1000);
+      await agentGone(backdrop, '/failover', 'agent-a');
       // As the Mesos isolator on agent B calls it: dvdcli finds B's socket (agent-b.sock) by name.
       const dvdcli = (...args: string[]) =>
         execa(process.execPath, [DVDCLI, ...args, '--volumedriver=agent-b', '--volumename=pg'], {
@@ -129,7 +98,7 @@ describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'mount', 'restic', 'jav
       await writeFile(join(await mount(a, 'pg'), 'rows'), rows);
       await ok(a, 'Loopvol.Backup', { Name: 'pg' });
       await a.kill();
-      await sleep((TIMEOUT_S + 2) * 1000);
+      await agentGone(backdrop, '/resume', 'agent-a');
       // B claims pg (generation 2) and dies with the restore half done.
       const doomed = await agent(dir, 'agent-b', '/resume', { LOOPVOL_CRASH_AT: 'restore:mounted' });
       const exited = once(doomed.child, 'exit');
@@ -150,7 +119,7 @@ describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'mount', 'restic', 'jav
       await writeFile(join(mountA, 'page'), page);
       await ok(a, 'Loopvol.Backup', { Name: 'web' });
       await a.kill();
-      await sleep((TIMEOUT_S + 2) * 1000);
+      await agentGone(backdrop, '/docker', 'agent-a');
       const env = await startDockerEnv(dir, b.socket);
       try {
         // The volume does not exist on B: dockerd's implicit Create restores it, then mounts it.
@@ -174,7 +143,7 @@ describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'mount', 'restic', 'jav
       const b = await agent(dir, 'agent-b', '/nobackup');
       await ok(a, 'VolumeDriver.Create', { Name: 'cache', Opts: { size: '64M' } });
       await a.kill();
-      await sleep((TIMEOUT_S + 2) * 1000);
+      await agentGone(backdrop, '/nobackup', 'agent-a');
       const refused = await b.call('VolumeDriver.Create', { Name: 'cache', Opts: {} });
       expect(refused.body.Err).toMatch(/there is no backup of a volume named cache/);
       expect((await ok(b, 'VolumeDriver.List', {})).Volumes).toEqual([]);
@@ -191,7 +160,7 @@ describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'mount', 'restic', 'jav
       const c = await agent(dir, 'agent-c', '/race');
       await ok(a, 'VolumeDriver.Create', { Name: 'kafka', Opts: { size: '64M' } });
       await a.kill();
-      await sleep((TIMEOUT_S + 2) * 1000);
+      await agentGone(backdrop, '/race', 'agent-a');
       const replies = await Promise.all(
         [b, c].map((p) => p.call('VolumeDriver.Create', { Name: 'kafka', Opts: { fresh: 'true' } })),
       );
@@ -208,7 +177,7 @@ describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'mount', 'restic', 'jav
       const b = await agent(dir, 'agent-b', '/zkdown');
       const mounted = await mount(b, 'live');
       await writeFile(join(mounted, 'before'), 'written');
-      await zk.stop();
+      await backdrop.zk.stop();
       try {
         // B cannot tell an outage from a partition: it stops writing before anyone could take over.
         await b.waitForLog(/shut the volume down/, 20_000);
@@ -220,7 +189,7 @@ describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'mount', 'restic', 'jav
         const mount = await b.call('VolumeDriver.Mount', { Name: 'live', ID: 'e'.repeat(64) });
         expect(mount.body.Err).toMatch(/ZooKeeper has not answered/);
       } finally {
-        await zk.start();
+        await backdrop.zk.start();
       }
       // On failure, say what the agent answered and logged: a flake here is otherwise opaque.
       let last: unknown;
@@ -237,7 +206,7 @@ describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'mount', 'restic', 'jav
           .toBe(200);
       } catch (err) {
         throw new Error(
-          `${(err as Error).message}; last reply ${JSON.stringify(last)}; agent log:\n${b.logs()}\nZooKeeper's log:\n${zk.logTail(300)}`,
+          `${(err as Error).message}; last reply ${JSON.stringify(last)}; agent log:\n${b.logs()}\nZooKeeper's log:\n${backdrop.zk.logTail(300)}`,
         );
       }
       // Nobody took it over: once its shut-down mount is gone, the copy mounts again.

@@ -5,13 +5,16 @@ import { appendFile, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createAndMount, ok } from '../helpers/calls.js';
-import { startClusterBackdrop } from '../helpers/cluster.js';
-import { cleanupTempDir } from '../helpers/kernel.js';
+import {
+  type ClusterBackdrop,
+  startAgent,
+  startClusterBackdrop,
+  stopClusterBackdrop,
+} from '../helpers/cluster.js';
 import { type PluginProcess, pluginCases } from '../helpers/plugin.js';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js';
 import { storageAvailable } from '../helpers/tools.js';
 import { startWriter, type Writer } from '../helpers/writer.js';
-import type { ZooKeeper } from '../helpers/zookeeper.js';
 
 const ID = 'c'.repeat(64);
 /** The agents' ZooKeeper session timeout, in seconds. */
@@ -20,8 +23,6 @@ const TIMEOUT_S = 3;
 /** Create then Mount: the mountpoint. */
 const mount = (p: PluginProcess, name: string, opts: object = { size: '64M' }) =>
   createAndMount(p, name, opts, ID);
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** When the daemon first logged a line matching `pattern` (pino's epoch ms). */
 function loggedAt(p: PluginProcess, pattern: RegExp): number {
@@ -51,68 +52,32 @@ async function takeOver(b: PluginProcess, name: string, opts: object = {}): Prom
 describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'mkfs.xfs', 'mount', 'restic', 'java']))(
   'self-fencing: an agent cut off, paused or restarted never writes a volume another agent took over',
   () => {
-    let shared = '';
-    let zk: ZooKeeper;
-    let repo = '';
-    let password = '';
+    let backdrop: ClusterBackdrop;
     const cases = pluginCases();
     const cleanups: (() => Promise<void>)[] = [];
 
     beforeAll(async () => {
-      ({ dir: shared, zk, repo, password } = await startClusterBackdrop('fencing'));
+      backdrop = await startClusterBackdrop('fencing');
     }, 60_000);
     // Registered after pluginCases: runs before its cleanup, which needs the mounts unused.
     afterEach(async () => {
       for (const cleanup of cleanups.splice(0)) await cleanup();
     });
-    afterAll(async () => {
-      await zk?.stop();
-      // A restic run of a killed daemon may still be dropping its lock in the repository.
-      if (shared) await cleanupTempDir(shared).catch(() => sleep(2_000).then(() => cleanupTempDir(shared)));
-    });
+    afterAll(() => stopClusterBackdrop(backdrop));
 
-    /** Starts an agent: its own data root and socket; `port`: reach ZooKeeper there (a proxy). */
-    function start(
+    /** Starts an agent without waiting for it to join; `port`: reach ZooKeeper there (a proxy). */
+    const start = (
       dir: string,
       id: string,
       path: string,
-      port = zk.port,
+      port?: number,
       timeoutS = TIMEOUT_S,
       env: Record<string, string> = {},
-    ): Promise<PluginProcess> {
-      return cases.start({
-        env,
-        socket: join(dir, `${id}.sock`),
-        dataRoot: join(dir, id),
-        args: [
-          '--spares',
-          '0',
-          '--cluster',
-          `zk://127.0.0.1:${port}${path}`,
-          '--cluster-timeout',
-          String(timeoutS),
-          '--node-id',
-          id,
-          '--restore-missing',
-          '--backup-repo',
-          repo,
-          '--backup-password-file',
-          password,
-        ],
-      });
-    }
+    ) => startAgent(cases.start, backdrop, { dir, id, path, port, timeoutS, env, join: false });
 
-    async function agent(
-      dir: string,
-      id: string,
-      path: string,
-      port = zk.port,
-      timeoutS = TIMEOUT_S,
-    ): Promise<PluginProcess> {
-      const p = await start(dir, id, path, port, timeoutS);
-      await p.waitForLog(/"msg":"joined the cluster"/, 20_000);
-      return p;
-    }
+    /** Starts an agent and waits until it has joined the cluster. */
+    const agent = (dir: string, id: string, path: string, port?: number, timeoutS = TIMEOUT_S) =>
+      startAgent(cases.start, backdrop, { dir, id, path, port, timeoutS });
 
     /** A writer on A's volume, killed after the test (it holds the mount). */
     async function writerOn(mountPoint: string): Promise<Writer> {
@@ -123,7 +88,7 @@ describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'mkfs.xfs', 'mount', 'r
 
     it('a partition: A freezes, then shuts its copy down before B takes over; healed, A never serves it', async () => {
       const dir = await cases.begin('fencing-partition');
-      const proxy: TcpProxy = await startTcpProxy(zk.port);
+      const proxy: TcpProxy = await startTcpProxy(backdrop.zk.port);
       cleanups.push(() => proxy.close());
       const a = await agent(dir, 'agent-a', '/partition', proxy.port);
       const b = await agent(dir, 'agent-b', '/partition');
@@ -202,7 +167,7 @@ describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'mkfs.xfs', 'mount', 'r
 
     it('a cut shorter than the timeout: the volume freezes, then thaws; the writer only waited', async () => {
       const dir = await cases.begin('fencing-blip');
-      const proxy = await startTcpProxy(zk.port);
+      const proxy = await startTcpProxy(backdrop.zk.port);
       cleanups.push(() => proxy.close());
       // A longer timeout: the heal must come well before it.
       const a = await agent(dir, 'agent-a', '/blip', proxy.port, 6);
@@ -223,7 +188,7 @@ describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'mkfs.xfs', 'mount', 'r
 
     it('restarted while ZooKeeper is out of reach: held volumes stay frozen until it tells they are still ours', async () => {
       const dir = await cases.begin('fencing-blind-start');
-      const proxy = await startTcpProxy(zk.port);
+      const proxy = await startTcpProxy(backdrop.zk.port);
       cleanups.push(() => proxy.close());
       const a = await agent(dir, 'agent-a', '/blind', proxy.port);
       const mountA = await mount(a, 'pg');
@@ -257,7 +222,7 @@ describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'mkfs.xfs', 'mount', 'r
 
     it('killed while its fence held a volume frozen, restarted with ZooKeeper: thaws the copy still its own', async () => {
       const dir = await cases.begin('fencing-frozen-restart');
-      const proxy = await startTcpProxy(zk.port);
+      const proxy = await startTcpProxy(backdrop.zk.port);
       cleanups.push(() => proxy.close());
       const writer = await killedWhileFrozen(dir, '/frozen-restart', proxy);
       proxy.heal();
@@ -272,7 +237,7 @@ describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'mkfs.xfs', 'mount', 'r
 
     it('killed while frozen and restarted without ZooKeeper: the new fence takes the freeze over and thaws it once ZooKeeper answers', async () => {
       const dir = await cases.begin('fencing-frozen-blind');
-      const proxy = await startTcpProxy(zk.port);
+      const proxy = await startTcpProxy(backdrop.zk.port);
       cleanups.push(() => proxy.close());
       const writer = await killedWhileFrozen(dir, '/frozen-blind', proxy);
       const back = await start(dir, 'agent-a', '/frozen-blind', proxy.port, 6);
@@ -286,7 +251,7 @@ describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'mkfs.xfs', 'mount', 'r
 
     it('restarted without ZooKeeper after a crash mid-snapshot: the volume stays frozen until ZooKeeper says it is ours', async () => {
       const dir = await cases.begin('fencing-snapshot-crash');
-      const proxy = await startTcpProxy(zk.port);
+      const proxy = await startTcpProxy(backdrop.zk.port);
       cleanups.push(() => proxy.close());
       const a = await agent(dir, 'agent-a', '/snapshot-crash', proxy.port, 6);
       const writer = await writerOn(await mount(a, 'pg'));

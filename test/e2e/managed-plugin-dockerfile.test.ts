@@ -1,0 +1,3 @@
+import { managedPluginSuite } from '../helpers/managed-plugin.js';
+
+managedPluginSuite('Dockerfile');
