@@ -135,11 +135,9 @@ export class Cluster extends ClusterCopies implements ClusterGuard {
     // that session expires: wait for it rather than share an identity. Longer means another
     // daemon runs with this node id.
     const deadline = Date.now() + 3 * this.timeoutMs;
-    for (;;) {
-      const sentAt = this.fence.clock();
-      if (await this.session.create(me, JSON.stringify({ since: new Date().toISOString() }), true)) break;
+    while (!(await this.session.create(me, JSON.stringify({ since: new Date().toISOString() }), true))) {
       if (await this.session.ownsEphemeral(me)) {
-        await this.heard(sentAt); // reconnected within the same session
+        await this.fence.confirm(); // reconnected within the same session
         return;
       }
       if (Date.now() > deadline) {
@@ -149,18 +147,9 @@ export class Cluster extends ClusterCopies implements ClusterGuard {
       }
       await sleep(500);
     }
-    await this.heard(this.fence.clock());
+    // The fence counted the silence while the node was missing: served from now, not the next probe.
+    await this.fence.confirm();
     this.log.info({ nodeId: this.options.nodeId }, 'joined the cluster');
-  }
-
-  /**
-   * The registration's round trip answered: the fence (which counted the silence while the agent
-   * node was missing) learns it now rather than at its next probe, so requests are served as
-   * soon as the agent has joined.
-   */
-  private async heard(sentAt: number): Promise<void> {
-    const session = this.session.sessionId();
-    if (session !== undefined) await this.fence.heard(sentAt, session);
   }
 
   async claimForCreate(

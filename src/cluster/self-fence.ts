@@ -143,19 +143,21 @@ export class SelfFence {
     return Math.round(this.now() - this.lastHeard);
   }
 
-  /** The fence's clock: stamps a round trip about to be sent (see heard). */
-  clock(): number {
-    return this.now();
-  }
-
   /**
-   * A round trip of the session sent at `sentAt` (by `clock`) was answered: it counts as an
-   * answered probe. Resolves once the fence has acted on it, so that a caller that just
-   * registered the agent serves requests at once instead of at the next probe. Ignored before
-   * `start`: start-up verifies the session itself.
+   * Probes now and acts on the answer before resolving: the agent has just registered (its node
+   * was missing, so probes failed and the fence may have frozen or lost), and it should serve
+   * requests at once rather than at the next probe. Ignored before `start`: start-up verifies the
+   * session itself. A failed probe changes nothing (the clock goes on).
    */
-  async heard(sentAt: number, session: string): Promise<void> {
+  async confirm(): Promise<void> {
     if (!this.timer) return;
+    const sentAt = this.now();
+    let session: string;
+    try {
+      session = await this.hooks.probe();
+    } catch {
+      return;
+    }
     this.answered(sentAt, session);
     await this.work;
   }

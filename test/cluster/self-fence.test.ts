@@ -177,23 +177,29 @@ describe('self-fencing, by the clock', () => {
     expect(fence.servable()).toBe(true);
   });
 
-  it("the agent's registration counts as an answer: served at once, not at the next probe", async () => {
+  it("after the agent's registration a probe at once: served now, not at the next probe", async () => {
     const { fence, zk, actions, pass } = setUp();
     fence.start('s1');
     zk.answers = false; // the agent node is missing until the registration makes it
     await pass(T + 200);
     expect(fence.servable()).toBe(false);
+    zk.answers = true;
     zk.session = 's2';
-    await fence.heard(fence.clock(), 's2');
+    await fence.confirm();
     expect(fence.servable()).toBe(true);
     expect(actions).toEqual(['freeze /mnt/pg', 'lost', 'shutdown /mnt/pg', 'fenced pg']);
   });
 
-  it('a registration before the fence starts is left to start-up', async () => {
-    const { fence, actions, jump } = setUp();
+  it('a confirmation before the fence starts is left to start-up, and a failed one changes nothing', async () => {
+    const { fence, zk, actions, jump, pass } = setUp();
     jump(2 * T);
-    await fence.heard(fence.clock(), 's1');
+    await fence.confirm();
     expect(actions).toEqual([]);
+    fence.start('s1');
+    zk.answers = false;
+    await pass(T / 3 + 200);
+    await fence.confirm();
+    expect(fence.servable()).toBe(false);
   });
 
   it('runs on a shorter negotiated timeout once told', async () => {
