@@ -9,6 +9,7 @@ import { mountAt } from '../../src/system/mountinfo.js';
 import { captureLog, silentLog } from '../helpers/int-log.js';
 import { openService, serviceCases } from '../helpers/int-service.js';
 import { cleanupTempDir } from '../helpers/kernel.js';
+import { expectSwept, plantLeftovers } from '../helpers/leftovers.js';
 import { storageAvailable } from '../helpers/tools.js';
 
 const A = 'a'.repeat(64);
@@ -83,19 +84,12 @@ describe.runIf(storageAvailable())('VolumeService restart and reconcile', () => 
   it('sweeps leftovers of interrupted Creates, Removes and metadata writes', async () => {
     const { service, layout, root } = await fresh();
     await service.create('stays', {}, silentLog);
-    await mkdir(join(layout.staging, 'half-created', 'mnt'), { recursive: true });
-    await writeFile(join(layout.staging, 'half-created', 'disk.img'), 'partial');
-    await mkdir(join(layout.trash, 'half-removed'), { recursive: true });
-    await writeFile(join(layout.trash, 'half-removed', 'volume.json'), '{}');
-    await writeFile(join(layout.trash, 'stray-file'), '');
-    await writeFile(join(layout.volume('stays').dir, '.tmp-0123456789ab'), '{"half');
+    await plantLeftovers(layout, 'stays');
 
     const logs = captureLog();
     const restarted = openService(root, logs.log);
     await restarted.start();
-    expect(await readdir(layout.staging)).toEqual([]);
-    expect(await readdir(layout.trash)).toEqual([]);
-    expect((await readdir(layout.volume('stays').dir)).sort()).toEqual(['disk.img', 'volume.json']);
+    await expectSwept(layout, 'stays');
     expect(await restarted.list()).toEqual([{ Name: 'stays', Mountpoint: '' }]);
     const swept = logs.lines().filter((l) => /leftover/.test(String(l.msg)));
     expect(swept.length).toBe(4);

@@ -1,8 +1,8 @@
-import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
 import { fakeServices } from '../helpers/fake-service.js';
 import { captureLog, silentLog } from '../helpers/int-log.js';
+import { expectSwept, plantLeftovers } from '../helpers/leftovers.js';
 
 /** Start-up reconcile over a fake kernel: a second service on the same store is the plugin restarted. */
 
@@ -131,20 +131,12 @@ describe('VolumeService start-up reconcile', () => {
     const first = await fresh();
     const { layout } = first.store;
     await first.service.create('stays', {}, silentLog);
-    // A Create killed after staging and writing its image: never visible, deleted at start-up.
-    await mkdir(join(layout.staging, 'half-created', 'mnt'), { recursive: true });
-    await writeFile(join(layout.staging, 'half-created', 'disk.img'), 'partial');
-    await mkdir(join(layout.trash, 'half-removed'), { recursive: true });
-    await writeFile(join(layout.trash, 'half-removed', 'volume.json'), '{}');
-    await writeFile(join(layout.trash, 'stray-file'), '');
-    await writeFile(join(layout.volume('stays').dir, '.tmp-0123456789ab'), '{"half');
+    await plantLeftovers(layout, 'stays');
 
     const logs = captureLog();
     const { service } = await fresh({ dir: first.dir, kernel: first.kernel, log: logs.log });
     await service.start();
-    expect(await readdir(layout.staging)).toEqual([]);
-    expect(await readdir(layout.trash)).toEqual([]);
-    expect((await readdir(layout.volume('stays').dir)).sort()).toEqual(['disk.img', 'volume.json']);
+    await expectSwept(layout, 'stays');
     expect(await service.list()).toEqual([{ Name: 'stays', Mountpoint: '' }]);
     expect(logs.lines().filter((l) => /leftover/.test(String(l.msg)))).toHaveLength(4);
   });
