@@ -4,6 +4,7 @@ import { DEFAULTS, ENV } from '../config/settings.js';
 import { diagnose } from '../doctor/checks.js';
 import { dockerHost } from '../dvdcli/managed.js';
 import { formatHelp, noMore, parseCommandLine, printJson } from './args.js';
+import { locateDaemon } from './daemon-client.js';
 
 export const DOCTOR_HELP = formatHelp({
   usage: ['doctor [--data-root DIR] [--socket PATH] [--driver NAME] [--json]'],
@@ -12,7 +13,10 @@ export const DOCTOR_HELP = formatHelp({
   options: [
     ['--data-root DIR', `as for serve (env ${ENV.dataRoot}, default ${DEFAULTS.dataRoot})`],
     ['--socket PATH', `the daemon's socket, as for serve (env ${ENV.socket}, default ${DEFAULTS.socket})`],
-    ['--driver NAME', "the name dockerd knows the plugin by; default the socket's file name without .sock"],
+    [
+      '--driver NAME',
+      "the name dockerd knows the plugin by; default the socket's file name without .sock. With no socket at the default path, the managed plugin of this name (default loopvol) that dockerd runs is checked",
+    ],
     ['--json', 'print the findings as JSON'],
   ],
   notes: [
@@ -32,13 +36,14 @@ export const DOCTOR_OPTIONS = {
 export async function doctorCommand(argv: string[]): Promise<void> {
   const { values, positionals } = parseCommandLine(argv, DOCTOR_OPTIONS);
   noMore(positionals, 0);
-  const socket = values.socket ?? process.env[ENV.socket] ?? DEFAULTS.socket;
+  const { path: socket, managed } = await locateDaemon(values.socket, values.driver ?? 'loopvol');
   const repository = process.env[ENV.backupRepo];
   const passwordFile = process.env[ENV.backupPasswordFile];
   const findings = await diagnose({
     dataRoot: values['data-root'] ?? process.env[ENV.dataRoot] ?? DEFAULTS.dataRoot,
     socket,
-    driver: values.driver ?? basename(socket).replace(/\.sock$/, ''),
+    driver: managed ?? values.driver ?? basename(socket).replace(/\.sock$/, ''),
+    managed: managed !== undefined,
     docker: dockerHost(),
     ...(repository && passwordFile ? { backup: { repository, passwordFile } } : {}),
     ...(process.env[ENV.cluster] ? { cluster: resolveConfig({}, process.env).cluster } : {}),

@@ -16,6 +16,8 @@ export interface DoctorTarget {
   socket: string;
   /** The volume driver name dockerd knows the plugin by. */
   driver: string;
+  /** The daemon is the managed plugin `driver` that dockerd runs (found through dockerd). */
+  managed?: boolean;
   /** dockerd's API; absent: dockerd is not checked. */
   docker: PluginAddress | undefined;
   /** The daemon's restic repository, if it has one. */
@@ -311,9 +313,11 @@ export async function diagnose(target: DoctorTarget): Promise<Finding[]> {
     checkKernelFs('xfs'),
     ...checkDataRoot(target.dataRoot),
     daemon,
-    ...(target.docker && daemon.status === 'ok'
-      ? [await checkDocker(target.docker, target.socket, target.driver)]
-      : []),
+    ...(target.managed
+      ? [ok('dockerd', `runs the managed plugin ${target.driver}`)]
+      : target.docker && daemon.status === 'ok'
+        ? [await checkDocker(target.docker, target.socket, target.driver)]
+        : []),
     ...(target.backup ? [await checkBackupRepo(target.backup)] : []),
     // The ZooKeeper client is loaded only for a cluster, as in the daemon.
     ...(target.cluster ? await (await import('./cluster.js')).checkCluster(target.cluster) : []),

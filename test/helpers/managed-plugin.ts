@@ -19,6 +19,7 @@ import {
   tail,
 } from './dockerd.js';
 import { cleanupTempDir, makeTempDir } from './kernel.js';
+import { BIN } from './plugin.js';
 import { storageAvailable } from './tools.js';
 
 const BUILD = new URL('../../scripts/build-plugin', import.meta.url).pathname;
@@ -259,6 +260,22 @@ export function managedPluginSuite(route: Route): void {
           exitCode: 0,
           output: 'hello',
         });
+        // The operator commands find it through dockerd too: it has no socket at the default path.
+        const operator = (...args: string[]) =>
+          execa(process.execPath, [BIN, ...args], {
+            env: { DOCKER_HOST: `unix://${dockerd?.socket}`, LOOPVOL_DRIVER: PLUGIN.split(':')[0] },
+            reject: false,
+          });
+        const ls = await operator('ls', '--json');
+        expect(ls.exitCode, ls.stderr).toBe(0);
+        expect((JSON.parse(ls.stdout) as { Name: string }[]).map((v) => v.Name)).toContain('mesos');
+        const doctor = await operator('doctor', '--json', '--driver', PLUGIN.split(':')[0] as string);
+        expect(JSON.parse(doctor.stdout)).toEqual(
+          expect.arrayContaining([
+            expect.objectContaining({ subject: 'daemon', status: 'ok' }),
+            expect.objectContaining({ subject: 'dockerd', status: 'ok' }),
+          ]),
+        );
         const unmount = await dvdcli('unmount');
         expect(unmount.exitCode, unmount.stderr).toBe(0);
         expect(await mountAt(mount.stdout)).toBeUndefined();
