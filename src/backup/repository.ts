@@ -120,7 +120,7 @@ export abstract class BackupRepository {
       const found = await listSnapshots(this.options.repo, name ? tagsOf(name) : [TAG]);
       return found.map(infoOf);
     } catch (err) {
-      throw new VolumeError((err as Error).message);
+      throw wrap(err, 'cannot list the backups');
     }
   }
 

@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs';
+import { settingsFromConfigFile } from '../config/file.js';
 import { DEFAULTS, ENV } from '../config/settings.js';
 import { discoveryRoots } from '../dvdcli/discovery.js';
 import { dockerHost, findManagedPlugin, ManagedPluginDisabledError } from '../dvdcli/managed.js';
@@ -20,7 +21,7 @@ export const SOCKET_FLAG = { socket: { type: 'string' } } as const;
 /** Errors of a socket nobody listens on: no file there, or a file no process accepts on. */
 const UNREACHABLE = new Set(['ENOENT', 'ECONNREFUSED']);
 
-const driverName = () => process.env[DRIVER_ENV] || 'loopvol';
+export const driverName = () => process.env[DRIVER_ENV] || 'loopvol';
 
 /** Where the daemon listens; `managed`: the managed plugin's name, when dockerd runs it. */
 export interface DaemonLocation {
@@ -29,7 +30,8 @@ export interface DaemonLocation {
 }
 
 /**
- * The daemon's socket: --socket, else env LOOPVOL_SOCKET; neither given, the default socket, or,
+ * The daemon's socket: --socket, else env LOOPVOL_SOCKET, else the config file's (LOOPVOL_CONFIG, as
+ * for serve); none given, the default socket, or,
  * when there is none, the managed plugin `driver` that dockerd runs (docker plugin install): it has
  * no socket at the default path, and dockerd knows where its socket is.
  */
@@ -37,7 +39,7 @@ export async function locateDaemon(
   socket: string | undefined,
   driver = driverName(),
 ): Promise<DaemonLocation> {
-  const given = socket ?? process.env[ENV.socket];
+  const given = socket ?? process.env[ENV.socket] ?? (await settingsFromConfigFile({}, process.env)).socket;
   if (given !== undefined) return { path: given };
   const standard = { path: DEFAULTS.socket };
   if (existsSync(DEFAULTS.socket)) return standard;

@@ -2,9 +2,10 @@ import { basename } from 'node:path';
 import { resolveConfig } from '../config/resolve.js';
 import { DEFAULTS, ENV } from '../config/settings.js';
 import { diagnose } from '../doctor/checks.js';
-import { dockerHost } from '../dvdcli/managed.js';
+import type { Finding } from '../doctor/finding.js';
+import { dockerHost, ManagedPluginDisabledError } from '../dvdcli/managed.js';
 import { formatHelp, noMore, parseCommandLine, printJson } from './args.js';
-import { locateDaemon } from './daemon-client.js';
+import { type DaemonLocation, driverName, locateDaemon } from './daemon-client.js';
 
 export const DOCTOR_HELP = formatHelp({
   usage: ['doctor [--data-root DIR] [--socket PATH] [--driver NAME] [--json]'],
@@ -36,10 +37,20 @@ export const DOCTOR_OPTIONS = {
 export async function doctorCommand(argv: string[]): Promise<void> {
   const { values, positionals } = parseCommandLine(argv, DOCTOR_OPTIONS);
   noMore(positionals, 0);
-  const { path: socket, managed } = await locateDaemon(values.socket, values.driver ?? 'loopvol');
+  // A managed plugin that is installed but disabled is a finding of its own, not a crash.
+  let location: DaemonLocation;
+  let disabled: string | undefined;
+  try {
+    location = await locateDaemon(values.socket, values.driver ?? driverName());
+  } catch (err) {
+    if (!(err instanceof ManagedPluginDisabledError)) throw err;
+    disabled = err.message;
+    location = { path: DEFAULTS.socket };
+  }
+  const { path: socket, managed } = location;
   const repository = process.env[ENV.backupRepo];
   const passwordFile = process.env[ENV.backupPasswordFile];
-  const findings = await diagnose({
+  const diagnosed = await diagnose({
     dataRoot: values['data-root'] ?? process.env[ENV.dataRoot] ?? DEFAULTS.dataRoot,
     socket,
     driver: managed ?? values.driver ?? basename(socket).replace(/\.sock$/, ''),
@@ -48,6 +59,12 @@ export async function doctorCommand(argv: string[]): Promise<void> {
     ...(repository && passwordFile ? { backup: { repository, passwordFile } } : {}),
     ...(process.env[ENV.cluster] ? { cluster: resolveConfig({}, process.env).cluster } : {}),
   });
+  const findings = disabled
+    ? diagnosed.map(
+        (f): Finding =>
+          f.subject === 'daemon' ? { status: 'fail', subject: 'daemon', detail: disabled } : f,
+      )
+    : diagnosed;
   if (values.json) printJson(findings);
   else {
     const width = Math.max(...findings.map((f) => f.subject.length));

@@ -151,14 +151,7 @@ export class SelfFence {
    */
   async confirm(): Promise<void> {
     if (!this.timer) return;
-    const sentAt = this.now();
-    let session: string;
-    try {
-      session = await this.hooks.probe();
-    } catch {
-      return;
-    }
-    this.answered(sentAt, session);
+    await this.probe();
     await this.work;
   }
 
@@ -174,7 +167,7 @@ export class SelfFence {
 
   private tick(): void {
     this.evaluate();
-    if (!this.probing && this.silenceMs() >= this.timeoutMs / PROBES_PER_TIMEOUT) this.probe();
+    if (!this.probing && this.silenceMs() >= this.timeoutMs / PROBES_PER_TIMEOUT) void this.probe();
   }
 
   /** Acts on the silence so far: freeze at a third of the timeout, lose the session at the timeout. */
@@ -187,10 +180,11 @@ export class SelfFence {
     }
   }
 
-  private probe(): void {
+  /** One round trip; resolves once its answer (if any) is acted on. A failure is the clock's to judge. */
+  private probe(): Promise<void> {
     const sentAt = this.now();
     this.probing = true;
-    this.hooks.probe().then(
+    return this.hooks.probe().then(
       (session) => {
         this.probing = false;
         this.answered(sentAt, session);

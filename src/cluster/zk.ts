@@ -81,7 +81,9 @@ export class ZkSession {
     });
     this.client = client;
     if (this.auth) client.addAuthInfo('digest', Buffer.from(`${this.auth.user}:${this.auth.password}`));
+    // A client replaced by renew() may still report on its way out: only the current one counts.
     client.on('connected', () => {
+      if (this.client !== client) return;
       this.connected = true;
       clearTimeout(this.renewal);
       this.renewal = undefined;
@@ -90,6 +92,7 @@ export class ZkSession {
       void this.register(client);
     });
     client.on('disconnected', () => {
+      if (this.client !== client) return;
       this.connected = false;
       this.log.warn('lost ZooKeeper: creates and takeovers wait for it; volumes freeze if it stays away');
       this.renewLater(client);
@@ -126,14 +129,16 @@ export class ZkSession {
 
   /** The session is gone: what it held may be another agent's now; a new client makes a new one. */
   private renew(client: Client, why: string): void {
-    this.connected = false;
     if (this.closed || this.client !== client) return;
+    this.connected = false;
     clearTimeout(this.renewal);
     this.renewal = undefined;
     this.log.warn(why);
     this.events.onExpired();
     client.close();
     this.connect();
+    // The new client may hang in its first handshake just the same, and then says nothing.
+    if (this.client) this.renewLater(this.client);
   }
 
   /**
