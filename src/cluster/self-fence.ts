@@ -151,8 +151,13 @@ export class SelfFence {
    */
   async confirm(): Promise<void> {
     if (!this.timer) return;
-    await this.probe();
-    await this.work;
+    // An answer to a probe sent before the fence froze (or lost) does not revive it: the next
+    // probe, sent after, does.
+    for (let round = 0; round < 3; round++) {
+      if (!(await this.probe())) return;
+      await this.work;
+      if (this.state === 'live') return;
+    }
   }
 
   /** The session expired (as the client learns on reconnecting): ownership may have moved. */
@@ -180,17 +185,22 @@ export class SelfFence {
     }
   }
 
-  /** One round trip; resolves once its answer (if any) is acted on. A failure is the clock's to judge. */
-  private probe(): Promise<void> {
+  /**
+   * One round trip; resolves, once its answer is acted on, with whether ZooKeeper answered (a
+   * failure is the clock's to judge).
+   */
+  private probe(): Promise<boolean> {
     const sentAt = this.now();
     this.probing = true;
     return this.hooks.probe().then(
       (session) => {
         this.probing = false;
         this.answered(sentAt, session);
+        return true;
       },
       () => {
         this.probing = false;
+        return false;
       },
     );
   }

@@ -106,7 +106,13 @@ describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'mount', 'restic', 'jav
       await exited;
       // Back, B owns the name but has no volume: the Create restores the backup again.
       const b = await agent(dir, 'agent-b', '/resume');
-      expect(sha(await readFile(join(await mount(b, 'pg'), 'rows')))).toBe(sha(rows));
+      let mounted: string;
+      try {
+        mounted = await mount(b, 'pg');
+      } catch (err) {
+        throw new Error(`${(err as Error).message}\nagent log:\n${b.logs()}`);
+      }
+      expect(sha(await readFile(join(mounted, 'rows')))).toBe(sha(rows));
       await ok(b, 'VolumeDriver.Unmount', { Name: 'pg', ID });
     });
 
