@@ -26,6 +26,8 @@ export const driverName = () => process.env[DRIVER_ENV] || 'loopvol';
 /** Where the daemon listens; `managed`: the managed plugin's name, when dockerd runs it. */
 export interface DaemonLocation {
   path: string;
+  /** Named by --socket, LOOPVOL_SOCKET or the config file, rather than found. */
+  given?: boolean;
   managed?: string;
 }
 
@@ -40,7 +42,7 @@ export async function locateDaemon(
   driver = driverName(),
 ): Promise<DaemonLocation> {
   const given = socket ?? process.env[ENV.socket] ?? (await settingsFromConfigFile({}, process.env)).socket;
-  if (given !== undefined) return { path: given };
+  if (given !== undefined) return { path: given, given: true };
   const standard = { path: DEFAULTS.socket };
   if (existsSync(DEFAULTS.socket)) return standard;
   try {
@@ -67,15 +69,14 @@ export async function askDaemon<M extends Method>(
   timeoutMs = 120_000,
 ): Promise<ReplyOf<M>> {
   located ??= locateDaemon(socket);
-  const address: PluginAddress = { kind: 'unix', path: (await located).path };
+  const location = await located;
+  const address: PluginAddress = { kind: 'unix', path: location.path };
   try {
     return await callLoopvol(address, method, body, timeoutMs);
   } catch (err) {
     const code = ((err as Error).cause as NodeJS.ErrnoException | undefined)?.code;
     if (code && UNREACHABLE.has(code)) {
-      const given = socket ?? process.env[ENV.socket];
-      const managed =
-        given === undefined ? `, nor does dockerd run a managed plugin named ${driverName()}` : '';
+      const managed = location.given ? '' : `, nor does dockerd run a managed plugin named ${driverName()}`;
       throw new Error(
         `no loopvol daemon answers on ${address.path} (${code})${managed}: is loopvol running? try: loopvol doctor${socket ? ` --socket ${address.path}` : ''}`,
       );
