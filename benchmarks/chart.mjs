@@ -27,6 +27,16 @@ const ratios = [
     ratio: j.ratio,
     target: job.startsWith('randwrite') ? 0.6 : 0.9,
   })),
+  // Go client (as dockerd): loopvol's p99 over an empty node:http server's, same run.
+  ...r.scale.flatMap((s) =>
+    s.goClient?.p99Ratio
+      ? ['get', 'path'].map((op) => ({
+          what: `${op === 'get' ? 'Get' : 'Path'} p99 / empty server, ${s.volumes} volumes (lower is better)`,
+          ratio: s.goClient.p99Ratio[op],
+          target: s.goClient.target,
+        }))
+      : [],
+  ),
 ];
 const latency = [
   ...r.scale.flatMap((s) =>
@@ -42,6 +52,20 @@ const latency = [
   ...(r.httpFloor
     ? ['p50', 'p99'].map((q) => ({ request: `empty server ${q}`, volumes: 'HTTP floor', ms: r.httpFloor[q] }))
     : []),
+  // The Go client, against loopvol and against the empty server of the same run.
+  ...r.scale.flatMap((s) =>
+    s.goClient?.loopvol
+      ? ['loopvol', 'empty'].flatMap((side) =>
+          ['get', 'path'].flatMap((op) =>
+            ['p99', 'p999'].map((q) => ({
+              request: `Go ${op === 'get' ? 'Get' : 'Path'} ${q === 'p999' ? 'p99.9' : q}`,
+              volumes: side === 'loopvol' ? `${s.volumes} volumes` : `empty server (${s.volumes} run)`,
+              ms: s.goClient[side][op][q],
+            })),
+          ),
+        )
+      : [],
+  ),
 ];
 
 const spec = {

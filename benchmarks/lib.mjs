@@ -12,11 +12,17 @@ export const BIN = process.env.LOOPVOL_BENCH_BIN ?? new URL('../bin/loopvol', im
 
 export const now = () => performance.now();
 
-/** p50, p99 and mean of a list of milliseconds. */
+/** p50, p99, p99.9 and mean of a list of milliseconds. */
 export function stats(xs) {
   const s = [...xs].sort((a, b) => a - b);
   const at = (q) => s[Math.min(s.length - 1, Math.floor(q * s.length))];
-  return { n: s.length, p50: at(0.5), p99: at(0.99), mean: s.reduce((a, b) => a + b, 0) / s.length };
+  return {
+    n: s.length,
+    p50: at(0.5),
+    p99: at(0.99),
+    p999: at(0.999),
+    mean: s.reduce((a, b) => a + b, 0) / s.length,
+  };
 }
 
 /**

@@ -1,5 +1,6 @@
 // loopvol benchmarks: `npm run bench` (full) or `npm run bench -- --quick` (under 3 minutes);
-// `--only backup,failover` runs those sections (lifecycle, io, scale, backup, failover).
+// `--only backup,failover` runs those sections (lifecycle, io, scale, backup, failover); scale
+// includes the Go-client latency (latency.mjs) and the restarts.
 // Prints a table and writes bench/results/<timestamp>.json; asserts nothing (timings belong
 // here, not in tests). Run as root. LOOPVOL_BENCH_BIN=/path/to/bin/loopvol measures another build.
 import { execFileSync } from 'node:child_process';
@@ -25,7 +26,7 @@ const plan = quick
       lifecycle: { cycles: 15, pauseMs: 300 },
       concurrency: { cycles: 10 },
       io: { reps: 2, runtime: 2, seqSize: '256M' },
-      scale: [{ volumes: 1000, samples: 500 }],
+      scale: [{ volumes: 1000, samples: 500, go: { rounds: 3, requests: 500 }, restarts: 3 }],
       backup: { sizeSpec: '10G', dataBytes: 256 * 2 ** 20, legacy: false },
       failover: { sizeSpec: '2G', dataBytes: 256 * 2 ** 20, timeoutS: 2 },
     }
@@ -34,8 +35,8 @@ const plan = quick
       concurrency: { cycles: 30 },
       io: { reps: 3, runtime: 10, seqSize: '1G' },
       scale: [
-        { volumes: 1000, samples: 2000 },
-        { volumes: 10000, samples: 2000 },
+        { volumes: 1000, samples: 2000, go: { rounds: 5, requests: 2000 }, restarts: 5 },
+        { volumes: 10000, samples: 2000, go: { rounds: 5, requests: 2000 }, restarts: 5 },
       ],
       backup: { sizeSpec: '10G', dataBytes: 2 ** 30, legacy: true },
       failover: { sizeSpec: '10G', dataBytes: 2 ** 30, timeoutS: 2 },
@@ -122,8 +123,16 @@ if (floor)
   );
 for (const s of results.scale ?? []) {
   lines.push(
-    `scale ${s.volumes} volumes (${s.mounted} mounted): Get p50/p99 ${f(s.get.p50, 2)}/${f(s.get.p99, 2)} ms, Path ${f(s.path.p50, 2)}/${f(s.path.p99, 2)} ms, List p50 ${f(s.list.p50)} ms, restart ${f(s.restartMs, 0)} ms, RSS ${f(s.rssBytes / 2 ** 20, 0)} MiB, created in ${f(s.createSeconds)} s`,
+    `scale ${s.volumes} volumes (${s.mounted} mounted): Get p50/p99 ${f(s.get.p50, 2)}/${f(s.get.p99, 2)} ms, Path ${f(s.path.p50, 2)}/${f(s.path.p99, 2)} ms, List p50 ${f(s.list.p50)} ms, restart ${f(s.restartMs, 0)} ms (median of ${s.restartsMs?.map((x) => f(x, 0)).join(', ')}), RSS ${f(s.rssBytes / 2 ** 20, 0)} MiB, created in ${f(s.createSeconds)} s`,
   );
+  const g = s.goClient;
+  const q = (x) => `${f(x.p50, 2)}/${f(x.p99, 2)}/${f(x.p999, 2)}`;
+  if (g?.skipped) lines.push(`  Go client: skipped (${g.skipped})`);
+  else if (g)
+    lines.push(
+      `  Go client p50/p99/p99.9 ms: loopvol Get ${q(g.loopvol.get)}, Path ${q(g.loopvol.path)}; empty server Get ${q(g.empty.get)}, Path ${q(g.empty.path)}`,
+      `  p99 loopvol/empty: Get ${f(g.p99Ratio.get, 2)}x, Path ${f(g.p99Ratio.path, 2)}x (target <= ${g.target}x; ${g.rounds} rounds of ${g.requestsPerRound})`,
+    );
 }
 const mib = (bytes) => `${f(bytes / 2 ** 20)} MiB`;
 for (const [where, b] of [

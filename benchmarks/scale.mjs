@@ -1,5 +1,8 @@
-// Requests at scale: N volumes of 16M, a tenth mounted; Get and Path on random names, List,
-// a restart (SIGTERM, start, until List answers with every volume) and the daemon's memory.
+// Requests at scale: N volumes of 16M, a tenth mounted; Get and Path on random names (with this
+// Node client, and with dockerd's kind of Go client against an empty server: latency.mjs), List,
+// restarts (SIGTERM, start, until List answers with every volume) and the daemon's memory.
+import { dirname } from 'node:path';
+import { goLatency } from './latency.mjs';
 import { now, startDaemon, stats } from './lib.mjs';
 
 const BATCH = 16;
@@ -10,7 +13,7 @@ async function inBatches(count, work) {
   }
 }
 
-export async function scale(dir, { volumes, samples }) {
+export async function scale(dir, { volumes, samples, go, restarts = 1 }) {
   const name = (i) => `s${i}`;
   const mounted = (i) => i % 10 === 0;
   let daemon = await startDaemon(dir);
@@ -42,11 +45,17 @@ export async function scale(dir, { volumes, samples }) {
       list.push(now() - t);
     }
 
-    await daemon.stop();
-    daemon = await startDaemon(dir);
-    const restartMs = daemon.readyMs;
-    const listed = (await daemon.call('VolumeDriver.List', {})).Volumes.length;
-    if (listed !== volumes) throw new Error(`after the restart List shows ${listed} of ${volumes} volumes`);
+    const goClient = go ? await goLatency(daemon, dirname(dir), { volumes, ...go }) : undefined;
+
+    // Several restarts: one is at the mercy of whatever else the machine does at that moment.
+    const restartsMs = [];
+    for (let r = 0; r < restarts; r++) {
+      await daemon.stop();
+      daemon = await startDaemon(dir);
+      restartsMs.push(daemon.readyMs);
+      const listed = (await daemon.call('VolumeDriver.List', {})).Volumes.length;
+      if (listed !== volumes) throw new Error(`after a restart List shows ${listed} of ${volumes} volumes`);
+    }
     const rssBytes = daemon.rssBytes();
 
     await inBatches(volumes, (i) =>
@@ -60,7 +69,9 @@ export async function scale(dir, { volumes, samples }) {
       get: stats(get),
       path: stats(path),
       list: stats(list),
-      restartMs,
+      ...(goClient ? { goClient } : {}),
+      restartMs: stats(restartsMs).p50,
+      restartsMs,
       rssBytes,
     };
   } finally {

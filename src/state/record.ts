@@ -24,39 +24,44 @@ export interface VolumeRecord {
   holders: Holders;
 }
 
-const holdersSchema = z.record(z.string(), z.number().int().positive());
+// Compiled (z.compile): start-up parses every volume's files, and the generated fast path takes a
+// half the time of zod's interpreter or less. Input it rejects goes to the interpreter,
+// so errors read as before.
+const holdersSchema = z.compile(z.record(z.string(), z.number().int().positive()));
 
-const recordSchema = z.object({
-  version: z.literal(1),
-  name: z.string(),
-  createdAt: z.string(),
-  spec: z.object({
-    backend: z.enum(['loop', 'disk']),
-    sizeBytes: z.number().int().positive(),
-    fs: z.enum(['ext4', 'xfs']),
-    sparse: z.boolean(),
-    uid: z.number().int().nonnegative(),
-    gid: z.number().int().nonnegative(),
-    mode: z.number().int().nonnegative(),
-    // Volumes of loopvol 0.1 have none.
-    mountOptions: z.array(z.enum(MOUNT_OPTIONS)).default([]),
-    from: z
-      .union([
-        z.object({ volume: z.string(), snapshot: z.string().optional() }),
-        z.object({ backup: z.string() }),
-      ])
-      .optional(),
-    backupEverySeconds: z.number().int().positive().optional(),
-    verifyEverySeconds: z.number().int().positive().optional(),
-    fresh: z.boolean().optional(),
-    // Volumes made before restore-other have none.
-    restoreOther: z.boolean().default(false),
+const recordSchema = z.compile(
+  z.object({
+    version: z.literal(1),
+    name: z.string(),
+    createdAt: z.string(),
+    spec: z.object({
+      backend: z.enum(['loop', 'disk']),
+      sizeBytes: z.number().int().positive(),
+      fs: z.enum(['ext4', 'xfs']),
+      sparse: z.boolean(),
+      uid: z.number().int().nonnegative(),
+      gid: z.number().int().nonnegative(),
+      mode: z.number().int().nonnegative(),
+      // Volumes of loopvol 0.1 have none.
+      mountOptions: z.array(z.enum(MOUNT_OPTIONS)).default([]),
+      from: z
+        .union([
+          z.object({ volume: z.string(), snapshot: z.string().optional() }),
+          z.object({ backup: z.string() }),
+        ])
+        .optional(),
+      backupEverySeconds: z.number().int().positive().optional(),
+      verifyEverySeconds: z.number().int().positive().optional(),
+      fresh: z.boolean().optional(),
+      // Volumes made before restore-other have none.
+      restoreOther: z.boolean().default(false),
+    }),
+    disk: z.string().optional(),
+    fsUuid: z.string().regex(FS_UUID).optional(),
+    initialized: z.boolean(),
+    holders: holdersSchema.default({}),
   }),
-  disk: z.string().optional(),
-  fsUuid: z.string().regex(FS_UUID).optional(),
-  initialized: z.boolean(),
-  holders: holdersSchema.default({}),
-});
+);
 
 /** Parses volume.json; a file that does not match is reported, never half-trusted. */
 export function parseRecord(text: string): VolumeRecord {

@@ -296,14 +296,18 @@ export class Store {
     dryRun = false,
     released: readonly string[] = [],
   ): Promise<{ leftover: Leftover; error?: string }[]> {
-    const served = (await listLoops()).map((l) => l.backingFile).filter((f) => !released.includes(f));
-    const hold = (path: string) =>
-      served.some((file) => file.startsWith(`${path}/`))
+    // The loop devices are read only when there is a leftover to check them against: a start-up
+    // after a clean stop finds none and saves a scan of every loop device on the host.
+    let served: string[] | undefined;
+    const hold = async (path: string) => {
+      served ??= (await listLoops()).map((l) => l.backingFile).filter((f) => !released.includes(f));
+      return served.some((file) => file.startsWith(`${path}/`))
         ? 'a loop device still serves an image in it (gc detaches it when nothing mounts it)'
         : undefined;
+    };
     const results: { leftover: Leftover; error?: string }[] = [];
     for (const found of await this.leftovers()) {
-      const keep = found.keep ?? hold(found.path);
+      const keep = found.keep ?? (await hold(found.path));
       const leftover = keep ? { ...found, keep } : found;
       if (dryRun || keep) {
         results.push({ leftover });
