@@ -1,7 +1,9 @@
 import { z } from 'zod';
 import type { Holders } from '../core/holders.js';
-import { MOUNT_OPTIONS, type VolumeSpec } from '../core/options.js';
+import { MOUNT_OPTIONS, type VolumeEncryption, type VolumeSpec } from '../core/options.js';
 import { FS_UUID } from './disk-claim.js';
+
+export type { VolumeEncryption } from '../core/options.js';
 
 /** What volume.json holds. Versioned so a later loopvol can migrate it. */
 export interface VolumeRecord {
@@ -20,11 +22,19 @@ export interface VolumeRecord {
   /** The root is prepared (lost+found removed, owner and mode set): at the first Mount, or already at
    * Create when the volume came from a spare and asks for its default owner and mode. */
   initialized: boolean;
+  /** An encrypted volume's key (see VolumeEncryption); absent: not encrypted. */
+  encryption?: VolumeEncryption;
   /** Kept in holders.json beside volume.json; volume.json files of loopvol 0.1 carry them inline. */
   holders: Holders;
 }
 
 const holdersSchema = z.record(z.string(), z.number().int().positive());
+
+/** A key UUID and the kernel's identifier of the key (32 hex digits). */
+export const encryptionSchema = z.object({
+  keyUuid: z.string().uuid(),
+  keyId: z.string().regex(/^[0-9a-f]{32}$/),
+});
 
 const recordSchema = z.object({
   version: z.literal(1),
@@ -51,9 +61,12 @@ const recordSchema = z.object({
     fresh: z.boolean().optional(),
     // Volumes made before restore-other have none.
     restoreOther: z.boolean().default(false),
+    // Volumes made before encryption have none.
+    encrypt: z.boolean().default(false),
   }),
   disk: z.string().optional(),
   fsUuid: z.string().regex(FS_UUID).optional(),
+  encryption: z.object({ keyUuid: z.string().uuid(), keyId: z.string().regex(/^[0-9a-f]{32}$/) }).optional(),
   initialized: z.boolean(),
   holders: holdersSchema.default({}),
 });
