@@ -43,7 +43,9 @@ export async function prepareNewEncrypted(
   encryption: VolumeEncryption,
   keys: VolumeKeys,
 ): Promise<void> {
-  const volume = { spec: { ...spec, uid: 0, gid: 0, mode: 0o755 } };
+  // Mounted writable even for a read-only volume: the directory is made now.
+  const mountOptions = spec.mountOptions.filter((o) => o !== 'ro');
+  const volume = { spec: { ...spec, uid: 0, gid: 0, mode: 0o755, mountOptions } };
   await backend.activate(staged, volume, true);
   try {
     await prepareEncrypted(name, staged.mountPoint, encryption, keys, spec);

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
 import { deriveVolumeKey, keyIdentifier } from '../../src/encryption/keys.js';
@@ -12,6 +12,7 @@ import { type PluginProcess, pluginCases } from '../helpers/plugin.js';
 import { makeRepository } from '../helpers/restic.js';
 import { storageAvailable } from '../helpers/tools.js';
 
+const DVDCLI = new URL('../../bin/dvdcli', import.meta.url).pathname;
 const ID = 'e'.repeat(64);
 const OTHER = 'f'.repeat(64);
 
@@ -175,6 +176,29 @@ describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'mount', 'e2fsck', 'tun
         expect(refused.raw).toMatch(/encrypted with another master key/);
       },
     );
+
+    it('works through dvdcli, and a read-only encrypted volume serves its directory', async () => {
+      const dir = await cases.begin('enc-dvdcli');
+      const p = await start(await keyFile(dir, 'master.key'));
+      const dvdcli = (...args: string[]) =>
+        execa(process.execPath, [DVDCLI, ...args, '--volumedriver=plugin', '--volumename=bydvdcli'], {
+          env: { LOOPVOL_PLUGIN_SOCKETS_DIR: dirname(p.socket) },
+        });
+      const at = (await dvdcli('mount', '--volumeopts=encrypt=true', '--volumeopts=size=64M')).stdout.trim();
+      expect(at).toBe(join(p.dataRoot, 'volumes', 'bydvdcli', 'mnt', 'data'));
+      await writeFile(join(at, 'secret'), 'MARKER-dvdcli');
+      await dvdcli('unmount');
+      expect(await holds(image(p, 'bydvdcli'), 'MARKER-')).toBe(false);
+
+      await ok(p, 'VolumeDriver.Create', {
+        Name: 'ro',
+        Opts: { encrypt: 'true', size: '64M', mountopts: 'ro' },
+      });
+      const ro = String((await ok(p, 'VolumeDriver.Mount', { Name: 'ro', ID })).Mountpoint);
+      expect(await readdir(ro)).toEqual([]);
+      await expect(writeFile(join(ro, 'x'), 'x')).rejects.toThrow(/EROFS/);
+      await ok(p, 'VolumeDriver.Unmount', { Name: 'ro', ID });
+    });
 
     it('refuses xfs, and a key file others can read', async () => {
       const dir = await cases.begin('enc-refuse');
