@@ -1,16 +1,15 @@
-import { constants, existsSync, lstatSync, readFileSync, statfsSync, statSync } from 'node:fs';
+import { constants, existsSync, lstatSync, readFileSync, statfsSync } from 'node:fs';
 import { access } from 'node:fs/promises';
 import { release } from 'node:os';
 import { dirname } from 'node:path';
 import type { ClusterOptions } from '../cluster/options.js';
-import { keyFileProblem } from '../encryption/keys.js';
 import { callPlugin, getJson, type PluginAddress } from '../protocol/client.js';
 import { runTool } from '../system/exec.js';
-import { ext4CanEncrypt } from '../system/fscrypt.js';
 import { filesystemUsage } from '../system/fsstat.js';
 import { LOOP_ATTACH_LABEL, selectKernelOps } from '../system/kernel-ops.js';
 import { checkRepository, type ResticRepo, redactCredentials } from '../system/restic.js';
-import type { Finding } from './finding.js';
+import { checkEncryption } from './encryption.js';
+import { bad, type Finding, ok } from './finding.js';
 
 /** What doctor looks at. */
 export interface DoctorTarget {
@@ -29,14 +28,6 @@ export interface DoctorTarget {
   /** The daemon's master key file (--key-file), if it has one. */
   keyFile?: string;
 }
-
-const ok = (subject: string, detail: string): Finding => ({ status: 'ok', subject, detail });
-const bad = (status: 'warn' | 'fail', subject: string, detail: string, fix: string): Finding => ({
-  status,
-  subject,
-  detail,
-  fix,
-});
 
 /** The programs loopvol runs, and what is lost without each. */
 const TOOLS: { name: string; needed: 'fail' | 'warn'; for: string; pkg: string }[] = [
@@ -303,32 +294,6 @@ async function checkBackupRepo(repo: ResticRepo): Promise<Finding> {
       'create it with restic init, or fix --backup-repo / --backup-password-file',
     );
   }
-}
-
-/** The kernel's fscrypt on ext4, and the master key file: a fail only where encryption is configured. */
-function checkEncryption(keyFile: string | undefined): Finding[] {
-  const kernel = ext4CanEncrypt()
-    ? ok('encryption', "this kernel's ext4 encrypts (fscrypt): -o encrypt=true works with --key-file")
-    : bad(
-        keyFile ? 'fail' : 'warn',
-        'encryption',
-        "this kernel's ext4 has no encryption (/sys/fs/ext4/features/encryption is missing)",
-        'use a kernel built with CONFIG_FS_ENCRYPTION for -o encrypt=true',
-      );
-  if (!keyFile) return [kernel];
-  let problem: string | undefined;
-  try {
-    problem = keyFileProblem(statSync(keyFile));
-  } catch (err) {
-    problem = `cannot be read (${(err as NodeJS.ErrnoException).code})`;
-  }
-  const fix = 'a root-owned file of 32 to 64 random bytes, mode 0600: head -c 64 /dev/urandom > FILE';
-  return [
-    kernel,
-    problem
-      ? bad('fail', 'key file', `${keyFile} ${problem}`, fix)
-      : ok('key file', `${keyFile}: root's, readable by root only`),
-  ];
 }
 
 /** Every check, in the order an operator would fix them. */
