@@ -78,7 +78,10 @@ export class VolumeKeys {
       );
     }
     const keyUuid = randomUUID();
-    return { keyUuid, keyId: keyIdentifier(deriveVolumeKey(this.master, keyUuid)) };
+    const key = deriveVolumeKey(this.master, keyUuid);
+    const keyId = keyIdentifier(key);
+    key.fill(0);
+    return { keyUuid, keyId };
   }
 
   /**

@@ -89,9 +89,15 @@ export async function deactivateVolume(
   backend: Backend,
   paths: VolumePaths,
   record: VolumeRecord,
+  log?: Logger,
 ): Promise<void> {
   if (record.encryption && (await backend.inspect(paths, record)).mounted) {
-    await lock(paths.mountPoint, record.encryption);
+    const { filesBusy } = await lock(paths.mountPoint, record.encryption);
+    if (filesBusy) {
+      log?.warn(
+        'files of the encrypted volume are still open (a container copy of the mount?): the kernel keeps their plain text until they are closed',
+      );
+    }
   }
   await backend.deactivate(paths, record);
 }

@@ -240,7 +240,7 @@ export class VolumeService implements VolumePort {
       if (holderCount(holders) > 0) return;
       const paths = this.store.layout.volume(name);
       try {
-        await deactivateVolume(this.backendOf(record), paths, record);
+        await deactivateVolume(this.backendOf(record), paths, record, log);
       } catch (err) {
         throw wrap(
           err,

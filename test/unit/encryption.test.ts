@@ -1,5 +1,6 @@
 import { createHmac } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
+import { encryptionOfTags, encryptionTags } from '../../src/backup/image-backup.js';
 import { parseVolumeSpec, type SpecDefaults } from '../../src/core/options.js';
 import { deriveVolumeKey, keyFileProblem, keyIdentifier, VolumeKeys } from '../../src/encryption/keys.js';
 
@@ -64,6 +65,16 @@ describe('volume keys', () => {
     expect(keyFileProblem(file(0o600, 1000))).toMatch(/owned by uid 1000, not root/);
     expect(keyFileProblem(file(0o600, 0, 16))).toMatch(/16 bytes, not 32 to 64/);
     expect(keyFileProblem({ ...file(0o600), isFile: () => false })).toMatch(/not a regular file/);
+  });
+});
+
+describe("an encrypted volume's backup tags", () => {
+  it('carry the key UUID and identifier, read back; a plain backup has none', () => {
+    const encryption = new VolumeKeys(master).forNew('v');
+    const tags = ['loopvol', 'volume=v', ...encryptionTags(encryption), 'gen=0'];
+    expect(encryptionOfTags(tags)).toEqual(encryption);
+    expect(encryptionOfTags(['loopvol', 'volume=v', 'format=files'])).toBeUndefined();
+    expect(encryptionOfTags(['key=not-a-uuid', `keyid=${encryption.keyId}`])).toBeUndefined();
   });
 });
 
