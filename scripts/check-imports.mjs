@@ -12,7 +12,8 @@
 //   system       core                                                one tool or kernel interface each
 //   state        core system                                         beside backend: records, layout, store
 //   backend      core system state                                   loop images, pool disks, spares
-//   volume       core system state backend                           the volume service
+//   encryption   core system state                                   fscrypt keys of encrypted volumes
+//   volume       core system state backend encryption                the volume service
 //   protocol     core system state backend volume                    VolumeDriver endpoints over the service
 //   server       core system state backend volume protocol           the Unix socket
 //   cluster      ROOM                                                ownership in ZooKeeper, self-fencing
@@ -31,7 +32,7 @@
 //   cli          every area but sea                                  the commands (serve starts daemon.ts)
 //   sea          every area                                          the single executable's entry
 //
-// ROOM (the rooms beside the service): core system state backend, and volume/ except the concrete
+// ROOM (the rooms beside the service): core system state backend encryption, and volume/ except the concrete
 // service class file src/volume/service.ts (rooms see the service through its port).
 //
 // Usage: node scripts/check-imports.mjs [SRC_DIR]   (SRC_DIR defaults to this checkout's src/)
@@ -40,7 +41,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const ROOM = ['core', 'system', 'state', 'backend', 'volume'];
+const ROOM = ['core', 'system', 'state', 'backend', 'encryption', 'volume'];
 const SIDE_ROOMS = [
   'cluster',
   'snapshot',
@@ -59,9 +60,10 @@ const ALLOWED = {
   system: ['core'],
   state: ['core', 'system'],
   backend: ['core', 'system', 'state'],
-  volume: ['core', 'system', 'state', 'backend'],
-  protocol: ['core', 'system', 'state', 'backend', 'volume'],
-  server: ['core', 'system', 'state', 'backend', 'volume', 'protocol'],
+  encryption: ['core', 'system', 'state'],
+  volume: ['core', 'system', 'state', 'backend', 'encryption'],
+  protocol: ['core', 'system', 'state', 'backend', 'encryption', 'volume'],
+  server: ['core', 'system', 'state', 'backend', 'encryption', 'volume', 'protocol'],
   cluster: ROOM,
   snapshot: ROOM,
   backup: [...ROOM, 'snapshot'],

@@ -7,6 +7,7 @@ import type { Config } from './config/resolve.js';
 import { lateClones } from './core/clone.js';
 import { MIN_SIZE_BYTES } from './core/options.js';
 import { formatSize } from './core/size.js';
+import { loadMasterKey, VolumeKeys } from './encryption/keys.js';
 import { type Extensions, wireExtensions } from './extensions.js';
 import { createApp } from './protocol/routes.js';
 import { createLogger } from './server/logger.js';
@@ -35,6 +36,8 @@ export async function serve(config: Config): Promise<void> {
     { loopAttach: kernel.loopAttach, reason: loopAttachReason, kernel: release() },
     `loop devices attached with ${LOOP_ATTACH_LABEL[kernel.loopAttach]}`,
   );
+  // A key file others could read is refused before dockerd ever sees a socket.
+  const keys = new VolumeKeys(config.keyFile ? await loadMasterKey(config.keyFile) : undefined);
   const layout = new Layout(config.dataRoot, config.mountRoot);
   // The FFI also serves ext4 templates (SEEK_DATA); with the tools, ext4 gets spares instead.
   const libc = kernel.via === 'syscalls' ? await loadLibc() : undefined;
@@ -65,7 +68,13 @@ export async function serve(config: Config): Promise<void> {
   const service = new VolumeService({
     store,
     backends: { loop: new LoopBackend(kernel, { spares }), disk: disks },
-    defaults: { sizeBytes: config.defaultSizeBytes, fs: config.defaultFs, policy: config.optionPolicy },
+    defaults: {
+      sizeBytes: config.defaultSizeBytes,
+      fs: config.defaultFs,
+      policy: config.optionPolicy,
+      encrypt: config.encryptDefault,
+    },
+    keys,
     log,
     overcommit: config.overcommit,
     cluster,

@@ -1,5 +1,5 @@
 import type { ImageSource } from '../core/clone.js';
-import type { VolumeSpec } from '../core/options.js';
+import type { VolumeEncryption, VolumeSpec } from '../core/options.js';
 import type { DiskClaim } from '../state/disk-claim.js';
 import type { VolumePaths } from '../state/layout.js';
 import type { CheckReport } from '../system/fsck.js';
@@ -50,6 +50,8 @@ export interface Provisioned {
   fsUuid?: string;
   /** The root is already as the spec asks (empty, owner, mode): the first Mount has nothing to prepare. */
   rootPrepared?: boolean;
+  /** A restored image is encrypted with this key (see Copied). */
+  encryption?: VolumeEncryption;
 }
 
 /**

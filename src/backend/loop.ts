@@ -79,7 +79,8 @@ export class LoopBackend implements Backend {
     source?: ImageSource,
   ): Promise<Provisioned> {
     if (source) return this.provisionClone(paths, spec, source);
-    if (spec.sparse && (await this.spares?.place(spec, paths.image))) {
+    // Spares are formatted without the encrypt feature.
+    if (spec.sparse && !spec.encrypt && (await this.spares?.place(spec, paths.image))) {
       crashPoint('create:image');
       crashPoint('create:formatted');
       const rootPrepared =
@@ -89,7 +90,8 @@ export class LoopBackend implements Backend {
     if (spec.sparse) await createSparse(paths.image, spec.sizeBytes);
     else await preallocate(paths.image, spec.sizeBytes);
     crashPoint('create:image');
-    await makeFilesystem(paths.image, spec.fs, spec.sparse ? 'sparse-image' : 'preallocated-image');
+    const kind = spec.sparse ? 'sparse-image' : 'preallocated-image';
+    await makeFilesystem(paths.image, spec.fs, kind, undefined, spec.encrypt ? ['encrypt'] : []);
     crashPoint('create:formatted');
     return { sizeBytes: spec.sizeBytes, fs: spec.fs };
   }
@@ -123,7 +125,12 @@ export class LoopBackend implements Backend {
     if (sizeBytes > copied.sizeBytes) await this.grow(paths, volume, sizeBytes);
     else if (!spec.sparse) await preallocate(paths.image, sizeBytes);
     crashPoint('create:formatted');
-    return { sizeBytes, fs: copied.fs, rootPrepared: true };
+    return {
+      sizeBytes,
+      fs: copied.fs,
+      rootPrepared: true,
+      ...(copied.encryption ? { encryption: copied.encryption } : {}),
+    };
   }
 
   /**

@@ -14,6 +14,7 @@ import {
 } from '../system/restic.js';
 import type { Maintained } from '../volume/port.js';
 import { FreezeTooLong } from './file-backup.js';
+import { backupImage, encryptionTags } from './image-backup.js';
 import {
   type BackupInfo,
   BackupRepository,
@@ -89,24 +90,31 @@ export class Backups extends BackupRepository {
         let made: Omit<ResticSnapshot, 'id' | 'short_id'> | undefined;
         const backing = ({ record }: Maintained) => {
           const { fs, sizeBytes } = record.spec;
-          const tags = [...tagsOf(name), `fs=${fs}`, `size=${sizeBytes}`, `gen=${generation}`, FILES_FORMAT];
+          const format = record.encryption ? encryptionTags(record.encryption) : [FILES_FORMAT];
+          const tags = [...tagsOf(name), `fs=${fs}`, `size=${sizeBytes}`, `gen=${generation}`, ...format];
           made = { tags, hostname: this.host, time: new Date().toISOString() };
           return { tags, host: this.host };
         };
         // A mounted volume is read where it is, frozen; a copy if that takes longer than a freeze may.
-        const live = await this.snapshots
-          .withFrozen(name, log, ({ mountPoint, device, withinMs }, volume) =>
-            this.files.backupLive(mountPoint, device, name, backing(volume), withinMs, log),
-          )
-          .catch((err: Error) => {
-            if (!(err instanceof FreezeTooLong)) throw err;
-            log.warn({ reason: err.message }, 'backing the volume up from a copy instead');
-            return undefined;
-          });
+        // An encrypted volume is backed up as its image, from a copy: its files would be read in plain text.
+        const encrypted = this.service.specOf(name)?.encrypt === true;
+        const live = encrypted
+          ? undefined
+          : await this.snapshots
+              .withFrozen(name, log, ({ mountPoint, device, withinMs }, volume) =>
+                this.files.backupLive(mountPoint, device, name, backing(volume), withinMs, log),
+              )
+              .catch((err: Error) => {
+                if (!(err instanceof FreezeTooLong)) throw err;
+                log.warn({ reason: err.message }, 'backing the volume up from a copy instead');
+                return undefined;
+              });
         const { snapshot_id: short } =
           live?.result ??
           (await this.snapshots.withCopy(name, log, (image, volume) =>
-            this.files.backup(image, volume.record.spec.fs, name, backing(volume), log),
+            volume.record.encryption
+              ? backupImage(this.options.repo, image, name, backing(volume))
+              : this.files.backup(image, volume.record.spec.fs, name, backing(volume), log),
           ));
         // restic's summary names the backup by its short id: the full one from the repository's
         // directory if it is local, else from a listing.

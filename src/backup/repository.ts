@@ -6,7 +6,7 @@ import type { Copied, ImageSource } from '../core/clone.js';
 import type { ClusterGuard } from '../core/cluster-guard.js';
 import { VolumeError, wrap } from '../core/errors.js';
 import type { FsType } from '../core/fs-type.js';
-import { LATEST_BACKUP } from '../core/options.js';
+import { LATEST_BACKUP, type VolumeEncryption } from '../core/options.js';
 import type { Snapshots } from '../snapshot/snapshots.js';
 import { writeFileAtomic } from '../state/atomic.js';
 import type { Store } from '../state/store.js';
@@ -21,6 +21,7 @@ import {
 import { writeSparse } from '../system/sparse-write.js';
 import type { VolumePort } from '../volume/port.js';
 import type { FileBackups } from './file-backup.js';
+import { encryptionOfTags } from './image-backup.js';
 import { newestFirst } from './retention.js';
 
 /** How backups are made; from the daemon's flags. */
@@ -46,6 +47,8 @@ export interface BackupInfo {
   generation: number;
   /** `files`: the filesystem's files (FileBackups); `image`: the whole image (older backups). */
   format: 'files' | 'image';
+  /** An encrypted volume's image backup: the key it is encrypted with (see VolumeEncryption). */
+  encryption?: VolumeEncryption;
 }
 
 /** The last check of a volume's backups, for Status; `backup` is absent when none could be chosen. */
@@ -90,7 +93,9 @@ export const infoOf = (s: ResticSnapshot): BackupInfo => ({
   sizeBytes: Number(tagValue(s, 'size') ?? 0),
   generation: generationOf(s),
   format: s.tags?.includes(FILES_FORMAT) ? 'files' : 'image',
+  ...withEncryption(encryptionOfTags(s.tags)),
 });
+const withEncryption = (encryption: VolumeEncryption | undefined) => (encryption ? { encryption } : {});
 /** The path a volume's image has inside its backups. */
 const fileOf = (volume: string) => `/${volume}.img`;
 const STATUS_FILE = 'backup.json';
@@ -139,7 +144,12 @@ export abstract class BackupRepository {
       const chosen = await this.choose(name, backup, restoreOther);
       await this.dump(chosen, dest);
       const restored = { keepUuid: !this.uuidInUse(dest, chosen.fs as FsType) };
-      return { fs: chosen.fs as FsType, sizeBytes: chosen.sizeBytes, restored } satisfies Copied;
+      return {
+        fs: chosen.fs as FsType,
+        sizeBytes: chosen.sizeBytes,
+        restored,
+        ...withEncryption(chosen.encryption),
+      } satisfies Copied;
     };
   }
 

@@ -57,6 +57,7 @@ export async function doctorCommand(argv: string[]): Promise<void> {
     managed: managed !== undefined,
     docker: dockerHost(),
     ...(repository && passwordFile ? { backup: { repository, passwordFile } } : {}),
+    ...(process.env[ENV.keyFile] ? { keyFile: process.env[ENV.keyFile] } : {}),
     ...(process.env[ENV.cluster] ? { cluster: resolveConfig({}, process.env).cluster } : {}),
   });
   const findings = disabled

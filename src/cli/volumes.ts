@@ -15,7 +15,7 @@ const JSON_OPTION = ['--json', 'print JSON instead of a table'] as const;
 export const LS_HELP = formatHelp({
   usage: ['ls [--json] [--cluster] [--socket PATH]'],
   about:
-    "One line per volume: size, used, allocated, fs, mounted, holders, mountpoint, then the data root's provisioned, allocated and free bytes (binary units: 1G is 1 GiB).",
+    "One line per volume: size, used, allocated, fs, encrypted, mounted, holders, mountpoint, then the data root's provisioned, allocated and free bytes (binary units: 1G is 1 GiB).",
   options: [
     ['--json', "each volume as the daemon's Get answers it"],
     ['--cluster', 'every volume in the cluster, its owner and its last backup (a daemon run with --cluster)'],
@@ -87,7 +87,17 @@ export async function lsCommand(argv: string[]): Promise<void> {
     printJson(volumes);
     return;
   }
-  const table = plainTable(['NAME', 'SIZE', 'USED', 'ALLOCATED', 'FS', 'MOUNTED', 'HOLDERS', 'MOUNTPOINT']);
+  const table = plainTable([
+    'NAME',
+    'SIZE',
+    'USED',
+    'ALLOCATED',
+    'FS',
+    'ENCRYPTED',
+    'MOUNTED',
+    'HOLDERS',
+    'MOUNTPOINT',
+  ]);
   for (const v of volumes) {
     const s = v.Status;
     table.push([
@@ -96,6 +106,7 @@ export async function lsCommand(argv: string[]): Promise<void> {
       bytes(s.used),
       bytes(s.allocated),
       s.fs,
+      s.encrypted ? 'yes' : 'no',
       s.mounted ? 'yes' : 'no',
       String(s.holders),
       v.Mountpoint || '-',

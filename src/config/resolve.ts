@@ -36,6 +36,10 @@ export interface Config {
   cluster: ClusterOptions | undefined;
   /** The Create options clients may use (--allow-options, --deny-options). */
   optionPolicy: OptionPolicy;
+  /** The master key file of encrypted volumes (--key-file); empty: none can be created or mounted. */
+  keyFile: string;
+  /** New volumes are encrypted unless they say otherwise (--encrypt-default). */
+  encryptDefault: boolean;
 }
 
 type Settings = typeof SETTINGS;
@@ -115,5 +119,7 @@ export function resolveConfig(
       ...(c.allowOptions.length > 0 ? { allowed: c.allowOptions } : {}),
       denied: c.denyOptions,
     },
+    keyFile: c.keyFile,
+    encryptDefault: c.encryptDefault,
   };
 }

@@ -310,6 +310,27 @@ export const SETTINGS = {
       '(restore-other) only when named here; "default" stands for every option but those',
     schema: optionList,
   }),
+  keyFile: setting({
+    flag: 'key-file',
+    env: 'LOOPVOL_KEY_FILE',
+    default: '',
+    defaultText: 'no encrypted volumes',
+    example: '/run/loopvol/master.key',
+    placeholder: 'FILE',
+    help:
+      'the master key (32 to 64 bytes, owned by root, mode 0600 or 0400) from which each encrypted ' +
+      "volume's key is derived; keep it on tmpfs or fetch it from a secrets manager (see docs/security.md)",
+    schema: (flag) => z.union([z.literal(''), absolutePath(flag)]),
+  }),
+  encryptDefault: setting({
+    flag: 'encrypt-default',
+    env: 'LOOPVOL_ENCRYPT_DEFAULT',
+    default: 'false',
+    example: 'true',
+    help: 'new volumes are encrypted unless their Create says -o encrypt=false',
+    requires: ['keyFile'],
+    schema: (flag, env) => onOff(`${flag} (env ${env}) is true or false`),
+  }),
   denyOptions: setting({
     flag: 'deny-options',
     env: 'LOOPVOL_DENY_OPTIONS',

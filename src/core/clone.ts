@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { FsType } from './fs-type.js';
-import type { CloneSource } from './options.js';
+import type { CloneSource, VolumeEncryption } from './options.js';
 
 /** What an ImageSource copied. */
 export interface Copied {
@@ -8,6 +8,8 @@ export interface Copied {
   sizeBytes: number;
   /** A restore: check the filesystem, and keep its UUID unless another local volume has it. */
   restored?: { keepUuid: boolean };
+  /** The copy is encrypted with this volume key (a restore of an encrypted volume's image backup). */
+  encryption?: VolumeEncryption;
 }
 
 /** Fills a new image at `dest` with a clone's source; says what it copied. */

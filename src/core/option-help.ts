@@ -46,6 +46,10 @@ const OPTION_HELP: Record<OptionKey, { values: string; help: string }> = {
     values: 'true|false',
     help: 'from=backup:ID may restore a backup of another volume name',
   },
+  encrypt: {
+    values: 'true|false',
+    help: "encrypt the files and names at rest with fscrypt (ext4 loop volumes; needs the daemon's --key-file); default the daemon's --encrypt-default",
+  },
 };
 
 /** Create's options as help lines: `key=VALUES` and what it does, privileged ones said so. */

@@ -28,6 +28,18 @@ export interface VolumeSpec {
   fresh?: boolean;
   /** `from=backup` may restore the backups of another volume name (privileged: `-o restore-other=true`). */
   restoreOther: boolean;
+  /** Encrypted at rest with fscrypt (`-o encrypt=true`, ext4 loop volumes); a clone has its source's. */
+  encrypt: boolean;
+}
+
+/**
+ * How an encrypted volume's key is found again: derived from the master key (--key-file) with
+ * `keyUuid`, which clones and restores inherit, so they open with the same key; `keyId` is the
+ * identifier the kernel gives that key (never the key itself), checked at each Mount.
+ */
+export interface VolumeEncryption {
+  keyUuid: string;
+  keyId: string;
 }
 
 /**
@@ -45,6 +57,8 @@ export interface SpecDefaults {
   fs: FsType;
   /** The operator's --allow-options / --deny-options; absent: every option but the privileged ones. */
   policy?: OptionPolicy;
+  /** --encrypt-default: new volumes (not clones) are encrypted unless they say encrypt=false. */
+  encrypt?: boolean;
 }
 
 /** Smallest filesystem each mkfs accepts (mkfs.xfs refuses below 300 MiB). */
@@ -64,6 +78,7 @@ export const ACCEPTED_OPTIONS = [
   'backup-verify',
   'fresh',
   'restore-other',
+  'encrypt',
 ] as const;
 
 export type AcceptedOption = (typeof ACCEPTED_OPTIONS)[number];
@@ -212,6 +227,7 @@ const optionsSchema = z.strictObject(
     backup: interval('backup'),
     'backup-verify': interval('backup-verify'),
     'restore-other': z.enum(['true', 'false'], { error: 'restore-other must be true or false' }).optional(),
+    encrypt: z.enum(['true', 'false'], { error: 'encrypt must be true or false' }).optional(),
   },
   { error: (issue) => unknownOptionMessage(issue) },
 );
@@ -271,6 +287,8 @@ export function parseVolumeSpec(opts: unknown, defaults: SpecDefaults): VolumeSp
     if ('error' in size) return { error: size.error };
     sizeBytes = size.bytes;
   }
+  const encrypt = encryptionOf(o.encrypt, { fs, backend, from }, defaults.encrypt);
+  if (typeof encrypt === 'object') return encrypt;
   const mountOptions = parseMountOptions(o.mountopts ?? '', fs);
   if ('error' in mountOptions) return mountOptions;
   if (backend === 'loop' && sizeBytes < MIN_SIZE_BYTES[fs] && !(from && sizeBytes === 0)) {
@@ -292,5 +310,30 @@ export function parseVolumeSpec(opts: unknown, defaults: SpecDefaults): VolumeSp
     ...(o['backup-verify'] ? { verifyEverySeconds: o['backup-verify'] } : {}),
     ...(o.fresh === 'true' ? { fresh: true } : {}),
     restoreOther: o['restore-other'] === 'true',
+    encrypt,
   };
+}
+
+/**
+ * Whether a new volume is encrypted: asked (`encrypt=`) or the daemon's default; never for a
+ * clone, whose encryption is its source's (the provisioner takes it over). Encryption is fscrypt
+ * on ext4 loop volumes.
+ */
+function encryptionOf(
+  asked: 'true' | 'false' | undefined,
+  volume: { fs: FsType; backend: VolumeSpec['backend']; from: CloneSource | undefined },
+  byDefault = false,
+): boolean | { error: string } {
+  if (volume.from) {
+    return asked === undefined
+      ? false
+      : { error: 'a clone (from=) is encrypted exactly when its source is: drop the encrypt option' };
+  }
+  if (asked === 'false' || (asked === undefined && !byDefault)) return false;
+  const why =
+    asked === undefined ? ' (the daemon encrypts by default: add -o encrypt=false to have none)' : '';
+  if (volume.fs !== 'ext4') return { error: `encryption is for ext4 only (fscrypt), not ${volume.fs}${why}` };
+  if (volume.backend !== 'loop')
+    return { error: `encryption is for loop volumes only, not backend=disk${why}` };
+  return true;
 }

@@ -8,7 +8,8 @@ import { runTool } from '../system/exec.js';
 import { filesystemUsage } from '../system/fsstat.js';
 import { LOOP_ATTACH_LABEL, selectKernelOps } from '../system/kernel-ops.js';
 import { checkRepository, type ResticRepo, redactCredentials } from '../system/restic.js';
-import type { Finding } from './finding.js';
+import { checkEncryption } from './encryption.js';
+import { bad, type Finding, ok } from './finding.js';
 
 /** What doctor looks at. */
 export interface DoctorTarget {
@@ -24,15 +25,9 @@ export interface DoctorTarget {
   backup?: ResticRepo;
   /** The daemon's cluster (--cluster), if it is in one. */
   cluster?: ClusterOptions;
+  /** The daemon's master key file (--key-file), if it has one. */
+  keyFile?: string;
 }
-
-const ok = (subject: string, detail: string): Finding => ({ status: 'ok', subject, detail });
-const bad = (status: 'warn' | 'fail', subject: string, detail: string, fix: string): Finding => ({
-  status,
-  subject,
-  detail,
-  fix,
-});
 
 /** The programs loopvol runs, and what is lost without each. */
 const TOOLS: { name: string; needed: 'fail' | 'warn'; for: string; pkg: string }[] = [
@@ -311,6 +306,7 @@ export async function diagnose(target: DoctorTarget): Promise<Finding[]> {
     ...(await checkTools()),
     checkKernelFs('ext4'),
     checkKernelFs('xfs'),
+    ...checkEncryption(target.keyFile),
     ...checkDataRoot(target.dataRoot),
     daemon,
     ...(target.managed

@@ -1,7 +1,7 @@
 /**
  * One finding: `fail` makes doctor exit non-zero; `fix` says what to do about it. Apart from
- * checks.ts, which loads cluster.ts (and the ZooKeeper client) only when a cluster is set: both
- * report findings.
+ * checks.ts, which loads cluster.ts (and the ZooKeeper client) only when a cluster is set, and
+ * encryption.ts: all report findings.
  */
 export interface Finding {
   status: 'ok' | 'warn' | 'fail';
@@ -9,3 +9,11 @@ export interface Finding {
   detail: string;
   fix?: string;
 }
+
+export const ok = (subject: string, detail: string): Finding => ({ status: 'ok', subject, detail });
+export const bad = (status: 'warn' | 'fail', subject: string, detail: string, fix: string): Finding => ({
+  status,
+  subject,
+  detail,
+  fix,
+});

@@ -39,7 +39,8 @@ export function createMetrics(
   const look = async () => {
     const figures = await service.figures(true);
     const mounted = (await service.list()).filter((v) => v.Mountpoint !== '').length;
-    return { ...figures, mounted, host: filesystemUsage(figures.dataRoot) };
+    const encrypted = service.names().filter((name) => service.specOf(name)?.encrypt).length;
+    return { ...figures, mounted, encrypted, host: filesystemUsage(figures.dataRoot) };
   };
   const current = () => {
     if (!last || Date.now() - last.at > 1000) last = { at: Date.now(), figures: look() };
@@ -56,6 +57,7 @@ export function createMetrics(
     });
   gauge('loopvol_volumes', 'Volumes served', (f) => f.volumes);
   gauge('loopvol_volumes_mounted', 'Volumes mounted now', (f) => f.mounted);
+  gauge('loopvol_volumes_encrypted', 'Volumes encrypted at rest (fscrypt)', (f) => f.encrypted);
   gauge('loopvol_provisioned_bytes', 'Sum of the sizes of loop volumes', (f) => f.provisionedBytes);
   gauge(
     'loopvol_allocated_bytes',

@@ -28,6 +28,8 @@ export const volumeStatus = z.object({
   size: z.number(),
   fs: z.string(),
   sparse: z.boolean(),
+  /** Encrypted at rest (fscrypt); daemons before encryption do not say. */
+  encrypted: z.boolean().optional(),
   /** null when the image could not be measured. */
   allocated: z.number().nullable(),
   /** The data root's filesystem, for loop volumes; null for disks. */

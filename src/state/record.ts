@@ -1,7 +1,9 @@
 import { z } from 'zod';
 import type { Holders } from '../core/holders.js';
-import { MOUNT_OPTIONS, type VolumeSpec } from '../core/options.js';
+import { MOUNT_OPTIONS, type VolumeEncryption, type VolumeSpec } from '../core/options.js';
 import { FS_UUID } from './disk-claim.js';
+
+export type { VolumeEncryption } from '../core/options.js';
 
 /** What volume.json holds. Versioned so a later loopvol can migrate it. */
 export interface VolumeRecord {
@@ -20,6 +22,8 @@ export interface VolumeRecord {
   /** The root is prepared (lost+found removed, owner and mode set): at the first Mount, or already at
    * Create when the volume came from a spare and asks for its default owner and mode. */
   initialized: boolean;
+  /** An encrypted volume's key (see VolumeEncryption); absent: not encrypted. */
+  encryption?: VolumeEncryption;
   /** Kept in holders.json beside volume.json; volume.json files of loopvol 0.1 carry them inline. */
   holders: Holders;
 }
@@ -28,6 +32,12 @@ export interface VolumeRecord {
 // half the time of zod's interpreter or less. Input it rejects goes to the interpreter,
 // so errors read as before.
 const holdersSchema = z.compile(z.record(z.string(), z.number().int().positive()));
+
+/** A key UUID and the kernel's identifier of the key (32 hex digits). */
+export const encryptionSchema = z.object({
+  keyUuid: z.string().uuid(),
+  keyId: z.string().regex(/^[0-9a-f]{32}$/),
+});
 
 const recordSchema = z.compile(
   z.object({
@@ -55,9 +65,12 @@ const recordSchema = z.compile(
       fresh: z.boolean().optional(),
       // Volumes made before restore-other have none.
       restoreOther: z.boolean().default(false),
+      // Volumes made before encryption have none.
+      encrypt: z.boolean().default(false),
     }),
     disk: z.string().optional(),
     fsUuid: z.string().regex(FS_UUID).optional(),
+    encryption: encryptionSchema.optional(),
     initialized: z.boolean(),
     holders: holdersSchema.default({}),
   }),

@@ -40,12 +40,14 @@ export async function makeFilesystem(
   fsType: FsType,
   kind: FormatTarget,
   niceness?: number,
+  /** More ext4 features: `encrypt` for a volume encrypted with fscrypt. */
+  extraFeatures: readonly string[] = [],
 ): Promise<void> {
   const keepBlocks = kind !== 'sparse-image';
   if (fsType === 'ext4') {
     const ext = [`lazy_itable_init=${kind === 'preallocated-image' ? 0 : 1}`, 'lazy_journal_init=1'];
     if (keepBlocks) ext.push('nodiscard');
-    const features = ext4Features();
+    const features = [...ext4Features(), ...extraFeatures];
     const featureArgs = features.length > 0 ? ['-O', features.join(',')] : [];
     const args = ['-q', '-F', '-b', '4096', '-m', '0', ...featureArgs, '-E', ext.join(',')];
     await run('mkfs.ext4', [...args, '--', target], { timeoutMs: 300_000, niceness });

@@ -2,14 +2,35 @@ import type { Logger } from 'pino';
 import type { Backend, KernelState } from '../backend/backend.js';
 import { FilesystemDamaged, VolumeError, wrap } from '../core/errors.js';
 import { holderCount } from '../core/holders.js';
+import type { VolumeKeys } from '../encryption/keys.js';
+import { lock, unlock } from '../encryption/unlock.js';
 import type { VolumePaths } from '../state/layout.js';
 import type { VolumeRecord } from '../state/record.js';
 
 /**
- * A Mount's attach-and-mount (see Backend.activate); a damaged filesystem is refused with what to
- * do about it.
+ * A Mount's attach-and-mount (see Backend.activate), then an encrypted volume's key added (see
+ * unlock): a damaged filesystem or a wrong key is refused with what to do about it, and leaves
+ * nothing mounted that was not before.
  */
 export async function activateForMount(
+  backend: Backend,
+  paths: VolumePaths,
+  record: VolumeRecord,
+  log: Logger,
+  keys: VolumeKeys,
+): Promise<KernelState> {
+  const state = await activateOnly(backend, paths, record, log);
+  if (!record.encryption) return state;
+  try {
+    await unlock(record.name, paths.mountPoint, record.encryption, keys);
+  } catch (err) {
+    await undoActivation(backend, record, paths);
+    throw wrap(err, `cannot mount volume ${record.name}`);
+  }
+  return state;
+}
+
+async function activateOnly(
   backend: Backend,
   paths: VolumePaths,
   record: VolumeRecord,
@@ -57,5 +78,26 @@ export async function undoActivation(
   paths: VolumePaths,
 ): Promise<void> {
   if (holderCount(record.holders) > 0) return;
-  await backend.deactivate(paths, record).catch(() => undefined);
+  await deactivateVolume(backend, paths, record).catch(() => undefined);
+}
+
+/**
+ * Unmounts and detaches a volume that no one holds; an encrypted one's key is removed from its
+ * filesystem first (see lock).
+ */
+export async function deactivateVolume(
+  backend: Backend,
+  paths: VolumePaths,
+  record: VolumeRecord,
+  log?: Logger,
+): Promise<void> {
+  if (record.encryption && (await backend.inspect(paths, record)).mounted) {
+    const { filesBusy } = await lock(paths.mountPoint, record.encryption);
+    if (filesBusy) {
+      log?.warn(
+        'files of the encrypted volume are still open (a container copy of the mount?): the kernel keeps their plain text until they are closed',
+      );
+    }
+  }
+  await backend.deactivate(paths, record);
 }

@@ -6,9 +6,11 @@ import { VolumeError, wrap } from '../core/errors.js';
 import { KeyedLock } from '../core/keyed-lock.js';
 import { LATEST_BACKUP, type VolumeSpec } from '../core/options.js';
 import { formatSize } from '../core/size.js';
+import type { VolumeKeys } from '../encryption/keys.js';
 import type { VolumePaths } from '../state/layout.js';
 import type { VolumeRecord } from '../state/record.js';
 import type { Store } from '../state/store.js';
+import { encryptionFor, prepareNewEncrypted } from './encrypted.js';
 import type { Maintained } from './port.js';
 import type { Registry } from './registry.js';
 import type { Space } from './space.js';
@@ -20,6 +22,7 @@ export interface ProvisionDeps {
   space: Space;
   clones: CloneProvider<Maintained> | undefined;
   cluster: ClusterGuard | undefined;
+  keys: VolumeKeys;
   /** A served volume as clones see it; the Create holds its lock. */
   maintained(name: string): Maintained;
 }
@@ -90,6 +93,7 @@ export class Provisioner {
         throw wrap(err, `cannot create volume ${name}`);
       }
     }
+    const planned = encryptionFor(name, spec, source, this.deps.keys);
     const build = async () => {
       let staged: VolumePaths | undefined;
       try {
@@ -97,18 +101,22 @@ export class Provisioner {
         const copy = spec.from
           ? this.requireClones().sourceOf(name, spec.from, source, log, spec.restoreOther)
           : undefined;
-        const { sizeBytes, fs, disk, fsUuid, rootPrepared } = await backends[spec.backend].provision(
-          staged,
-          spec,
-          copy,
-        );
+        const provisioned = await backends[spec.backend].provision(staged, spec, copy);
+        const { sizeBytes, fs, disk, fsUuid, rootPrepared } = provisioned;
+        // A restore learns its encryption from the backup.
+        const encryption = planned ?? provisioned.encryption;
+        if (encryption) spec.encrypt = true;
+        if (planned && !copy) {
+          await prepareNewEncrypted(name, backends[spec.backend], staged, spec, planned, this.deps.keys);
+        }
         const record: VolumeRecord = {
           version: 1,
           name,
           createdAt: new Date().toISOString(),
           spec: { ...spec, sizeBytes, fs },
           ...(disk ? { disk, fsUuid } : {}),
-          initialized: rootPrepared === true,
+          ...(encryption ? { encryption } : {}),
+          initialized: rootPrepared === true || encryption !== undefined,
           holders: {},
         };
         await store.commit(staged, record);

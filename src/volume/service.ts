@@ -8,11 +8,19 @@ import { addHolder, describeHolders, holderCount, removeHolder } from '../core/h
 import { KeyedLock } from '../core/keyed-lock.js';
 import { parseVolumeSpec, type SpecDefaults, type VolumeSpec } from '../core/options.js';
 import { parseSize } from '../core/size.js';
+import { VolumeKeys } from '../encryption/keys.js';
+import { servedPath } from '../encryption/unlock.js';
 import type { VolumeRecord } from '../state/record.js';
 import type { Store } from '../state/store.js';
 import { filesystemUsage } from '../system/fsstat.js';
 import { readMounts } from '../system/mountinfo.js';
-import { activateForMount, reportPreened, reportRefilled, undoActivation } from './activate.js';
+import {
+  activateForMount,
+  deactivateVolume,
+  reportPreened,
+  reportRefilled,
+  undoActivation,
+} from './activate.js';
 import { Afterwards } from './afterwards.js';
 import type { SpaceTotals } from './ledger.js';
 import type { Maintained, VolumePort } from './port.js';
@@ -46,6 +54,8 @@ export interface VolumeServiceDeps {
    * the end of start-up, after reconcile (the snapshot room thaws what a crash left frozen).
    */
   startUp?: () => Promise<void>;
+  /** The operator's master key (--key-file) for encrypted volumes; without it they are refused. */
+  keys?: VolumeKeys;
 }
 
 /**
@@ -61,12 +71,14 @@ export class VolumeService implements VolumePort {
   private readonly provisioner: Provisioner;
   private readonly afterwards = new Afterwards();
   private readonly locks = new KeyedLock();
+  private readonly keys: VolumeKeys;
   private started: Promise<void> | undefined;
   private prepared: Promise<void> | undefined;
 
   constructor(private readonly deps: VolumeServiceDeps) {
     const { store, backends, log } = deps;
     this.store = store;
+    this.keys = deps.keys ?? new VolumeKeys(undefined);
     this.registry = new Registry(store);
     this.space = new Space(store, this.registry, log, deps.overcommit ?? 1);
     this.provisioner = new Provisioner({
@@ -76,6 +88,7 @@ export class VolumeService implements VolumePort {
       space: this.space,
       clones: deps.clones,
       cluster: deps.cluster,
+      keys: this.keys,
       maintained: (name) => this.maintained(name),
     });
     for (const backend of Object.values(backends)) backend.knowHeld?.(() => this.registry.heldDisks());
@@ -165,7 +178,7 @@ export class VolumeService implements VolumePort {
       let purge: () => Promise<void>;
       try {
         const backend = this.backendOf(record);
-        await backend.deactivate(this.store.layout.volume(name), record);
+        await deactivateVolume(backend, this.store.layout.volume(name), record);
         await backend.release(record);
         crashPoint('remove:released');
         purge = await this.store.discard(name);
@@ -188,7 +201,7 @@ export class VolumeService implements VolumePort {
       const backend = this.backendOf(record);
       // Every Mount asks the cluster: a copy whose ownership moved is stale, even one still mounted.
       if (this.deps.cluster) await this.deps.cluster.checkMount(name, log);
-      const state = await activateForMount(backend, paths, record, log);
+      const state = await activateForMount(backend, paths, record, log, this.keys);
       try {
         this.deps.cluster?.confirmMounted(name);
       } catch (err) {
@@ -212,7 +225,7 @@ export class VolumeService implements VolumePort {
         { device: state.device, holders: holderCount(this.registry.require(name).holders) },
         'volume mounted',
       );
-      return paths.mountPoint;
+      return servedPath(paths.mountPoint, record.encryption);
     });
   }
 
@@ -227,7 +240,7 @@ export class VolumeService implements VolumePort {
       if (holderCount(holders) > 0) return;
       const paths = this.store.layout.volume(name);
       try {
-        await this.backendOf(record).deactivate(paths, record);
+        await deactivateVolume(this.backendOf(record), paths, record, log);
       } catch (err) {
         throw wrap(
           err,
@@ -252,8 +265,9 @@ export class VolumeService implements VolumePort {
 
   async path(name: string): Promise<string> {
     return this.whenReady(name, async () => {
-      const mounted = (await this.inspect(this.registry.require(name))).mounted;
-      return mounted ? this.store.layout.volume(name).mountPoint : '';
+      const record = this.registry.require(name);
+      const mounted = (await this.inspect(record)).mounted;
+      return mounted ? this.served(record) : '';
     });
   }
 
@@ -268,7 +282,7 @@ export class VolumeService implements VolumePort {
       const usage = state.mounted ? filesystemUsage(paths.mountPoint) : undefined;
       return {
         Name: name,
-        Mountpoint: state.mounted ? paths.mountPoint : '',
+        Mountpoint: state.mounted ? this.served(record) : '',
         CreatedAt: record.createdAt,
         Status: volumeStatus({
           record,
@@ -290,8 +304,9 @@ export class VolumeService implements VolumePort {
     await this.start();
     const mounted = new Set((await readMounts()).map((m) => m.mountPoint));
     return this.registry.sortedNames().map((name) => {
+      const record = this.registry.require(name);
       const mountPoint = this.store.layout.volume(name).mountPoint;
-      return { Name: name, Mountpoint: mounted.has(mountPoint) ? mountPoint : '' };
+      return { Name: name, Mountpoint: mounted.has(mountPoint) ? this.served(record) : '' };
     });
   }
 
@@ -342,6 +357,11 @@ export class VolumeService implements VolumePort {
   private async whenReady<T>(name: string, work: () => Promise<T>): Promise<T> {
     await this.start();
     return this.locks.run(name, work);
+  }
+
+  /** Where a volume's data is served: its mountpoint, or the encrypted directory in it. */
+  private served(record: VolumeRecord): string {
+    return servedPath(this.store.layout.volume(record.name).mountPoint, record.encryption);
   }
 
   private backendOf(record: VolumeRecord): Backend {

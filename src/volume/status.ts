@@ -36,6 +36,7 @@ export function volumeStatus(input: StatusInput) {
     size: record.spec.sizeBytes,
     fs: record.spec.fs,
     sparse: record.spec.sparse,
+    encrypted: record.encryption !== undefined,
     allocated: input.allocated,
     hostFree,
     ...(loop ? { hostProvisioned: totals.provisionedBytes } : {}),

@@ -16,12 +16,13 @@ const argvOf = (k: SettingKey) => {
 
 /**
  * Settings some others only show through (the cluster's timeout, the backup's keep) or need (the
- * repository and its password file go together), with values no example uses.
+ * repository and its password file go together, --encrypt-default needs a key file), with values no example uses.
  */
 const CONTEXT = {
   cluster: 'zk://context:2181/ctx',
   backupRepo: '/srv/context-repo',
   backupPasswordFile: '/etc/context-password',
+  keyFile: '/etc/context-key',
 } satisfies Partial<Record<SettingKey, string>>;
 
 const without = (k: SettingKey) => Object.fromEntries(Object.entries(CONTEXT).filter(([c]) => c !== k));
