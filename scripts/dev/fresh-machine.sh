@@ -69,6 +69,7 @@ for tool in mmdebstrap dockerd docker losetup git; do
   }
 done
 
+exec {STDERR}>&2
 # Short: containerd's sockets live under the exec root, and unix socket paths are limited to 108 bytes.
 WORK=$(mktemp -d /tmp/fm.XXXXXX)
 DOCKERD_PID=''
@@ -92,6 +93,8 @@ cleanup() {
   local rc=$? id ino dev line name
   set +e
   trap - EXIT INT TERM
+  # Interrupted inside a step, stdout and stderr are still that step's output file.
+  exec >&"$STDERR" 2>&"$STDERR"
   for id in "${CONTAINERS[@]}"; do teardown "$id"; done
   # What was recorded, also when a step failed (the failed step is its last; then the whole
   # outputs and the service's journal go beside it, for the post-mortem).
