@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { dockerSuite, execIn, runContainer, startContainer } from '../helpers/dockerd.js';
 import { freePort } from '../helpers/net.js';
 import { BIN, tableRow } from '../helpers/plugin.js';
+import { initRepository } from '../helpers/restic-repo.js';
 import { storageAvailable } from '../helpers/tools.js';
 
 /** Prometheus text format: the value of one sample, by name and labels as written. */
@@ -27,7 +28,7 @@ describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'e2fsck', 'debugfs', 'm
       const repo = join(tmp, 'backups');
       const password = join(tmp, 'backup-password');
       await writeFile(password, 'operator secret\n', { mode: 0o600 });
-      await execa('restic', ['init', '--repo', repo, '--password-file', password]);
+      await initRepository(repo, password);
       return [
         '--metrics-listen',
         `127.0.0.1:${port}`,

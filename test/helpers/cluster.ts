@@ -1,9 +1,9 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { execa } from 'execa';
 import zookeeper from 'node-zookeeper-client';
 import { cleanupTempDir, makeTempDir } from './kernel.js';
 import type { PluginProcess, StartOptions } from './plugin.js';
+import { initRepository } from './restic-repo.js';
 import { startZooKeeper, type ZooKeeper } from './zookeeper.js';
 
 /** What the agents of a cluster test share: a temp dir, a real ZooKeeper and a restic repository. */
@@ -21,7 +21,7 @@ export async function startClusterBackdrop(label: string): Promise<ClusterBackdr
   const repo = join(dir, 'repo');
   const password = join(dir, 'password');
   await writeFile(password, 'cluster secret\n', { mode: 0o600 });
-  await execa('restic', ['init', '--repo', repo, '--password-file', password]);
+  await initRepository(repo, password);
   return { dir, zk, repo, password };
 }
 

@@ -1,8 +1,10 @@
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import Docker from 'dockerode';
 import { execa } from 'execa';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
 import { loopsFor } from '../../src/system/loop-sysfs.js';
 import { detachLoop } from '../../src/system/losetup.js';
 import { mountAt } from '../../src/system/mountinfo.js';
@@ -18,33 +20,57 @@ import {
   startDockerd,
   tail,
 } from './dockerd.js';
+import { FINISHED, MANAGED_PLUGIN_TOOLS, PLUGIN, RESULT, type Result, STOPPED } from './dockerfile-build.js';
 import { cleanupTempDir, makeTempDir } from './kernel.js';
 import { BIN } from './plugin.js';
 import { storageAvailable } from './tools.js';
 
 const BUILD = new URL('../../scripts/build-plugin', import.meta.url).pathname;
-const BASE_IMAGE = new URL('../../scripts/base-image', import.meta.url).pathname;
-/** The Debian base image scripts/base-image makes inside the test's dockerd (no registry here). */
-const BASE = 'loopvol-base:bookworm';
 const DVDCLI = new URL('../../bin/dvdcli', import.meta.url).pathname;
-const PLUGIN = 'loopvol-managed-e2e:latest';
 /** The plugin's command line, from plugin-config.json's entrypoint. */
 const ENTRYPOINT = '/usr/local/bin/node\0/opt/loopvol/bin/loopvol\0serve\0';
 
-/** Certificates this host trusts besides Debian's (where a site puts a TLS-intercepting proxy's CA). */
-const SITE_CA_DIR = '/usr/local/share/ca-certificates';
+/** The dockerd a test drives; the Dockerfile route's belongs to the global setup. */
+type Engine = Pick<Dockerd, 'socket' | 'docker' | 'log' | 'stop'>;
 
-/** The site's extra CAs (a TLS-intercepting proxy's): build-plugin --ca-file gives them to the build stage. */
-const siteCas = existsSync(SITE_CA_DIR)
-  ? readdirSync(SITE_CA_DIR)
-      .filter((f) => f.endsWith('.crt'))
-      .map((f) => join(SITE_CA_DIR, f))
-  : [];
+/** Polls for `file` every second; false after `timeoutMs`. */
+async function appears(file: string, timeoutMs: number): Promise<boolean> {
+  for (const deadline = Date.now() + timeoutMs; !existsSync(file); await sleep(1_000)) {
+    if (Date.now() > deadline) return false;
+  }
+  return true;
+}
+
+/**
+ * The Dockerfile route: waits for the build the global setup started (helpers/dockerfile-build.ts)
+ * and attaches to its dockerd, where build-plugin created the plugin. Returns the build's directory
+ * (the dockerd's), the plugin directory and the engine, whose stop() hands the dockerd back.
+ */
+async function attachToDockerfileBuild(
+  timeoutMs: number,
+): Promise<{ dir: string; plugin: string; engine: Engine }> {
+  const dir = inject('dockerfileBuild');
+  if (!(await appears(join(dir, RESULT), timeoutMs)))
+    throw new Error(`the Dockerfile build did not end within ${timeoutMs} ms`);
+  const { plugin, error } = JSON.parse(await readFile(join(dir, RESULT), 'utf8')) as Result;
+  if (!plugin) throw new Error(`the Dockerfile build failed: ${error}`);
+  const socket = join(dir, 'docker.sock');
+  const engine: Engine = {
+    socket,
+    docker: new Docker({ socketPath: socket }),
+    log: () => readFile(join(dir, 'dockerd.log'), 'utf8').catch(() => ''),
+    stop: async () => {
+      await writeFile(join(dir, FINISHED), '');
+      await appears(join(dir, STOPPED), 60_000);
+    },
+  };
+  return { dir, plugin, engine };
+}
 
 /**
  * How scripts/build-plugin makes the plugin: from the Dockerfile, on a base image made from Debian's
- * packages (no registry here), or --offline from this host's files. One test file per route, so
- * that the two builds (minutes each) run in parallel.
+ * packages (no registry here), or --offline from this host's files. One test file per route; the
+ * Dockerfile build (minutes) runs from the test run's start (helpers/dockerfile-build.ts).
  */
 export type Route = 'Dockerfile' | 'offline';
 
@@ -53,19 +79,21 @@ export type Route = 'Dockerfile' | 'offline';
  * host directory and its mounts under the propagated mount.
  */
 export function managedPluginSuite(route: Route): void {
-  describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'mount', 'dockerd', 'docker', 'mmdebstrap']))(
+  describe.runIf(storageAvailable(MANAGED_PLUGIN_TOOLS))(
     `loopvol as a Docker managed plugin built by the ${route} route`,
     () => {
       let tmp = '';
       let data = '';
-      let dockerd: Dockerd | undefined;
+      /** The plugin's directory (rootfs, config.json) that build-plugin made. */
+      let pluginDir = '';
+      let dockerd: Engine | undefined;
 
       /** The docker CLI against the private dockerd. */
       const cli = (...args: string[]) => execa('docker', ['-H', `unix://${dockerd?.socket}`, ...args]);
 
       /** `created`: build-plugin has just created it; otherwise create it from the plugin directory. */
       async function install(created = false): Promise<void> {
-        if (!created) await cli('plugin', 'create', PLUGIN, join(tmp, 'plugin'));
+        if (!created) await cli('plugin', 'create', PLUGIN, pluginDir);
         // LOOPVOL_MAX_FREEZE: a setting scripts/plugin-config.mjs derived from the settings table.
         await cli(
           'plugin',
@@ -99,24 +127,22 @@ export function managedPluginSuite(route: Route): void {
       const image = (name: string) => join(data, 'volumes', name, 'disk.img');
 
       beforeAll(async () => {
-        tmp = await makeTempDir('e2e-managed');
+        if (route === 'offline') {
+          tmp = await makeTempDir('e2e-managed');
+          pluginDir = join(tmp, 'plugin');
+          const started = await startDockerd(tmp);
+          dockerd = started;
+          await execa(BUILD, ['--offline', '--name', PLUGIN, pluginDir], {
+            env: { DOCKER_HOST: `unix://${started.socket}` },
+          });
+        } else {
+          // Built by the global setup while the other test files ran; its dockerd has the plugin.
+          const build = await attachToDockerfileBuild(840_000);
+          ({ dir: tmp, plugin: pluginDir, engine: dockerd } = build);
+        }
         data = join(tmp, 'data');
         await mkdir(data);
-        dockerd = await startDockerd(tmp);
-        const env = { DOCKER_HOST: `unix://${dockerd.socket}` };
         await importBusyboxImage(dockerd.docker, tmp, IMAGE);
-        const args = ['--name', PLUGIN, join(tmp, 'plugin')];
-        if (route === 'offline') args.unshift('--offline');
-        else {
-          await execa(BASE_IMAGE, [BASE], { env });
-          args.unshift('--base', BASE);
-          if (siteCas.length > 0) {
-            const caFile = join(tmp, 'site-ca.pem');
-            await writeFile(caFile, siteCas.map((f) => readFileSync(f, 'utf8')).join('\n'));
-            args.unshift('--ca-file', caFile);
-          }
-        }
-        await execa(BUILD, args, { env });
         await install(true);
       }, 900_000);
 
@@ -131,7 +157,8 @@ export function managedPluginSuite(route: Route): void {
               for (const device of await loopsFor(image(name))) await detachLoop(device);
             }
           },
-          async () => tmp && (await cleanupTempDir(tmp)),
+          // The Dockerfile route's directory is the global setup's, which removes it.
+          async () => route === 'offline' && tmp && (await cleanupTempDir(tmp)),
         ]),
       );
 
@@ -142,7 +169,7 @@ export function managedPluginSuite(route: Route): void {
       });
 
       it('brings restic, and takes every daemon setting from docker plugin set', async () => {
-        expect(existsSync(join(tmp, 'plugin', 'rootfs', 'usr', 'bin', 'restic'))).toBe(true);
+        expect(existsSync(join(pluginDir, 'rootfs', 'usr', 'bin', 'restic'))).toBe(true);
         const env = await cli('plugin', 'inspect', '--format', '{{json .Settings.Env}}', PLUGIN);
         expect(JSON.parse(env.stdout)).toEqual(
           expect.arrayContaining(['LOOPVOL_MAX_FREEZE=3s', 'LOOPVOL_BACKUP_REPO=', 'LOOPVOL_CLUSTER=']),

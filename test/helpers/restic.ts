@@ -2,13 +2,14 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import type { PluginProcess, pluginCases } from './plugin.js';
+import { initRepository } from './restic-repo.js';
 
 /** A restic repository the operator made (restic init) in `dir`. */
 export async function makeRepository(dir: string): Promise<{ repo: string; password: string }> {
   const repo = join(dir, 'repo');
   const password = join(dir, 'password');
   await writeFile(password, 'correct horse\n', { mode: 0o600 });
-  await execa('restic', ['init', '--repo', repo, '--password-file', password]);
+  await initRepository(repo, password);
   return { repo, password };
 }
 

@@ -10,6 +10,7 @@ import { createAndMount, ok, sha } from '../helpers/calls.js';
 import { freePort } from '../helpers/net.js';
 import { BIN, type PluginProcess, pluginCases } from '../helpers/plugin.js';
 import { backUpImage } from '../helpers/restic.js';
+import { initRepository } from '../helpers/restic-repo.js';
 import { storageAvailable } from '../helpers/tools.js';
 
 const ID = 'b'.repeat(64);
@@ -32,7 +33,7 @@ describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'mount', 'restic']))(
       const repo = join(dir, 'repo');
       const password = join(dir, 'password');
       await writeFile(password, 'correct horse\n', { mode: 0o600 });
-      await execa('restic', ['init', '--repo', repo, '--password-file', password]);
+      await initRepository(repo, password);
       // restore-other is privileged: these tests restore other names' backups.
       const args = [
         ...['--spares', '0', '--backup-repo', repo, '--backup-password-file', password],
