@@ -1,17 +1,20 @@
 // Lifecycle of a 1G sparse ext4 volume over one keep-alive connection (Create, Mount, Unmount,
-// Remove), interleaved cycle by cycle with the shell sequence that does the same by hand.
+// Remove), interleaved cycle by cycle with the shell sequence that does the same by hand; and the
+// same for an encrypted volume (-o encrypt=true), whose cost is the difference to back-to-back.
 import { now, shellLifecycle, stats } from './lib.mjs';
 
 /**
- * Two rhythms: `spaced` leaves `pauseMs` between cycles (volumes created as tasks start, the
+ * Three rhythms: `spaced` leaves `pauseMs` between cycles (volumes created as tasks start, the
  * daemon idle between them), `back-to-back` runs them without a pause (a burst; the shell
- * sequence gets the same pauses and bursts).
+ * sequence gets the same pauses and bursts), `encrypted` is back-to-back with encrypted volumes
+ * (the daemon has a --key-file; the shell sequence stays the plain one).
  */
 export async function lifecycle(daemon, dir, { cycles, pauseMs }) {
   const result = {};
-  for (const [rhythm, pause] of [
-    ['spaced', pauseMs],
-    ['back-to-back', 0],
+  for (const [rhythm, pause, extra] of [
+    ['spaced', pauseMs, {}],
+    ['back-to-back', 0, {}],
+    ['encrypted', 0, { encrypt: 'true' }],
   ]) {
     const steps = { Create: [], Mount: [], Unmount: [], Remove: [] };
     const total = [];
@@ -19,7 +22,7 @@ export async function lifecycle(daemon, dir, { cycles, pauseMs }) {
     for (let i = 0; i < cycles; i++) {
       const Name = `life-${rhythm}-${i}`;
       const bodies = {
-        Create: { Name, Opts: { size: '1G' } },
+        Create: { Name, Opts: { size: '1G', ...extra } },
         Mount: { Name, ID: 'bench' },
         Unmount: { Name, ID: 'bench' },
         Remove: { Name },

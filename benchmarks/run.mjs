@@ -4,6 +4,7 @@
 // Prints a table and writes bench/results/<timestamp>.json; asserts nothing (timings belong
 // here, not in tests). Run as root. LOOPVOL_BENCH_BIN=/path/to/bin/loopvol measures another build.
 import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, freemem, release, totalmem } from 'node:os';
 import { join } from 'node:path';
@@ -61,7 +62,10 @@ const results = { date: new Date().toISOString(), mode: quick ? 'quick' : 'full'
 const f = (x, d = 1) => (x === undefined ? '-' : x.toFixed(d));
 try {
   if (want('lifecycle') || want('io')) {
-    const daemon = await startDaemon(join(dir, 'main'));
+    // A master key, so that the lifecycle also measures encrypted volumes (and fio one of them).
+    const keyFile = join(dir, 'master.key');
+    writeFileSync(keyFile, randomBytes(32), { mode: 0o600 });
+    const daemon = await startDaemon(join(dir, 'main'), ['--key-file', keyFile]);
     try {
       process.stderr.write('lifecycle...\n');
       results.lifecycle = await lifecycle(daemon, dir, plan.lifecycle);
@@ -107,6 +111,11 @@ for (const [rhythm, l] of Object.entries(results.lifecycle ?? {})) {
       .join(', ')}`,
   );
 }
+const life = results.lifecycle;
+if (life?.encrypted)
+  lines.push(
+    `encryption cost: encrypted lifecycle p50 ${f(life.encrypted.loopvol.p50)} ms vs plain back-to-back ${f(life['back-to-back'].loopvol.p50)} ms (${f(life.encrypted.loopvol.p50 / life['back-to-back'].loopvol.p50, 2)}x)`,
+  );
 const c = results.concurrency;
 if (c)
   lines.push(`concurrency: 1 at a time ${f(c.one)}/s, 4 at a time ${f(c.four)}/s, ratio ${f(c.ratio, 2)}x`);
