@@ -63,6 +63,7 @@ describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'e2fsck', 'debugfs', 'm
           expect.stringMatching(/\d/),
           expect.stringMatching(/\d/),
           'ext4',
+          'no',
           'yes',
           '1',
           join(suite.plugin.dataRoot, 'volumes', 'inuse', 'mnt'),
