@@ -28,6 +28,8 @@ export const volumeStatus = z.object({
   size: z.number(),
   fs: z.string(),
   sparse: z.boolean(),
+  /** Only for a volume created with prealloc=zero. */
+  prealloc: z.literal('zero').optional(),
   /** null when the image could not be measured. */
   allocated: z.number().nullable(),
   /** The data root's filesystem, for loop volumes; null for disks. */

@@ -36,6 +36,7 @@ export function volumeStatus(input: StatusInput) {
     size: record.spec.sizeBytes,
     fs: record.spec.fs,
     sparse: record.spec.sparse,
+    ...(record.spec.prealloc ? { prealloc: record.spec.prealloc } : {}),
     allocated: input.allocated,
     hostFree,
     ...(loop ? { hostProvisioned: totals.provisionedBytes } : {}),
