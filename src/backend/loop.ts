@@ -13,6 +13,7 @@ import { checkFilesystem } from '../system/fsck.js';
 import { growMounted, growUnmountedExt4, refreshLoopCapacity } from '../system/growfs.js';
 import type { KernelOps } from '../system/kernel-ops.js';
 import type { LoopAttachOptions } from '../system/loop-options.js';
+import { passFlushes } from '../system/loop-sysfs.js';
 import { makeFilesystem } from '../system/mkfs.js';
 import { UNTRUSTED_CONTENT_OPTIONS } from '../system/mount.js';
 import { isMountPoint } from '../system/mountpoint.js';
@@ -217,6 +218,12 @@ export class LoopBackend implements Backend {
       ...this.loopOptions,
       ...(blockSize ? { blockSize } : {}),
     });
+    try {
+      passFlushes(device);
+    } catch (err) {
+      await this.kernel.detachLoop(device).catch(() => undefined);
+      throw new Error(`cannot make ${device} pass flushes on to ${image}: ${(err as Error).message}`);
+    }
     this.loops.attached(image, device);
     return device;
   }
