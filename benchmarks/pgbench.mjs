@@ -8,8 +8,8 @@ import { dirname, join } from 'node:path';
 import { connect } from './lib.mjs';
 import { configsFor, mountVolume, ratioOf, roundOrder } from './volumes.mjs';
 
-/** The newest installed PostgreSQL's programs (Debian keeps them out of PATH). */
-function postgresBin() {
+/** The newest installed PostgreSQL's programs (Debian keeps them out of PATH); undefined if none. */
+export function postgresBin() {
   const root = '/usr/lib/postgresql';
   const version = existsSync(root)
     ? readdirSync(root)
@@ -17,8 +17,7 @@ function postgresBin() {
         .sort((a, b) => Number(a) - Number(b))
         .at(-1)
     : undefined;
-  if (!version) throw new Error('pgbench needs PostgreSQL: apt-get install postgresql');
-  return join(root, version, 'bin');
+  return version && join(root, version, 'bin');
 }
 
 const idOf = (flag) => Number(execFileSync('id', [flag, 'postgres']).toString());
@@ -79,6 +78,7 @@ function openPathFor(path, top) {
 
 export async function pgbench(daemon, dir, { quick, rounds, seconds, scale = 10, clients = 4 }) {
   const bin = postgresBin();
+  if (!bin) return { skipped: 'no PostgreSQL here (Debian: apt-get install postgresql)' };
   const owner = { uid: idOf('-u'), gid: idOf('-g') };
   const client = connect(daemon.socket, { keepAlive: false });
   const base = join(dir, 'pgbench');

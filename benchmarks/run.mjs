@@ -1,4 +1,4 @@
-// loopvol benchmarks: `npm run bench` (full) or `npm run bench -- --quick` (under 3 minutes);
+// loopvol benchmarks: `npm run bench` (full) or `npm run bench -- --quick` (about 6 minutes);
 // `--only backup,failover` runs those sections (lifecycle, io, pgbench, scale, backup, failover).
 // Prints a table and writes bench/results/<timestamp>.json; asserts nothing (timings belong
 // here, not in tests). Run as root. LOOPVOL_BENCH_BIN=/path/to/bin/loopvol measures another build.
@@ -135,7 +135,8 @@ if (fs) {
   );
 }
 const pg = results.pgbench;
-if (pg) {
+if (pg?.skipped) lines.push(`pgbench skipped: ${pg.skipped}`);
+else if (pg) {
   lines.push(
     `pgbench scale ${pg.scale}, ${pg.clients} clients, ${pg.rounds}x${pg.seconds} s: plain ${pg.plainTps.map((t) => f(t, 0)).join('/')} tps`,
   );

@@ -45,14 +45,20 @@ export async function mountVolume(client, config, name, opts) {
   const started = performance.now();
   await client.call('VolumeDriver.Create', { Name: name, Opts: { ...config.opts, ...opts } });
   const createSeconds = (performance.now() - started) / 1000;
+  let device;
   const remove = async () => {
+    // Queue settings outlive the detach: the next image on this device must not inherit them.
+    if (device) {
+      sysfs(device, 'write_cache', 'write back');
+      sysfs(device, 'scheduler', 'none');
+    }
     await client.call('VolumeDriver.Unmount', { Name: name, ID: 'bench' }).catch(() => undefined);
     await client.call('VolumeDriver.Remove', { Name: name });
   };
   try {
     const { Mountpoint } = await client.call('VolumeDriver.Mount', { Name: name, ID: 'bench' });
     if (config.tune) {
-      const device = (await readMounts()).find((m) => m.mountPoint === Mountpoint)?.source;
+      device = (await readMounts()).find((m) => m.mountPoint === Mountpoint)?.source;
       if (!device) throw new Error(`no device mounted on ${Mountpoint}`);
       config.tune(device);
     }
