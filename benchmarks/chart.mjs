@@ -37,6 +37,16 @@ const ratios = [
         }))
       : [],
   ),
+  ...Object.entries(r.io?.fsync?.configs ?? {}).map(([name, c]) => ({
+    what: `fio 4k randwrite+fsync, ${name}`,
+    ratio: c.ratio,
+    target: 0.6,
+  })),
+  ...Object.entries(r.pgbench?.configs ?? {}).map(([name, c]) => ({
+    what: `pgbench tps, ${name}`,
+    ratio: c.ratio,
+    target: 0.95,
+  })),
 ];
 const latency = [
   ...r.scale.flatMap((s) =>

@@ -1,6 +1,6 @@
-// loopvol benchmarks: `npm run bench` (full) or `npm run bench -- --quick` (under 3 minutes);
-// `--only backup,failover` runs those sections (lifecycle, io, scale, backup, failover); scale
-// includes the Go-client latency (latency.mjs) and the restarts.
+// loopvol benchmarks: `npm run bench` (full) or `npm run bench -- --quick` (about 6 minutes);
+// `--only backup,failover` runs those sections (lifecycle, io, pgbench, scale, backup, failover);
+// scale includes the Go-client latency (latency.mjs) and the restarts.
 // Prints a table and writes bench/results/<timestamp>.json; asserts nothing (timings belong
 // here, not in tests). Run as root. LOOPVOL_BENCH_BIN=/path/to/bin/loopvol measures another build.
 import { execFileSync } from 'node:child_process';
@@ -14,6 +14,7 @@ import { httpFloor } from './floor.mjs';
 import { io } from './io.mjs';
 import { BIN, releaseKernelState, startDaemon } from './lib.mjs';
 import { concurrency, lifecycle } from './lifecycle.mjs';
+import { pgbench } from './pgbench.mjs';
 import { scale } from './scale.mjs';
 
 const { values } = parseArgs({
@@ -27,6 +28,7 @@ const plan = quick
       lifecycle: { cycles: 15, pauseMs: 300 },
       concurrency: { cycles: 10 },
       io: { reps: 2, runtime: 2, seqSize: '256M' },
+      pgbench: { rounds: 2, seconds: 10 },
       scale: [{ volumes: 1000, samples: 500, go: { rounds: 3, requests: 500 }, restarts: 3 }],
       backup: { sizeSpec: '10G', dataBytes: 256 * 2 ** 20, legacy: false },
       failover: { sizeSpec: '2G', dataBytes: 256 * 2 ** 20, timeoutS: 2 },
@@ -35,6 +37,7 @@ const plan = quick
       lifecycle: { cycles: 40, pauseMs: 300 },
       concurrency: { cycles: 30 },
       io: { reps: 3, runtime: 10, seqSize: '1G' },
+      pgbench: { rounds: 3, seconds: 30 },
       scale: [
         { volumes: 1000, samples: 2000, go: { rounds: 5, requests: 2000 }, restarts: 5 },
         { volumes: 10000, samples: 2000, go: { rounds: 5, requests: 2000 }, restarts: 5 },
@@ -61,18 +64,24 @@ const dir = mkdtempSync('/var/tmp/loopvol-bench-');
 const results = { date: new Date().toISOString(), mode: quick ? 'quick' : 'full', machine, plan };
 const f = (x, d = 1) => (x === undefined ? '-' : x.toFixed(d));
 try {
-  if (want('lifecycle') || want('io')) {
-    // A master key, so that the lifecycle also measures encrypted volumes (and fio one of them).
+  if (want('lifecycle') || want('io') || want('pgbench')) {
+    // A master key, so that the lifecycle and fio also measure encrypted volumes.
     const keyFile = join(dir, 'master.key');
     writeFileSync(keyFile, randomBytes(32), { mode: 0o600 });
     const daemon = await startDaemon(join(dir, 'main'), ['--key-file', keyFile]);
     try {
-      process.stderr.write('lifecycle...\n');
-      results.lifecycle = await lifecycle(daemon, dir, plan.lifecycle);
-      process.stderr.write('concurrency...\n');
-      results.concurrency = await concurrency(daemon, plan.concurrency);
-      process.stderr.write('fio...\n');
-      results.io = await io(daemon, dir, plan.io);
+      if (want('lifecycle') || want('io')) {
+        process.stderr.write('lifecycle...\n');
+        results.lifecycle = await lifecycle(daemon, dir, plan.lifecycle);
+        process.stderr.write('concurrency...\n');
+        results.concurrency = await concurrency(daemon, plan.concurrency);
+        process.stderr.write('fio...\n');
+        results.io = await io(daemon, dir, { ...plan.io, quick });
+      }
+      if (want('pgbench')) {
+        process.stderr.write('pgbench...\n');
+        results.pgbench = await pgbench(daemon, dir, { ...plan.pgbench, quick });
+      }
     } finally {
       await daemon.stop();
     }
@@ -124,6 +133,25 @@ for (const [name, j] of Object.entries(results.io?.jobs ?? {})) {
   lines.push(
     `fio ${name.padEnd(20)} plain ${f(med(j.plain), 0)} ${j.unit}, loop ${f(med(j.loop), 0)} ${j.unit}, ratio ${f(j.ratio, 2)}x`,
   );
+}
+const spread = (c) => `${f(c.ratio, 2)}x (rounds ${f(c.spread[0], 2)}-${f(c.spread[1], 2)})`;
+const fs = results.io?.fsync;
+if (fs) {
+  for (const [name, c] of Object.entries(fs.configs))
+    lines.push(`fio 4k randwrite+fsync, ${name.padEnd(42)} ${spread(c)}, Create ${f(c.createSeconds, 2)} s`);
+  const fl = results.io.floor;
+  lines.push(
+    `fio floor, a flush through a bare loop device / a plain file: vs fsync ${spread(fl.vsFsync)}, vs fdatasync ${spread(fl.vsFdatasync)}`,
+  );
+}
+const pg = results.pgbench;
+if (pg?.skipped) lines.push(`pgbench skipped: ${pg.skipped}`);
+else if (pg) {
+  lines.push(
+    `pgbench scale ${pg.scale}, ${pg.clients} clients, ${pg.rounds}x${pg.seconds} s: plain ${pg.plainTps.map((t) => f(t, 0)).join('/')} tps`,
+  );
+  for (const [name, c] of Object.entries(pg.configs))
+    lines.push(`  ${name.padEnd(44)} ${spread(c)}, Create ${f(c.createSeconds, 2)} s`);
 }
 const floor = results.httpFloor;
 if (floor)

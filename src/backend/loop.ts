@@ -5,7 +5,7 @@ import { crashPoint } from '../core/faults.js';
 import { KeyedLock } from '../core/keyed-lock.js';
 import type { VolumeSpec } from '../core/options.js';
 import type { VolumePaths } from '../state/layout.js';
-import { createSparse, preallocate, refillAllocation } from '../system/allocate.js';
+import { createSparse, preallocate, refillAllocation, writeZeros } from '../system/allocate.js';
 import { filesystemBlockSize } from '../system/fs-geometry.js';
 import { readFilesystemHead } from '../system/fs-head.js';
 import { newFilesystemUuid } from '../system/fs-uuid.js';
@@ -13,6 +13,7 @@ import { checkFilesystem } from '../system/fsck.js';
 import { growMounted, growUnmountedExt4, refreshLoopCapacity } from '../system/growfs.js';
 import type { KernelOps } from '../system/kernel-ops.js';
 import type { LoopAttachOptions } from '../system/loop-options.js';
+import { passFlushes } from '../system/loop-sysfs.js';
 import { makeFilesystem } from '../system/mkfs.js';
 import { UNTRUSTED_CONTENT_OPTIONS } from '../system/mount.js';
 import { isMountPoint } from '../system/mountpoint.js';
@@ -28,6 +29,9 @@ import { SPARE_ROOT, type SparePool } from './spares.js';
  * tables, and the groups a resize adds sit on freshly fallocated blocks, which read as zeros.
  */
 const mountOptions = (spec: VolumeSpec) => (!spec.sparse && spec.fs === 'ext4' ? ['noinit_itable'] : []);
+
+const formatTarget = (spec: VolumeSpec) =>
+  spec.prealloc === 'zero' ? 'zeroed-image' : spec.sparse ? 'sparse-image' : 'preallocated-image';
 
 /** How long a Mount keeps retrying while a loop device of its image is being torn down. */
 const TEARDOWN_WAIT_MS = 5_000;
@@ -87,11 +91,17 @@ export class LoopBackend implements Backend {
         spec.uid === SPARE_ROOT.uid && spec.gid === SPARE_ROOT.gid && spec.mode === SPARE_ROOT.mode;
       return { sizeBytes: spec.sizeBytes, fs: spec.fs, rootPrepared };
     }
-    if (spec.sparse) await createSparse(paths.image, spec.sizeBytes);
+    if (spec.prealloc === 'zero') await writeZeros(paths.image, spec.sizeBytes);
+    else if (spec.sparse) await createSparse(paths.image, spec.sizeBytes);
     else await preallocate(paths.image, spec.sizeBytes);
     crashPoint('create:image');
-    const kind = spec.sparse ? 'sparse-image' : 'preallocated-image';
-    await makeFilesystem(paths.image, spec.fs, kind, undefined, spec.encrypt ? ['encrypt'] : []);
+    await makeFilesystem(
+      paths.image,
+      spec.fs,
+      formatTarget(spec),
+      undefined,
+      spec.encrypt ? ['encrypt'] : [],
+    );
     crashPoint('create:formatted');
     return { sizeBytes: spec.sizeBytes, fs: spec.fs };
   }
@@ -220,6 +230,12 @@ export class LoopBackend implements Backend {
       ...this.loopOptions,
       ...(blockSize ? { blockSize } : {}),
     });
+    try {
+      passFlushes(device);
+    } catch (err) {
+      await this.kernel.detachLoop(device).catch(() => undefined);
+      throw new Error(`cannot make ${device} pass flushes on to ${image}: ${(err as Error).message}`);
+    }
     this.loops.attached(image, device);
     return device;
   }
@@ -242,7 +258,10 @@ export class LoopBackend implements Backend {
 
   async grow(paths: VolumePaths, volume: BackedVolume, sizeBytes: number): Promise<void> {
     await assertPlain(paths.image, 'file');
-    if (volume.spec.sparse) await truncate(paths.image, sizeBytes);
+    // The growth of a zeroed image is written too; the inode tables the resize then zeroes through
+    // the loop device come back as unwritten extents (refilled below): a one-time conversion each.
+    if (volume.spec.prealloc === 'zero') await writeZeros(paths.image, sizeBytes);
+    else if (volume.spec.sparse) await truncate(paths.image, sizeBytes);
     else await preallocate(paths.image, sizeBytes);
     crashPoint('resize:image');
     const state = await this.inspect(paths);

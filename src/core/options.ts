@@ -12,6 +12,11 @@ export interface VolumeSpec {
   sizeBytes: number;
   fs: FsType;
   sparse: boolean;
+  /**
+   * `zero`: the image is written with zeros in full at Create (`-o prealloc=zero`, never sparse),
+   * so the host journals no extent conversion under the volume's fsyncs. Absent: fallocate only.
+   */
+  prealloc?: 'zero';
   /** Owner and mode of the volume's root directory, applied when it is first mounted. */
   uid: number;
   gid: number;
@@ -68,6 +73,7 @@ export const ACCEPTED_OPTIONS = [
   'size',
   'fs',
   'sparse',
+  'prealloc',
   'uid',
   'gid',
   'mode',
@@ -208,6 +214,7 @@ const optionsSchema = z.strictObject(
     backend: z.enum(['loop', 'disk'], { error: 'backend must be loop or disk' }).optional(),
     fs: z.enum(['ext4', 'xfs'], { error: 'fs must be ext4 or xfs' }).optional(),
     sparse: z.enum(['true', 'false'], { error: 'sparse must be true or false' }).optional(),
+    prealloc: z.enum(['zero'], { error: 'prealloc must be zero' }).optional(),
     uid: id('uid').optional(),
     gid: id('gid').optional(),
     mode: z
@@ -242,6 +249,23 @@ function parseFrom(from: string): CloneSource {
   if (from === 'backup' || from.startsWith('backup:')) return { backup: from.split(':')[1] ?? LATEST_BACKUP };
   const [volume = '', snapshot] = from.split('@');
   return { volume, ...(snapshot ? { snapshot } : {}) };
+}
+
+/**
+ * prealloc=zero is for a new ext4 image: a clone's copy is sparse, a disk has no image, and
+ * mkfs.xfs zeroes its log with fallocate (unwritten extents again).
+ */
+function preallocRefusal(
+  sparse: string | undefined,
+  backend: VolumeSpec['backend'],
+  fs: FsType,
+  from: CloneSource | undefined,
+): string | undefined {
+  if (sparse === 'true') return 'prealloc=zero writes the whole image: drop sparse=true';
+  if (backend !== 'loop') return 'prealloc=zero is for loop volumes: a disk volume has no image';
+  if (fs !== 'ext4') return 'prealloc=zero is for ext4 volumes: use sparse=false for xfs';
+  if (from) return 'prealloc=zero is for new volumes: a clone is copied sparse (add sparse=false instead)';
+  return undefined;
 }
 
 /**
@@ -280,6 +304,10 @@ export function parseVolumeSpec(opts: unknown, defaults: SpecDefaults): VolumeSp
       error: "a clone (from=) is a loop volume with its source's filesystem: drop the backend and fs options",
     };
   }
+  if (o.prealloc) {
+    const refusal = preallocRefusal(o.sparse, backend, fs, from);
+    if (refusal) return { error: refusal };
+  }
   // A clone is as large as its source unless it asks for more (0: the source's size).
   let sizeBytes = backend === 'disk' || from ? 0 : defaults.sizeBytes;
   if (o.size !== undefined) {
@@ -300,7 +328,8 @@ export function parseVolumeSpec(opts: unknown, defaults: SpecDefaults): VolumeSp
     backend,
     sizeBytes,
     fs,
-    sparse: o.sparse !== 'false',
+    sparse: o.sparse !== 'false' && !o.prealloc,
+    ...(o.prealloc ? { prealloc: o.prealloc } : {}),
     uid: o.uid ?? 0,
     gid: o.gid ?? 0,
     mode: o.mode ?? 0o755,

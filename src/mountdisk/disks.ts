@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { syncDir } from '../state/atomic.js';
 import { preallocate } from '../system/allocate.js';
 import { filesystemUsage } from '../system/fsstat.js';
-import { loopsFor } from '../system/loop-sysfs.js';
+import { loopsFor, passFlushes } from '../system/loop-sysfs.js';
 import { attachLoop, detachLoop } from '../system/losetup.js';
 import { makeFilesystem } from '../system/mkfs.js';
 import { mountDevice, UNTRUSTED_CONTENT_OPTIONS, unmount } from '../system/mount.js';
@@ -92,6 +92,7 @@ async function complete(o: MountDiskOptions, disk: MountDisk): Promise<void> {
   if (!disk.mounted) {
     const device = disk.loopDevice ?? (await attachLoop(disk.image, { directIo: true }));
     try {
+      passFlushes(device);
       await mountDevice(device, disk.mountPoint, 'ext4', UNTRUSTED_CONTENT_OPTIONS);
     } catch (err) {
       if (!disk.loopDevice) await detachLoop(device).catch(() => undefined);

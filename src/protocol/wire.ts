@@ -30,6 +30,8 @@ export const volumeStatus = z.object({
   sparse: z.boolean(),
   /** Encrypted at rest (fscrypt); daemons before encryption do not say. */
   encrypted: z.boolean().optional(),
+  /** Only for a volume created with prealloc=zero. */
+  prealloc: z.literal('zero').optional(),
   /** null when the image could not be measured. */
   allocated: z.number().nullable(),
   /** The data root's filesystem, for loop volumes; null for disks. */

@@ -49,6 +49,7 @@ const recordSchema = z.compile(
       sizeBytes: z.number().int().positive(),
       fs: z.enum(['ext4', 'xfs']),
       sparse: z.boolean(),
+      prealloc: z.literal('zero').optional(),
       uid: z.number().int().nonnegative(),
       gid: z.number().int().nonnegative(),
       mode: z.number().int().nonnegative(),

@@ -19,9 +19,11 @@ export interface RunOptions {
   cwd?: string;
   /** At the timeout: the signal asking the tool to stop (default SIGTERM), and how long before SIGKILL. */
   stop?: { signal: NodeJS.Signals; graceMs: number };
+  /** Environment variables added to the daemon's (a tool's switches that have no flag). */
+  env?: Readonly<Record<string, string>>;
 }
 
-type ToolOptions = Pick<RunOptions, 'timeoutMs' | 'niceness' | 'cwd' | 'stop'>;
+type ToolOptions = Pick<RunOptions, 'timeoutMs' | 'niceness' | 'cwd' | 'stop' | 'env'>;
 
 /** A system tool exited non-zero, timed out or could not start; `message` carries its stderr. */
 export class CommandError extends Error {
@@ -85,7 +87,7 @@ function spawnTool(file: string, args: readonly string[], options: ToolOptions):
   return new Promise((resolve) => {
     const child = spawn(file, args, {
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, LC_ALL: 'C' },
+      env: { ...process.env, ...options.env, LC_ALL: 'C' },
       cwd: options.cwd,
     });
     if (options.niceness !== undefined && child.pid !== undefined) {

@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import { loopBackingInodes } from './losetup.js';
 
@@ -23,6 +23,19 @@ export function readLoop(device: string): LoopDevice | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * Makes loop device `device` pass flushes on to its image (write_cache "write back"), and returns
+ * whether it had to. The setting outlives a detach: a device someone once set to "write through"
+ * serves the next image with flushes dropped by the block layer, so an fsync inside the volume
+ * would never reach the host. Called at every attach of a writable image, before the mount.
+ */
+export function passFlushes(device: string): boolean {
+  const path = `/sys/block/${device.slice('/dev/'.length)}/queue/write_cache`;
+  if (readFileSync(path, 'utf8').trim() === 'write back') return false;
+  writeFileSync(path, 'write back');
+  return true;
 }
 
 /** Bytes read through a loop device (its sysfs stat counts 512-byte sectors; not reset by a detach). */

@@ -9,10 +9,14 @@ import { run } from './exec.js';
  *   punches holes), and ext4's inode tables are zeroed now with fallocate's zero-range (fast, keeps
  *   the extents) rather than by the kernel's lazy-init thread after mount, whose zero-out reaches
  *   the image through the loop device as hole punches.
+ * - `zeroed-image`: an image whose every block was written (prealloc=zero), and must stay so: as a
+ *   preallocated image, but mkfs writes the zeros of the inode tables instead of asking fallocate's
+ *   zero-range, which would turn those blocks back into unwritten extents (each one's first write
+ *   then costs the host a journalled conversion).
  * - `device`: a whole disk. No discard and lazy init, so a Create request never waits for a
  *   full-disk discard or for zeroing gigabytes of inode tables.
  */
-export type FormatTarget = 'sparse-image' | 'preallocated-image' | 'device';
+export type FormatTarget = 'sparse-image' | 'preallocated-image' | 'zeroed-image' | 'device';
 
 /**
  * ext4 features added where this kernel has them (/sys/fs/ext4/features lists them), so every
@@ -44,13 +48,16 @@ export async function makeFilesystem(
   extraFeatures: readonly string[] = [],
 ): Promise<void> {
   const keepBlocks = kind !== 'sparse-image';
+  const image = kind === 'preallocated-image' || kind === 'zeroed-image';
   if (fsType === 'ext4') {
-    const ext = [`lazy_itable_init=${kind === 'preallocated-image' ? 0 : 1}`, 'lazy_journal_init=1'];
+    const ext = [`lazy_itable_init=${image ? 0 : 1}`, 'lazy_journal_init=1'];
     if (keepBlocks) ext.push('nodiscard');
     const features = [...ext4Features(), ...extraFeatures];
     const featureArgs = features.length > 0 ? ['-O', features.join(',')] : [];
     const args = ['-q', '-F', '-b', '4096', '-m', '0', ...featureArgs, '-E', ext.join(',')];
-    await run('mkfs.ext4', [...args, '--', target], { timeoutMs: 300_000, niceness });
+    // e2fsprogs' switch from fallocate's zero-range (or hole punching) to writing zeros.
+    const env = kind === 'zeroed-image' ? { UNIX_IO_NOZEROOUT: '1' } : undefined;
+    await run('mkfs.ext4', [...args, '--', target], { timeoutMs: 300_000, niceness, env });
   } else {
     const args = ['-q', '-f', '-s', 'size=4096'];
     if (keepBlocks) args.push('-K');

@@ -37,6 +37,7 @@ export function volumeStatus(input: StatusInput) {
     fs: record.spec.fs,
     sparse: record.spec.sparse,
     encrypted: record.encryption !== undefined,
+    ...(record.spec.prealloc ? { prealloc: record.spec.prealloc } : {}),
     allocated: input.allocated,
     hostFree,
     ...(loop ? { hostProvisioned: totals.provisionedBytes } : {}),

@@ -112,6 +112,28 @@ describe('parseVolumeSpec', () => {
     expect(errorOf({ sparse })).toMatch(/sparse must be true or false/);
   });
 
+  it('reads prealloc=zero as a written, not sparse, image', () => {
+    expect(parseVolumeSpec({ prealloc: 'zero' }, defaults)).toMatchObject({
+      sparse: false,
+      prealloc: 'zero',
+    });
+    expect(parseVolumeSpec({ prealloc: 'zero', sparse: 'false' }, defaults)).toMatchObject({
+      sparse: false,
+      prealloc: 'zero',
+    });
+    expect(parseVolumeSpec({}, defaults)).not.toHaveProperty('prealloc');
+  });
+
+  it.each([
+    [{ prealloc: 'yes' }, /prealloc must be zero/],
+    [{ prealloc: 'zero', sparse: 'true' }, /drop sparse=true/],
+    [{ prealloc: 'zero', fs: 'xfs' }, /for ext4 volumes/],
+    [{ prealloc: 'zero', backend: 'disk' }, /for loop volumes/],
+    [{ prealloc: 'zero', from: 'src' }, /clone is copied sparse/],
+  ])('refuses %j', (opts, message) => {
+    expect(errorOf(opts)).toMatch(message);
+  });
+
   it.each(['uid', 'gid'])('accepts %s from 0 to 4294967294', (key) => {
     expect(parseVolumeSpec({ [key]: '0' }, defaults)).toMatchObject({ [key]: 0 });
     expect(parseVolumeSpec({ [key]: '4294967294' }, defaults)).toMatchObject({ [key]: 4294967294 });
