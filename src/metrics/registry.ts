@@ -58,6 +58,17 @@ export function createMetrics(
   gauge('loopvol_volumes', 'Volumes served', (f) => f.volumes);
   gauge('loopvol_volumes_mounted', 'Volumes mounted now', (f) => f.mounted);
   gauge('loopvol_volumes_encrypted', 'Volumes encrypted at rest (fscrypt)', (f) => f.encrypted);
+  new Gauge({
+    name: 'loopvol_volume_encrypted',
+    help: 'Per volume: 1 when it is encrypted at rest (fscrypt), 0 when it is not',
+    labelNames: ['volume'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const volume of service.names())
+        this.set({ volume }, Number(service.specOf(volume)?.encrypt === true));
+    },
+  });
   gauge('loopvol_provisioned_bytes', 'Sum of the sizes of loop volumes', (f) => f.provisionedBytes);
   gauge(
     'loopvol_allocated_bytes',

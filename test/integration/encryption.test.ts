@@ -8,6 +8,7 @@ import { unlocked } from '../../src/encryption/unlock.js';
 import { parseRecord } from '../../src/state/record.js';
 import { addKey, removeKey } from '../../src/system/fscrypt.js';
 import { ok } from '../helpers/calls.js';
+import { freePort } from '../helpers/net.js';
 import { type PluginProcess, pluginCases } from '../helpers/plugin.js';
 import { makeRepository } from '../helpers/restic.js';
 import { storageAvailable } from '../helpers/tools.js';
@@ -212,6 +213,27 @@ describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'mount', 'e2fsck', 'tun
       await p.stop();
       await chmod(key, 0o644);
       await expect(start(key)).rejects.toThrow(/mode 0644: others could read the key; chmod 0600 it/);
+    });
+
+    it('metrics say which volumes are encrypted', async () => {
+      const dir = await cases.begin('enc-metrics');
+      const port = await freePort();
+      const p = await cases.start({
+        args: [
+          '--spares',
+          '0',
+          '--key-file',
+          await keyFile(dir, 'master.key'),
+          '--metrics-listen',
+          `127.0.0.1:${port}`,
+        ],
+      });
+      await ok(p, 'VolumeDriver.Create', { Name: 'secret', Opts: { encrypt: 'true', size: '32M' } });
+      await ok(p, 'VolumeDriver.Create', { Name: 'open', Opts: { size: '32M' } });
+      const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      expect(text).toMatch(/^loopvol_volume_encrypted\{volume="secret"\} 1$/m);
+      expect(text).toMatch(/^loopvol_volume_encrypted\{volume="open"\} 0$/m);
+      expect(text).toMatch(/^loopvol_volumes_encrypted 1$/m);
     });
 
     it('gives the identifier the kernel gives (the ioctls agree with the local derivation)', async () => {
