@@ -91,6 +91,28 @@ describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'mount', 'restic', 'jav
       await dvdcli('unmount');
     });
 
+    it('an encrypted volume fails over to an agent with the same master key, which reads it', async () => {
+      const dir = await cases.begin('cluster-encrypted');
+      const key = join(dir, 'master.key');
+      await writeFile(key, randomBytes(32), { mode: 0o600 });
+      const env = { LOOPVOL_KEY_FILE: key };
+      const a = await agent(dir, 'agent-a', '/encrypted', env);
+      const b = await agent(dir, 'agent-b', '/encrypted', env);
+      const rows = randomBytes(1024 * 1024);
+      await writeFile(join(await mount(a, 'sec', { encrypt: 'true', size: '64M' }), 'rows'), rows);
+      await ok(a, 'Loopvol.Backup', { Name: 'sec' });
+
+      await a.kill();
+      await agentGone(backdrop, '/encrypted', 'agent-a');
+      // The takeover restores the image backup, which names the key; the new copy stays encrypted.
+      const mountB = await mount(b, 'sec');
+      expect(sha(await readFile(join(mountB, 'rows')))).toBe(sha(rows));
+      expect((await ok(b, 'VolumeDriver.Get', { Name: 'sec' })).Volume).toMatchObject({
+        Status: { encrypted: true, cluster: { owner: 'agent-b' } },
+      });
+      await ok(b, 'VolumeDriver.Unmount', { Name: 'sec', ID });
+    });
+
     it('a takeover killed during its restore restores again when retried, never empty', async () => {
       const dir = await cases.begin('cluster-resume');
       const a = await agent(dir, 'agent-a', '/resume');
