@@ -1,7 +1,7 @@
 import { copyFile, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { dockerSuite, execIn, runContainer, startContainer } from '../helpers/dockerd.js';
 import { freePort } from '../helpers/net.js';
 import { BIN, tableRow } from '../helpers/plugin.js';
@@ -46,6 +46,16 @@ describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'e2fsck', 'debugfs', 'm
         env: { DOCKER_HOST: `unix://${suite.env.dockerd.socket}` },
       });
     const image = (name: string) => join(suite.plugin.dataRoot, 'volumes', name, 'disk.img');
+    /**
+     * Waits until no loop device serves the volume's image. A container's mount namespace can keep
+     * the filesystem alive for a moment after dockerd's Unmount (the device's detach then waits for
+     * its last close), and an image written under a live filesystem is overwritten by it.
+     */
+    const released = (name: string) =>
+      vi.waitFor(
+        async () => expect((await execa('losetup', ['--associated', image(name)])).stdout).toBe(''),
+        { timeout: 10_000, interval: 50 },
+      );
 
     it('ls shows a volume a container is using, as a table and as JSON', async () => {
       const { docker, driver } = suite.env;
@@ -163,6 +173,7 @@ describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'e2fsck', 'debugfs', 'm
       } finally {
         await container.remove({ force: true });
       }
+      await released('crashed');
       await copyFile(dirty, image('crashed'));
       const after = await runContainer(docker, 'cat /data/kept', { Binds: ['crashed:/data'] });
       expect(after).toEqual({ exitCode: 0, output: 'kept\n' });
@@ -171,6 +182,7 @@ describe.runIf(storageAvailable(['losetup', 'mkfs.ext4', 'e2fsck', 'debugfs', 'm
       );
 
       // Damage preen must not fix by itself: the root directory's inode cleared, errors recorded.
+      await released('crashed');
       await execa('debugfs', ['-w', '-R', 'clri <2>', image('crashed')]);
       await execa('debugfs', ['-w', '-R', 'ssv state 2', image('crashed')]);
       await expect(runContainer(docker, 'true', { Binds: ['crashed:/data'] })).rejects.toThrow(
